@@ -1,0 +1,229 @@
+// Package cli is planrun's command line: it parses flags, loads plans, runs
+// the engine and renders what happened. It is the only package that prints.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/planrun/planrun/plan"
+	"github.com/planrun/planrun/steps"
+)
+
+// Exit codes.
+const (
+	ExitOK          = 0
+	ExitFailed      = 1   // a step or check failed (rollbacks, if any, succeeded)
+	ExitUsage       = 2   // bad flags, an invalid plan, a refused confirmation
+	ExitRollback    = 3   // a step failed and a rollback failed too
+	ExitLocked      = 4   // another apply holds the plan's lock
+	ExitInterrupted = 130 // cancelled by a signal or --timeout
+)
+
+// Version is set at build time.
+var Version = "dev"
+
+type command struct {
+	name    string
+	summary string
+	run     func(c *CLI, args []string) int
+}
+
+// CLI is one invocation's input and output.
+type CLI struct {
+	ctx    context.Context
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	// isTerminal reports whether stdin is an interactive terminal; a field so
+	// that tests can answer a confirmation.
+	isTerminal func() bool
+	registry   *steps.Registry
+	environ    []string
+}
+
+func commands() []command {
+	return []command{
+		{"validate", "Check a plan: syntax, variables, step arguments, assertions, the DAG", runValidate},
+		{"plan", "Show what apply would do, in order, without running anything", runPlan},
+		{"apply", "Run a plan", runApply},
+		{"graph", "Print the plan's DAG as DOT or Mermaid", runGraph},
+		{"fmt", "Rewrite HCL plans in canonical style", runFmt},
+		{"version", "Print planrun's version", runVersion},
+	}
+}
+
+// Run runs planrun with the given arguments (without the program name) and
+// returns the exit code.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	c := &CLI{
+		ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr,
+		isTerminal: func() bool { return isTerminal(stdin) },
+		registry:   steps.Builtin(),
+		environ:    os.Environ(),
+	}
+	return c.Main(args)
+}
+
+// Main dispatches to a subcommand.
+func (c *CLI) Main(args []string) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		c.usage(c.stdout)
+		if len(args) == 0 {
+			return ExitUsage
+		}
+		return ExitOK
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		return runVersion(c, nil)
+	}
+	for _, cmd := range commands() {
+		if cmd.name == args[0] {
+			return cmd.run(c, args[1:])
+		}
+	}
+	fmt.Fprintf(c.stderr, "planrun: unknown command %q\n\n", args[0])
+	c.usage(c.stderr)
+	return ExitUsage
+}
+
+func (c *CLI) usage(w io.Writer) {
+	fmt.Fprintln(w, "planrun runs database migrations described as plan files.")
+	fmt.Fprintln(w, "\nUsage: planrun COMMAND [flags] [PLAN]")
+	fmt.Fprintln(w, "\nCommands:")
+	for _, cmd := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", cmd.name, cmd.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'planrun COMMAND -h' for a command's flags.")
+}
+
+func runVersion(c *CLI, _ []string) int {
+	fmt.Fprintf(c.stdout, "planrun %s\n", Version)
+	return ExitOK
+}
+
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// multiFlag collects a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// varFlags are the flags of every command that loads a plan.
+type varFlags struct {
+	vars     multiFlag
+	varFiles multiFlag
+}
+
+func (v *varFlags) register(fs *flag.FlagSet) {
+	fs.Var(&v.vars, "var", "set a variable: -var name=value (repeatable)")
+	fs.Var(&v.varFiles, "var-file", "read variables from a .hcl, .json or .yaml file (repeatable)")
+}
+
+// newFlags makes a flag set that reports errors to stderr.
+func (c *CLI) newFlags(name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(c.stderr, "Usage: planrun %s %s\n\nFlags:\n", name, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses flags that may come before or after positional arguments.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+}
+
+// parseFlags parses and reports usage errors; ok is false when the command
+// should exit with code.
+func (c *CLI) parseFlags(fs *flag.FlagSet, args []string, maxPositional int) ([]string, int, bool) {
+	pos, err := parse(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil, ExitOK, false
+	}
+	if err != nil {
+		return nil, ExitUsage, false
+	}
+	if len(pos) > maxPositional {
+		fmt.Fprintf(c.stderr, "planrun %s: too many arguments: %s\n", fs.Name(), strings.Join(pos, " "))
+		return nil, ExitUsage, false
+	}
+	return pos, 0, true
+}
+
+// planPath picks the plan: the argument, or the only plan file in the
+// working directory.
+func (c *CLI) planPath(pos []string) (string, bool) {
+	if len(pos) > 0 {
+		return pos[0], true
+	}
+	var found []string
+	for _, name := range []string{"plan.hcl", "plan.yaml", "plan.yml"} {
+		if _, err := os.Stat(name); err == nil {
+			found = append(found, name)
+		}
+	}
+	if len(found) == 1 {
+		return found[0], true
+	}
+	fmt.Fprintln(c.stderr, "planrun: which plan? Give a plan file (or a directory of .hcl/.yaml files).")
+	return "", false
+}
+
+// load loads a plan and prints its diagnostics; ok is false on errors.
+func (c *CLI) load(path string, vf varFlags) (*plan.Plan, bool) {
+	p, diags := plan.Load(path, plan.Options{
+		Types:    c.registry,
+		Vars:     vf.vars,
+		VarFiles: vf.varFiles,
+		Environ:  c.environ,
+	})
+	files := map[string]*hcl.File{}
+	if p != nil {
+		files = p.Files
+	}
+	var secrets []string
+	if p != nil {
+		secrets = p.Secrets()
+	}
+	writeDiagnostics(c.stderr, files, diags, secrets)
+	return p, !diags.HasErrors() && p != nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

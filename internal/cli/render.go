@@ -1,0 +1,159 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/planrun/planrun/internal/engine"
+	"github.com/planrun/planrun/plan"
+)
+
+// jsonRenderer prints one JSON event per line (for CI).
+func jsonRenderer(w io.Writer) func(engine.Event) {
+	enc := json.NewEncoder(w)
+	return func(ev engine.Event) {
+		_ = enc.Encode(ev) // a closed stdout is not worth failing the run for
+	}
+}
+
+// textRenderer prints events as they happen, one or a few lines each.
+func textRenderer(w io.Writer) func(engine.Event) {
+	return func(ev engine.Event) {
+		switch ev.Type {
+		case engine.RunStarted:
+			fmt.Fprintf(w, "Applying plan %q (%s)\n\n", ev.Plan, plural(len(ev.Steps), "step"))
+		case engine.StepStarted:
+			fmt.Fprintf(w, "%s: running (%s)\n", ev.Step, ev.Uses)
+		case engine.StepLog:
+			fmt.Fprintf(w, "%s: %s\n", ev.Step, ev.Message)
+		case engine.StepRetrying:
+			fmt.Fprintf(w, "%s: %s: %s\n", ev.Step, ev.Message, ev.Error)
+		case engine.StepFinished:
+			switch ev.Status {
+			case engine.StatusSucceeded:
+				fmt.Fprintf(w, "%s: succeeded in %s\n", ev.Step, fmtDuration(secs(ev.Seconds)))
+			case engine.StatusSkipped:
+				fmt.Fprintf(w, "%s: %s\n", ev.Step, ev.Message)
+			case engine.StatusReused:
+				fmt.Fprintf(w, "%s: reused (%s)\n", ev.Step, ev.Message)
+			default:
+				fmt.Fprintf(w, "%s: %s after %s\n", ev.Step, ev.Status, fmtDuration(secs(ev.Seconds)))
+			}
+			writeAssertions(w, ev.Assertions)
+			if ev.Error != "" {
+				var ae bool
+				for _, a := range ev.Assertions {
+					if !a.Passed && a.Severity == string(plan.SeverityError) {
+						ae = true
+					}
+				}
+				if !ae {
+					fmt.Fprintf(w, "    error: %s\n", indentLines(ev.Error, "    "))
+				}
+			}
+		case engine.RollbackStarted:
+			fmt.Fprintf(w, "%s: rolling back (%s)\n", ev.Step, ev.Uses)
+		case engine.RollbackFinished:
+			switch ev.Status {
+			case engine.StatusRolledBack:
+				fmt.Fprintf(w, "%s: rolled back in %s\n", ev.Step, fmtDuration(secs(ev.Seconds)))
+			default:
+				fmt.Fprintf(w, "%s: rollback %s", ev.Step, ev.Status)
+				if ev.Error != "" {
+					fmt.Fprintf(w, ": %s", indentLines(ev.Error, "    "))
+				} else if ev.Message != "" {
+					fmt.Fprintf(w, ": %s", ev.Message)
+				}
+				fmt.Fprintln(w)
+			}
+			writeAssertions(w, ev.Assertions)
+		}
+	}
+}
+
+func writeAssertions(w io.Writer, asserts []engine.AssertResult) {
+	for _, a := range asserts {
+		switch {
+		case a.Passed:
+			fmt.Fprintf(w, "    ok    %s\n", a.That)
+		case a.Severity == string(plan.SeverityWarn):
+			fmt.Fprintf(w, "    WARN  %s\n", a.That)
+		default:
+			fmt.Fprintf(w, "    FAIL  %s\n", a.That)
+		}
+		if a.Passed {
+			continue
+		}
+		if a.Message != "" {
+			fmt.Fprintf(w, "          %s\n", indentLines(a.Message, "          "))
+		}
+		if a.Error != "" {
+			fmt.Fprintf(w, "          could not evaluate: %s\n", a.Error)
+		}
+		for _, v := range a.Values {
+			fmt.Fprintf(w, "          %s = %s\n", v.Expr, v.Value)
+		}
+	}
+}
+
+func indentLines(s, indent string) string {
+	return strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+indent)
+}
+
+func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// writeSummary prints the table at the end of a run.
+func writeSummary(w io.Writer, p *plan.Plan, res *engine.Result, sel func(*plan.Step) bool) {
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STEP\tTYPE\tSTATUS\tATTEMPTS\tDURATION\tASSERTIONS\tROLLBACK")
+	for _, st := range p.Steps {
+		if sel != nil && !sel(st) {
+			continue
+		}
+		sr := res.Steps[st.Addr]
+		dur := "-"
+		if d := sr.Duration(); d > 0 {
+			dur = fmtDuration(d)
+		}
+		asserts := "-"
+		if len(sr.Assertions) > 0 {
+			passed, warned := 0, 0
+			for _, a := range sr.Assertions {
+				if a.Passed {
+					passed++
+				} else if a.Severity == string(plan.SeverityWarn) {
+					warned++
+				}
+			}
+			asserts = fmt.Sprintf("%d/%d passed", passed, len(sr.Assertions))
+			if warned > 0 {
+				asserts += fmt.Sprintf(", %d warned", warned)
+			}
+		}
+		rb := "-"
+		if sr.Rollback != nil {
+			rb = string(sr.Rollback.Status)
+		}
+		attempts := "-"
+		if sr.Attempts > 0 {
+			attempts = fmt.Sprint(sr.Attempts)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Addr, st.Uses, sr.Status, attempts, dur, asserts, rb)
+	}
+	tw.Flush()
+	if p.Downtime != nil {
+		if res.Downtime != nil {
+			fmt.Fprintf(w, "\nDowntime (start of %s to end of %s): %s\n", p.Downtime.From, p.Downtime.To, fmtDuration(*res.Downtime))
+		} else {
+			fmt.Fprintf(w, "\nDowntime: not measured (%s or %s did not run)\n", p.Downtime.From, p.Downtime.To)
+		}
+	}
+	if res.RollbackInterrupted {
+		fmt.Fprintln(w, "\nRollbacks were interrupted: some hooks did not run. Check the state of the systems, then run 'planrun rollback'.")
+	}
+}

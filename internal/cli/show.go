@@ -1,0 +1,171 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclwrite"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/planrun/planrun/plan"
+)
+
+// writePlan shows what apply would do: waves of steps that can run
+// together, each with its arguments as known now, its assertions and its
+// rollback. took, when given, holds each step's duration in a recorded
+// rehearsal.
+func writePlan(w io.Writer, p *plan.Plan, selected func(*plan.Step) bool, took map[string]time.Duration) {
+	fmt.Fprintf(w, "Plan %q", p.Name)
+	if p.Description != "" {
+		fmt.Fprintf(w, ": %s", p.Description)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  on failure: %s\n", p.OnFailure)
+	if p.Downtime != nil {
+		fmt.Fprintf(w, "  downtime window: from the start of %s to the end of %s\n", p.Downtime.From, p.Downtime.To)
+	}
+	waves, _ := p.Graph.Waves()
+	n := 0
+	for _, wave := range waves {
+		var shown []*plan.Step
+		for _, addr := range wave {
+			if st := p.Step(addr); selected == nil || selected(st) {
+				shown = append(shown, st)
+			}
+		}
+		if len(shown) == 0 {
+			continue
+		}
+		n++
+		fmt.Fprintf(w, "\nWave %d\n", n)
+		for _, st := range shown {
+			writeStep(w, p, st, took)
+		}
+	}
+	if len(took) > 0 && p.Downtime != nil {
+		if d, ok := rehearsalDowntime(p, took); ok {
+			fmt.Fprintf(w, "\nExpected downtime (from the rehearsal): %s\n", fmtDuration(d))
+		}
+	}
+}
+
+// rehearsalDowntime adds up the recorded durations of the steps in the
+// downtime window along the plan's order (an upper bound when steps overlap).
+func rehearsalDowntime(p *plan.Plan, took map[string]time.Duration) (time.Duration, bool) {
+	waves, _ := p.Graph.Waves()
+	var total time.Duration
+	in := false
+	for _, wave := range waves {
+		var longest time.Duration
+		hit := false
+		for _, addr := range wave {
+			if addr == p.Downtime.From {
+				in = true
+			}
+			if in {
+				longest = max(longest, took[addr])
+			}
+			if addr == p.Downtime.To {
+				hit = true
+			}
+		}
+		total += longest
+		if hit && in {
+			return total, true
+		}
+	}
+	return 0, false
+}
+
+func writeStep(w io.Writer, p *plan.Plan, st *plan.Step, took map[string]time.Duration) {
+	fmt.Fprintf(w, "  + %s (%s)", st.Addr, st.Uses)
+	if d, ok := took[st.Addr]; ok {
+		fmt.Fprintf(w, "  [rehearsal: %s]", fmtDuration(d))
+	}
+	fmt.Fprintln(w)
+	if len(st.Deps) > 0 {
+		fmt.Fprintf(w, "      after: %s\n", strings.Join(st.Deps, ", "))
+	}
+	if st.When != nil {
+		fmt.Fprintf(w, "      when: %s", sourceText(p, st.When.Range()))
+		if v := st.WhenPreview; v != cty.NilVal && v.IsWhollyKnown() && !plan.IsSensitive(v) && v.Type() == cty.Bool && !v.IsNull() {
+			if v.True() {
+				fmt.Fprint(w, " (true: runs)")
+			} else {
+				fmt.Fprint(w, " (false: skipped)")
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	if st.Timeout > 0 {
+		fmt.Fprintf(w, "      timeout: %s\n", st.Timeout)
+	}
+	if st.Retry.Attempts > 1 {
+		fmt.Fprintf(w, "      retry: %d attempts, backoff %s\n", st.Retry.Attempts, st.Retry.Backoff)
+	}
+	writeArgs(w, st.Args, "      ")
+	for _, as := range st.Asserts {
+		sev := ""
+		if as.Severity == plan.SeverityWarn {
+			sev = " (warn)"
+		}
+		fmt.Fprintf(w, "      assert%s: %s\n", sev, as.That)
+	}
+	if rb := st.Rollback; rb != nil {
+		fmt.Fprintf(w, "      rollback: %s\n", rb.Uses)
+		writeArgs(w, rb.Args, "          ")
+	}
+}
+
+func writeArgs(w io.Writer, args []plan.Arg, indent string) {
+	width := 0
+	for _, a := range args {
+		width = max(width, len(a.Name))
+	}
+	for _, a := range args {
+		val := showValue(a.Value, indent+strings.Repeat(" ", width+3))
+		if a.Ref != "" {
+			val = a.Ref
+		}
+		fmt.Fprintf(w, "%s%-*s = %s\n", indent, width, a.Name, val)
+	}
+}
+
+// showValue renders a value as HCL, or says why it cannot be shown.
+func showValue(v cty.Value, indent string) string {
+	switch {
+	case plan.IsSensitive(v):
+		return "(sensitive)"
+	case !v.IsWhollyKnown():
+		return "(known after apply)"
+	case v.IsNull():
+		return "null"
+	case v.Type() == cty.String && strings.Contains(v.AsString(), "\n"):
+		lines := strings.Split(strings.TrimRight(v.AsString(), "\n"), "\n")
+		return "<<EOT\n" + indent + "  " + strings.Join(lines, "\n"+indent+"  ") + "\n" + indent + "EOT"
+	}
+	out := strings.TrimSpace(string(hclwrite.Format(hclwrite.TokensForValue(v).Bytes())))
+	return strings.ReplaceAll(out, "\n", "\n"+indent)
+}
+
+func sourceText(p *plan.Plan, rng hcl.Range) string {
+	f := p.Files[rng.Filename]
+	if f == nil || rng.End.Byte > len(f.Bytes) || rng.Start.Byte > rng.End.Byte {
+		return "(expression)"
+	}
+	return string(f.Bytes[rng.Start.Byte:rng.End.Byte])
+}
+
+func fmtDuration(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	default:
+		return d.Round(time.Second).String()
+	}
+}

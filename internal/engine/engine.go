@@ -1,0 +1,364 @@
+// Package engine runs a loaded plan: it schedules the DAG with bounded
+// parallelism, runs each step with its timeout and retries, checks its
+// assertions, and rolls back on failure. It prints nothing: everything it
+// does is reported as events.
+package engine
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/planrun/planrun/internal/redact"
+	"github.com/planrun/planrun/plan"
+	"github.com/planrun/planrun/steps"
+)
+
+// Options control a run.
+type Options struct {
+	Registry    *steps.Registry
+	RunID       string
+	Parallelism int // at most this many steps at once; 0 means min(NumCPU, 8)
+	// Select, when set, says which steps this run covers (--target, checks
+	// only). Dependencies outside the selection are not waited for.
+	Select      func(st *plan.Step) bool
+	AutoApprove bool
+	Prompt      func(ctx context.Context, question string) (string, error)
+	Events      func(Event) // called one event at a time
+	Redactor    *redact.Redactor
+	NoRollback  bool
+	// Reused are outputs of steps that completed in an earlier run of the
+	// same plan: they are not run again (resume).
+	Reused map[string]any
+	// RollbackContext is used for rollbacks once ctx is cancelled, so that a
+	// first Ctrl-C still rolls back and a second one stops that too.
+	// Nil means rollbacks are never cancelled.
+	RollbackContext context.Context
+	// StateDir returns a directory where a step may keep resumable state.
+	StateDir func(addr string) string
+	Now      func() time.Time
+}
+
+// StepResult is what happened to one step.
+type StepResult struct {
+	Addr       string
+	Uses       string
+	Status     Status
+	Attempts   int
+	Started    time.Time
+	Finished   time.Time
+	Output     any // normalized, not redacted
+	Err        error
+	Assertions []AssertResult
+	Rollback   *RollbackResult
+
+	ran bool // Run was called at least once: there may be something to undo
+	cty cty.Value
+}
+
+// Duration is how long the step took.
+func (r *StepResult) Duration() time.Duration {
+	if r.Started.IsZero() || r.Finished.IsZero() {
+		return 0
+	}
+	return r.Finished.Sub(r.Started)
+}
+
+// RollbackResult is what happened to a step's rollback hook.
+type RollbackResult struct {
+	Status   Status
+	Err      error
+	Duration time.Duration
+}
+
+// Result is what happened in a run.
+type Result struct {
+	Status   Status // succeeded, failed or interrupted
+	Err      error  // the first error; rollback errors never replace it
+	Steps    map[string]*StepResult
+	Order    []string // steps in the order they finished
+	Downtime *time.Duration
+	Started  time.Time
+	Finished time.Time
+	// RollbackFailed is set when a rollback hook failed.
+	RollbackFailed bool
+	// RollbackInterrupted is set when rollbacks were stopped (second Ctrl-C).
+	RollbackInterrupted bool
+}
+
+type run struct {
+	plan    *plan.Plan
+	opts    Options
+	emitMu  sync.Mutex
+	mu      sync.Mutex // guards results
+	results map[string]*StepResult
+	vars    map[*plan.Scope]map[string]any
+}
+
+// Run runs the plan and returns what happened. It returns when every step
+// it started has finished and every rollback has run.
+func Run(ctx context.Context, p *plan.Plan, opts Options) *Result {
+	if opts.Parallelism <= 0 {
+		opts.Parallelism = min(runtime.NumCPU(), 8)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Redactor == nil {
+		opts.Redactor = redact.New(p.Secrets()...)
+	}
+	r := &run{plan: p, opts: opts, results: map[string]*StepResult{}, vars: map[*plan.Scope]map[string]any{}}
+	res := &Result{Steps: r.results, Started: opts.Now()}
+
+	var selected []*plan.Step
+	isSelected := map[string]bool{}
+	for _, st := range p.Steps {
+		if opts.Select == nil || opts.Select(st) {
+			selected = append(selected, st)
+			isSelected[st.Addr] = true
+		}
+		r.results[st.Addr] = &StepResult{Addr: st.Addr, Uses: st.Uses, Status: StatusNotRun}
+	}
+	var addrs []string
+	for _, st := range selected {
+		addrs = append(addrs, st.Addr)
+	}
+	r.emit(Event{Type: RunStarted, Plan: p.Name, Hash: p.Hash, Steps: addrs})
+
+	order := map[string]int{}
+	for i, st := range p.Steps {
+		order[st.Addr] = i
+	}
+	waiting := map[string]int{}
+	ready := &stepHeap{order: order}
+	for _, st := range selected {
+		for _, d := range st.Deps {
+			if isSelected[d] {
+				waiting[st.Addr]++
+			}
+		}
+		if waiting[st.Addr] == 0 {
+			heap.Push(ready, st)
+		}
+	}
+
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	done := make(chan *plan.Step)
+	running := 0
+	stopped := false
+	for {
+		for !stopped && running < opts.Parallelism && ready.Len() > 0 {
+			if ctx.Err() != nil {
+				break
+			}
+			st := heap.Pop(ready).(*plan.Step)
+			running++
+			go func() {
+				r.runStep(runCtx, st)
+				done <- st
+			}()
+		}
+		if running == 0 {
+			break
+		}
+		ctxDone := ctx.Done()
+		if stopped {
+			ctxDone = nil // already cancelling: just wait for the running steps
+		}
+		var st *plan.Step
+		select {
+		case st = <-done:
+		case <-ctxDone:
+			stopped = true
+			cancelRun()
+			continue
+		}
+		running--
+		sr := r.result(st.Addr)
+		res.Order = append(res.Order, st.Addr)
+		switch sr.Status {
+		case StatusSucceeded, StatusSkipped, StatusReused:
+			for _, u := range p.Graph.Users(st.Addr) {
+				if !isSelected[u] {
+					continue
+				}
+				waiting[u]--
+				if waiting[u] == 0 {
+					heap.Push(ready, p.Step(u))
+				}
+			}
+		default:
+			if res.Err == nil {
+				res.Err = sr.Err
+			}
+			if !stopped {
+				// No new steps start; the running ones are cancelled and
+				// their rollbacks run too (they partly ran).
+				stopped = true
+				cancelRun()
+			}
+		}
+	}
+
+	switch {
+	case ctx.Err() != nil:
+		res.Status = StatusInterrupted
+		if res.Err == nil {
+			res.Err = fmt.Errorf("interrupted: %w", context.Cause(ctx))
+		}
+	case res.Err != nil:
+		res.Status = StatusFailed
+	default:
+		res.Status = StatusSucceeded
+	}
+	if res.Status != StatusSucceeded && p.OnFailure == plan.OnFailureRollback && !opts.NoRollback {
+		r.rollback(ctx, res)
+	}
+	res.Finished = opts.Now()
+	res.Downtime = r.downtime()
+	ev := Event{Type: RunFinished, Status: res.Status, Seconds: res.Finished.Sub(res.Started).Seconds()}
+	if res.Err != nil {
+		ev.Error = r.opts.Redactor.String(res.Err.Error())
+	}
+	if res.Downtime != nil {
+		s := res.Downtime.Seconds()
+		ev.Downtime = &s
+	}
+	r.emit(ev)
+	return res
+}
+
+func (r *run) result(addr string) *StepResult {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.results[addr]
+}
+
+// emit sends an event to the callback, one at a time, stamped.
+func (r *run) emit(ev Event) {
+	if r.opts.Events == nil {
+		return
+	}
+	ev.Time = r.opts.Now()
+	ev.Run = r.opts.RunID
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
+	r.opts.Events(ev)
+}
+
+// output returns a finished step's output for HCL references.
+func (r *run) output(addr string) (cty.Value, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sr := r.results[addr]
+	if sr == nil {
+		return cty.NilVal, false
+	}
+	switch sr.Status {
+	case StatusSucceeded, StatusReused, StatusFailed, StatusCancelled:
+	case StatusSkipped:
+		return cty.NullVal(cty.DynamicPseudoType), true
+	default:
+		if out, ok := r.opts.Reused[addr]; ok {
+			return ToCty(out), true
+		}
+		return cty.NilVal, false
+	}
+	if sr.cty == cty.NilVal {
+		sr.cty = ToCty(sr.Output)
+	}
+	return sr.cty, true
+}
+
+// rawOutput returns a finished step's output for assertions.
+func (r *run) rawOutput(addr string) (any, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sr := r.results[addr]
+	if sr != nil && (sr.Status == StatusSucceeded || sr.Status == StatusReused) {
+		return sr.Output, true
+	}
+	if out, ok := r.opts.Reused[addr]; ok {
+		return out, true
+	}
+	return nil, false
+}
+
+// downtime measures the declared window: from the start of one step to the
+// end of the other.
+func (r *run) downtime() *time.Duration {
+	d := r.plan.Downtime
+	if d == nil {
+		return nil
+	}
+	from, to := r.result(d.From), r.result(d.To)
+	if from == nil || to == nil || from.Started.IsZero() || to.Finished.IsZero() {
+		return nil
+	}
+	span := to.Finished.Sub(from.Started)
+	return &span
+}
+
+// rollback runs the rollback hooks of every step that ran, newest first.
+func (r *run) rollback(ctx context.Context, res *Result) {
+	rctx := r.opts.RollbackContext
+	if rctx == nil {
+		rctx = context.WithoutCancel(ctx)
+	}
+	for i := len(res.Order) - 1; i >= 0; i-- {
+		st := r.plan.Step(res.Order[i])
+		sr := r.result(st.Addr)
+		if st.Rollback == nil || !sr.ran {
+			continue
+		}
+		if rctx.Err() != nil {
+			res.RollbackInterrupted = true
+			sr.Rollback = &RollbackResult{Status: StatusCancelled, Err: errors.New("rollback stopped before it started")}
+			r.emit(Event{Type: RollbackFinished, Step: st.Addr, Uses: st.Rollback.Uses, Status: StatusCancelled, Message: "not started: rollbacks were interrupted"})
+			continue
+		}
+		r.emit(Event{Type: RollbackStarted, Step: st.Addr, Uses: st.Rollback.Uses})
+		start := r.opts.Now()
+		_, asserts, err := r.runAction(rctx, st, st.Rollback)
+		rb := &RollbackResult{Status: StatusRolledBack, Duration: r.opts.Now().Sub(start)}
+		if err != nil {
+			rb.Status, rb.Err = StatusFailed, err
+			res.RollbackFailed = true
+			if rctx.Err() != nil {
+				rb.Status = StatusCancelled
+				res.RollbackInterrupted = true
+			}
+		}
+		r.mu.Lock()
+		sr.Rollback = rb
+		r.mu.Unlock()
+		ev := Event{Type: RollbackFinished, Step: st.Addr, Uses: st.Rollback.Uses, Status: rb.Status, Seconds: rb.Duration.Seconds(), Assertions: asserts}
+		if err != nil {
+			ev.Error = r.opts.Redactor.String(err.Error())
+		}
+		r.emit(ev)
+	}
+}
+
+// stepHeap orders ready steps by declaration, so that runs are repeatable.
+type stepHeap struct {
+	steps []*plan.Step
+	order map[string]int
+}
+
+func (h *stepHeap) Len() int           { return len(h.steps) }
+func (h *stepHeap) Less(i, j int) bool { return h.order[h.steps[i].Addr] < h.order[h.steps[j].Addr] }
+func (h *stepHeap) Swap(i, j int)      { h.steps[i], h.steps[j] = h.steps[j], h.steps[i] }
+func (h *stepHeap) Push(x any)         { h.steps = append(h.steps, x.(*plan.Step)) }
+func (h *stepHeap) Pop() any {
+	last := h.steps[len(h.steps)-1]
+	h.steps = h.steps[:len(h.steps)-1]
+	return last
+}

@@ -1,0 +1,70 @@
+package engine
+
+import "time"
+
+// Event types, in the order a run emits them.
+const (
+	RunStarted       = "run_started"
+	StepStarted      = "step_started"
+	StepLog          = "step_log"
+	StepRetrying     = "step_retrying"
+	StepFinished     = "step_finished"
+	RollbackStarted  = "rollback_started"
+	RollbackFinished = "rollback_finished"
+	RunFinished      = "run_finished"
+)
+
+// Status of a step, a rollback or a run.
+type Status string
+
+// Statuses.
+const (
+	StatusSucceeded   Status = "succeeded"
+	StatusFailed      Status = "failed"
+	StatusSkipped     Status = "skipped"   // when = false
+	StatusCancelled   Status = "cancelled" // interrupted while running
+	StatusNotRun      Status = "not_run"   // never started: an earlier failure stopped the run
+	StatusReused      Status = "reused"    // completed in an earlier run of the same plan (resume)
+	StatusInterrupted Status = "interrupted"
+	StatusRolledBack  Status = "rolled_back"
+)
+
+// Event is one thing that happened in a run. The CLI renders events as
+// text or JSON lines; the journal records them. Everything in an event is
+// already redacted.
+type Event struct {
+	Time       time.Time      `json:"time"`
+	Type       string         `json:"type"`
+	Run        string         `json:"run,omitempty"`
+	Step       string         `json:"step,omitempty"`
+	Uses       string         `json:"uses,omitempty"`
+	Status     Status         `json:"status,omitempty"`
+	Attempt    int            `json:"attempt,omitempty"`
+	Seconds    float64        `json:"seconds,omitempty"`
+	Message    string         `json:"message,omitempty"`
+	Error      string         `json:"error,omitempty"`
+	Output     any            `json:"output,omitempty"`
+	Assertions []AssertResult `json:"assertions,omitempty"`
+
+	// run_started and run_finished
+	Plan     string   `json:"plan,omitempty"`
+	Hash     string   `json:"hash,omitempty"`
+	Steps    []string `json:"steps,omitempty"`
+	Downtime *float64 `json:"downtime_seconds,omitempty"`
+}
+
+// AssertResult is the verdict of one assertion.
+type AssertResult struct {
+	That     string      `json:"that"`
+	Severity string      `json:"severity"`
+	Passed   bool        `json:"passed"`
+	Message  string      `json:"message,omitempty"`
+	Values   []ReadValue `json:"values,omitempty"` // what the condition read, when it failed
+	Error    string      `json:"error,omitempty"`  // the condition could not be evaluated
+}
+
+// ReadValue is one value an assertion read.
+type ReadValue struct {
+	Expr  string `json:"expr"`
+	Value string `json:"value"`
+}

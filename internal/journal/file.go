@@ -1,0 +1,217 @@
+// Package journal records runs: every event of every run of a plan, so that
+// `planrun status` can show them and a later apply can resume. Records are
+// append-only JSON lines; nothing secret reaches them (events are redacted
+// before they are recorded).
+package journal
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/planrun/planrun/internal/engine"
+)
+
+// FileStore keeps runs under a directory (.planrun beside the plan):
+// DIR/PLAN/runs/RUN.jsonl.
+type FileStore struct {
+	Dir string
+}
+
+// RunWriter appends events to one run's record.
+type RunWriter interface {
+	Record(ev engine.Event) error
+	Close() error
+}
+
+// RunInfo summarises a recorded run.
+type RunInfo struct {
+	ID       string
+	Plan     string
+	Hash     string
+	Status   engine.Status // "" while unfinished (or crashed)
+	Started  string
+	Finished string
+}
+
+func (s *FileStore) planDir(plan string) string {
+	return filepath.Join(s.Dir, safeName(plan))
+}
+
+// safeName keeps a plan name usable as a directory name.
+func safeName(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	if b.Len() == 0 || b.String() == "." || b.String() == ".." {
+		return "plan"
+	}
+	return b.String()
+}
+
+// Create starts a new run record.
+func (s *FileStore) Create(_ context.Context, plan, runID string) (RunWriter, error) {
+	dir := filepath.Join(s.planDir(plan), "runs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, runID+".jsonl"), os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	return &fileWriter{f: f}, nil
+}
+
+// Append continues an existing run record (resume).
+func (s *FileStore) Append(_ context.Context, plan, runID string) (RunWriter, error) {
+	f, err := os.OpenFile(filepath.Join(s.planDir(plan), "runs", runID+".jsonl"), os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	return &fileWriter{f: f}, nil
+}
+
+type fileWriter struct {
+	f *os.File
+}
+
+// Record writes one event as one line in a single write, so that a crash
+// leaves at most a partial last line, never an interleaved one. Events that
+// mark progress are synced to disk before the run goes on.
+func (w *fileWriter) Record(ev engine.Event) error {
+	line, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	line = append(line, '\n')
+	if _, err := w.f.Write(line); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	switch ev.Type {
+	case engine.RunStarted, engine.StepFinished, engine.RollbackFinished, engine.RunFinished:
+		if err := w.f.Sync(); err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+	}
+	return nil
+}
+
+func (w *fileWriter) Close() error { return w.f.Close() }
+
+// Runs lists a plan's runs, newest first.
+func (s *FileStore) Runs(ctx context.Context, plan string) ([]RunInfo, error) {
+	dir := filepath.Join(s.planDir(plan), "runs")
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	var ids []string
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".jsonl") {
+			ids = append(ids, strings.TrimSuffix(e.Name(), ".jsonl"))
+		}
+	}
+	// Run ids start with a UTC timestamp, so name order is time order.
+	sort.Sort(sort.Reverse(sort.StringSlice(ids)))
+	var out []RunInfo
+	for _, id := range ids {
+		events, err := s.Events(ctx, plan, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Summarize(id, events))
+	}
+	return out, nil
+}
+
+// Events reads a run's events. A damaged record (a torn last line, garbage)
+// is an error that names the file and line: never a silent fresh start.
+func (s *FileStore) Events(_ context.Context, plan, runID string) ([]engine.Event, error) {
+	path := filepath.Join(s.planDir(plan), "runs", runID+".jsonl")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	return parseEvents(path, raw)
+}
+
+func parseEvents(path string, raw []byte) ([]engine.Event, error) {
+	var events []engine.Event
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	sc.Buffer(make([]byte, 0, 64*1024), 64*1024*1024)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := bytes.TrimSpace(sc.Bytes())
+		if len(text) == 0 {
+			continue
+		}
+		var ev engine.Event
+		dec := json.NewDecoder(bytes.NewReader(text))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&ev); err != nil || ev.Type == "" {
+			reason := "not an event"
+			if err != nil {
+				reason = err.Error()
+			}
+			return nil, &DamagedError{Path: path, Line: line, Reason: reason}
+		}
+		events = append(events, ev)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
+	if len(raw) > 0 && raw[len(raw)-1] != '\n' {
+		return nil, &DamagedError{Path: path, Line: line, Reason: "the last record is incomplete (the process was killed mid-write?)"}
+	}
+	if len(events) == 0 || events[0].Type != engine.RunStarted {
+		return nil, &DamagedError{Path: path, Line: 1, Reason: "a run record starts with run_started"}
+	}
+	return events, nil
+}
+
+// DamagedError says a journal file cannot be trusted.
+type DamagedError struct {
+	Path   string
+	Line   int
+	Reason string
+}
+
+func (e *DamagedError) Error() string {
+	return fmt.Sprintf("journal %s is damaged at line %d: %s; move it aside to start over (planrun apply --restart), or repair it", e.Path, e.Line, e.Reason)
+}
+
+// Summarize derives a run's summary from its events.
+func Summarize(id string, events []engine.Event) RunInfo {
+	info := RunInfo{ID: id}
+	for _, ev := range events {
+		switch ev.Type {
+		case engine.RunStarted:
+			info.Plan, info.Hash = ev.Plan, ev.Hash
+			if info.Started == "" {
+				info.Started = ev.Time.Format("2006-01-02 15:04:05")
+			}
+		case engine.RunFinished:
+			info.Status = ev.Status
+			info.Finished = ev.Time.Format("2006-01-02 15:04:05")
+		}
+	}
+	return info
+}

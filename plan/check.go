@@ -1,0 +1,336 @@
+package plan
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/gocty"
+)
+
+var expressionType = reflect.TypeOf((*hcl.Expression)(nil)).Elem()
+
+// validateContext is the context for checking a scope before anything runs:
+// variables marked sensitive, every step's output unknown but typed by its
+// step type, so that a wrong field is caught now.
+func (l *loader) validateContext(scope *Scope) (*hcl.EvalContext, hcl.Diagnostics) {
+	if scope.validateCtx != nil {
+		return scope.validateCtx, nil
+	}
+	outputs := func(addr string) (cty.Value, bool) {
+		st := l.stepIndex[addr]
+		if st == nil || st.Type == nil {
+			return cty.DynamicVal, true
+		}
+		return cty.UnknownVal(OutputShape(st.Type.Output()).CtyType()), true
+	}
+	var addrs []string
+	for addr := range l.stepIndex {
+		if l.stepIndex[addr].Scope == scope {
+			addrs = append(addrs, addr)
+		}
+	}
+	ctx, diags := scope.context(uniqueSorted(addrs), outputs, true)
+	scope.validateCtx = ctx
+	return ctx, diags
+}
+
+// checkSteps checks every step's arguments, assertions and rollback and
+// records what each reads.
+func (l *loader) checkSteps() hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	checked := map[*Scope]bool{}
+	for _, st := range l.plan.Steps {
+		ctx, d := l.validateContext(st.Scope)
+		if !checked[st.Scope] {
+			diags = append(diags, d...) // locals and databases: reported once per scope
+			for _, lo := range st.Scope.locals {
+				_, d := l.checkRefs(lo.Expr, st.Scope)
+				diags = append(diags, d...)
+			}
+			for _, db := range st.Scope.databases {
+				_, d := l.checkRefs(db.URL, st.Scope)
+				diags = append(diags, d...)
+			}
+			checked[st.Scope] = true
+		}
+		diags = append(diags, l.checkStep(st, ctx)...)
+	}
+	return diags
+}
+
+func (l *loader) checkStep(st *Step, ctx *hcl.EvalContext) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	var refs []string
+	if st.When != nil {
+		r, d := l.checkRefs(st.When, st.Scope)
+		diags = append(diags, d...)
+		refs = append(refs, r...)
+		if !d.HasErrors() {
+			v, d := st.When.Value(ctx)
+			diags = append(diags, d...)
+			if !d.HasErrors() {
+				st.WhenPreview = v
+				if _, err := convertValue(v, cty.Bool); err != nil {
+					diags = append(diags, &hcl.Diagnostic{
+						Severity: hcl.DiagError, Summary: "Invalid when",
+						Detail:  fmt.Sprintf("when must be true or false: %s.", err),
+						Subject: st.When.Range().Ptr(),
+					})
+				}
+			}
+		}
+	}
+	for _, dep := range st.DependsOn {
+		if strings.HasPrefix(dep, "library.") {
+			if !l.isLibrary(dep) {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError, Summary: "Reference to undeclared library",
+					Detail:  fmt.Sprintf("depends_on names %s, which is not declared.", dep),
+					Subject: st.dependsOnRange.Ptr(),
+				})
+			}
+			continue
+		}
+		addr := st.Scope.Prefix + dep
+		if l.stepIndex[addr] == nil {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError, Summary: "Reference to undeclared step",
+				Detail:  fmt.Sprintf("depends_on names %s, which is not declared.%s", dep, l.suggestStep(addr)),
+				Subject: st.dependsOnRange.Ptr(),
+			})
+		}
+	}
+	r, d := l.checkAction(&st.Action, st, ctx, true)
+	diags = append(diags, d...)
+	st.reads = uniqueSorted(append(append([]string(nil), refs...), r...))
+	st.refs = uniqueSorted(append(refs, st.refs...))
+	if st.Rollback != nil {
+		r, d := l.checkAction(st.Rollback, st, ctx, false)
+		diags = append(diags, d...)
+		// A rollback may read any step's output (its own included); those are
+		// not edges: it runs after the step.
+		st.Rollback.refs = uniqueSorted(append(r, st.Addr))
+	}
+	return diags
+}
+
+// checkAction decodes timeout, retry and assertions and checks the type's
+// arguments. It returns the steps the arguments and assertions read.
+func (l *loader) checkAction(a *Action, st *Step, ctx *hcl.EvalContext, isStep bool) ([]string, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	sctx := l.staticContext()
+	if a.pendingTimeout != nil {
+		diags = append(diags, decodeDuration(a.pendingTimeout, sctx, &a.Timeout)...)
+	}
+	a.Retry = Retry{Attempts: 1}
+	for i, blk := range a.pendingRetry {
+		if i > 0 {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate retry block", Subject: blk.DefRange.Ptr()})
+			continue
+		}
+		diags = append(diags, decodeRetry(blk, sctx, &a.Retry)...)
+	}
+	if a.Type == nil {
+		return nil, diags
+	}
+	var refs []string
+	r, d := l.checkArgs(a, st.Scope, ctx)
+	diags = append(diags, d...)
+	refs = append(refs, r...)
+	a.refs = uniqueSorted(append([]string(nil), r...))
+	for _, blk := range a.pendingAsserts {
+		as, r, d := l.compileAssert(blk, st, OutputShape(a.Type.Output()))
+		diags = append(diags, d...)
+		if as != nil {
+			a.Asserts = append(a.Asserts, as)
+			refs = append(refs, r...)
+		}
+	}
+	return refs, diags
+}
+
+func decodeRetry(blk *hcl.Block, ctx *hcl.EvalContext, r *Retry) hcl.Diagnostics {
+	content, diags := blk.Body.Content(retrySchema)
+	if a := content.Attributes["attempts"]; a != nil {
+		v, d := a.Expr.Value(ctx)
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			var n int
+			v, _ = v.UnmarkDeep()
+			if err := gocty.FromCtyValue(v, &n); err != nil || n < 1 {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError, Summary: "Invalid attempts",
+					Detail:  "attempts is a whole number of at least 1 (the total number of tries).",
+					Subject: a.Expr.Range().Ptr(),
+				})
+			} else {
+				r.Attempts = n
+			}
+		}
+	}
+	if a := content.Attributes["backoff"]; a != nil {
+		diags = append(diags, decodeDuration(a, ctx, &r.Backoff)...)
+	}
+	if a := content.Attributes["max_backoff"]; a != nil {
+		diags = append(diags, decodeDuration(a, ctx, &r.MaxBackoff)...)
+	}
+	if r.Backoff == 0 {
+		r.Backoff = time.Second
+	}
+	return diags
+}
+
+// checkArgs checks the type's own arguments: unknown ones, missing required
+// ones, references, and each value against the argument's type.
+func (l *loader) checkArgs(a *Action, scope *Scope, ctx *hcl.EvalContext) ([]string, hcl.Diagnostics) {
+	refs, args, diags := l.checkBody(a.Body, a.Type.Args(), scope, ctx)
+	a.Args = args
+	return refs, diags
+}
+
+func (l *loader) checkBody(body hcl.Body, argsType reflect.Type, scope *Scope, ctx *hcl.EvalContext) ([]string, []Arg, hcl.Diagnostics) {
+	for argsType.Kind() == reflect.Pointer {
+		argsType = argsType.Elem()
+	}
+	schema, _ := gohcl.ImpliedBodySchema(reflect.New(argsType).Interface())
+	content, diags := body.Content(schema)
+	var refs []string
+	var args []Arg
+	for _, attr := range sortedAttrs(content.Attributes) {
+		field, ok := hclField(argsType, attr.Name)
+		if !ok {
+			continue
+		}
+		r, d := l.checkRefs(attr.Expr, scope)
+		diags = append(diags, d...)
+		refs = append(refs, r...)
+		if d.HasErrors() || field.Type == expressionType {
+			continue
+		}
+		val, d := attr.Expr.Value(ctx)
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			continue
+		}
+		conv, err := convertValue(val, fieldCtyType(field.Type))
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError, Summary: "Incorrect argument type",
+				Detail:  fmt.Sprintf("Inappropriate value for argument %q: %s.", attr.Name, err),
+				Subject: attr.Expr.Range().Ptr(),
+			})
+			continue
+		}
+		arg := Arg{Name: attr.Name, Value: conv}
+		if trav, d := hcl.AbsTraversalForExpr(attr.Expr); !d.HasErrors() && trav.RootName() == "database" && len(trav) == 2 {
+			if ta, ok := trav[1].(hcl.TraverseAttr); ok {
+				arg.Ref = "database." + ta.Name
+			}
+		}
+		args = append(args, arg)
+	}
+	for _, blk := range content.Blocks {
+		field, ok := hclField(argsType, blk.Type)
+		if !ok {
+			continue
+		}
+		ft := field.Type
+		for ft.Kind() == reflect.Pointer || ft.Kind() == reflect.Slice {
+			ft = ft.Elem()
+		}
+		if nested, ok := nestedAction(ft); ok {
+			r, d := l.checkNested(blk, nested, scope, ctx)
+			diags = append(diags, d...)
+			refs = append(refs, r...)
+			continue
+		}
+		r, _, d := l.checkBody(blk.Body, ft, scope, ctx)
+		diags = append(diags, d...)
+		refs = append(refs, r...)
+	}
+	return refs, args, diags
+}
+
+// nestedAction reports whether a block struct is a nested step invocation
+// (a `uses` attribute plus a remain body), like wait's probe.
+func nestedAction(t reflect.Type) (reflect.StructField, bool) {
+	if t.Kind() != reflect.Struct {
+		return reflect.StructField{}, false
+	}
+	hasUses := false
+	var remain reflect.StructField
+	hasRemain := false
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("hcl")
+		if tag == "uses" {
+			hasUses = true
+		}
+		if tag == ",remain" {
+			remain, hasRemain = f, true
+		}
+	}
+	return remain, hasUses && hasRemain
+}
+
+func (l *loader) checkNested(blk *hcl.Block, _ reflect.StructField, scope *Scope, ctx *hcl.EvalContext) ([]string, hcl.Diagnostics) {
+	content, rest, diags := blk.Body.PartialContent(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "uses", Required: true}}})
+	var a Action
+	diags = append(diags, l.decodeUses(&a, content.Attributes["uses"])...)
+	if a.Type == nil {
+		return nil, diags
+	}
+	if !a.Type.ReadOnly() {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError, Summary: "Probe must be read-only",
+			Detail:  fmt.Sprintf("A %s probe runs many times; %q can change data. Use a read-only type (%s).", blk.Type, a.Uses, l.readOnlyTypes()),
+			Subject: content.Attributes["uses"].Expr.Range().Ptr(),
+		})
+	}
+	refs, _, d := l.checkBody(rest, a.Type.Args(), scope, ctx)
+	return refs, append(diags, d...)
+}
+
+// hclField finds the struct field with the given hcl tag name.
+func hclField(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("hcl")
+		for j := 0; j < len(tag); j++ {
+			if tag[j] == ',' {
+				tag = tag[:j]
+				break
+			}
+		}
+		if tag == name {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// fieldCtyType is the cty type an argument field accepts.
+func fieldCtyType(t reflect.Type) cty.Type {
+	if t.Kind() == reflect.Interface {
+		return cty.DynamicPseudoType
+	}
+	ty, err := gocty.ImpliedType(reflect.Zero(t).Interface())
+	if err != nil {
+		return cty.DynamicPseudoType
+	}
+	return ty
+}
+
+func (l *loader) isLibrary(addr string) bool {
+	for _, lib := range l.libraries {
+		if "library."+lib.Name == addr {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,548 @@
+package plan
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/ext/typeexpr"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/planrun/planrun/plan/yamlhcl"
+)
+
+// loader carries the state of one Load.
+type loader struct {
+	plan *Plan
+	opts Options
+
+	vars      []*Variable
+	locals    []*Local
+	databases []*Database
+	steps     []*Step
+	libraries []*Library
+	stepIndex map[string]*Step
+}
+
+var planBlockSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "name"}, {Name: "description"}, {Name: "on_failure"}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "downtime"}},
+}
+
+var downtimeSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "from", Required: true}, {Name: "to", Required: true}},
+}
+
+var variableSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "type"}, {Name: "default"}, {Name: "description"}, {Name: "sensitive"}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "validation"}},
+}
+
+var validationSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "condition", Required: true}, {Name: "error_message", Required: true}},
+}
+
+var databaseSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "url", Required: true}, {Name: "description"}},
+}
+
+var stepSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "uses", Required: true}, {Name: "depends_on"}, {Name: "when"},
+		{Name: "timeout"}, {Name: "description"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "retry"}, {Type: "assert"}, {Type: "rollback"}},
+}
+
+var rollbackSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "uses", Required: true}, {Name: "timeout"}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "retry"}, {Type: "assert"}},
+}
+
+var retrySchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "attempts"}, {Name: "backoff"}, {Name: "max_backoff"}},
+}
+
+var assertSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "that", Required: true}, {Name: "message"}, {Name: "severity"}},
+}
+
+var librarySchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "source", Required: true}, {Name: "inputs"}, {Name: "depends_on"}},
+}
+
+var stateSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "postgres", Required: true}},
+}
+
+func (l *loader) decode(blocks hcl.Blocks) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	seen := map[string]*hcl.Block{}
+	dup := func(b *hcl.Block, key, what string) bool {
+		if prev, ok := seen[key]; ok {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Duplicate " + what,
+				Detail:   fmt.Sprintf("A %s named %q was already declared at %s.", what, b.Labels[0], prev.DefRange),
+				Subject:  b.DefRange.Ptr(),
+			})
+			return true
+		}
+		seen[key] = b
+		return false
+	}
+	var planBlock *hcl.Block
+	var stateBlocks hcl.Blocks
+	for _, b := range blocks {
+		switch b.Type {
+		case "plan":
+			if planBlock != nil {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError, Summary: "Duplicate plan block",
+					Detail:  fmt.Sprintf("A plan has one plan block; the first is at %s.", planBlock.DefRange),
+					Subject: b.DefRange.Ptr(),
+				})
+				continue
+			}
+			planBlock = b
+		case "variable":
+			if !dup(b, "var."+b.Labels[0], "variable") {
+				v, d := decodeVariable(b, l.plan)
+				diags = append(diags, d...)
+				l.vars = append(l.vars, v)
+			}
+		case "locals":
+			attrs, d := b.Body.JustAttributes()
+			diags = append(diags, d...)
+			for _, a := range sortedAttrs(attrs) {
+				if prev, ok := seen["local."+a.Name]; ok {
+					diags = append(diags, &hcl.Diagnostic{
+						Severity: hcl.DiagError, Summary: "Duplicate local",
+						Detail:  fmt.Sprintf("A local named %q was already declared at %s.", a.Name, prev.DefRange),
+						Subject: a.NameRange.Ptr(),
+					})
+					continue
+				}
+				seen["local."+a.Name] = &hcl.Block{DefRange: a.NameRange}
+				l.locals = append(l.locals, &Local{Name: a.Name, Expr: a.Expr, Range: a.Range})
+			}
+		case "database":
+			if !dup(b, "database."+b.Labels[0], "database") {
+				content, d := b.Body.Content(databaseSchema)
+				diags = append(diags, d...)
+				if a := content.Attributes["url"]; a != nil {
+					l.databases = append(l.databases, &Database{Name: b.Labels[0], URL: a.Expr, DeclRange: b.DefRange})
+				}
+			}
+		case "step", "check":
+			// Steps and checks share one namespace so that addresses read unambiguously.
+			if !dup(b, "step:"+b.Labels[0], b.Type) {
+				st, d := l.decodeStep(b)
+				diags = append(diags, d...)
+				if st != nil {
+					l.steps = append(l.steps, st)
+				}
+			}
+		case "library":
+			if !dup(b, "library."+b.Labels[0], "library") {
+				lib, d := decodeLibrary(b)
+				diags = append(diags, d...)
+				if lib != nil {
+					l.libraries = append(l.libraries, lib)
+				}
+			}
+		case "state":
+			stateBlocks = append(stateBlocks, b)
+		}
+	}
+	for _, b := range stateBlocks {
+		if l.plan.State != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate state block", Subject: b.DefRange.Ptr()})
+			continue
+		}
+		content, d := b.Body.Content(stateSchema)
+		diags = append(diags, d...)
+		if a := content.Attributes["postgres"]; a != nil {
+			l.plan.State = &State{Postgres: a.Expr, Range: a.Range}
+		}
+	}
+
+	p := l.plan
+	p.Variables, p.Locals, p.Databases, p.Libraries = l.vars, l.locals, l.databases, l.libraries
+	p.root.locals, p.root.databases = l.locals, l.databases
+
+	// Variables first: everything else may read them.
+	diags = append(diags, l.resolveVariables()...)
+	if diags.HasErrors() {
+		return diags
+	}
+	if planBlock != nil {
+		diags = append(diags, l.decodePlanBlock(planBlock)...)
+	}
+	diags = append(diags, l.orderLocals()...)
+	diags = append(diags, l.loadLibraries()...)
+	l.stepIndex = p.byAddr
+	for _, st := range l.steps {
+		p.Steps = append(p.Steps, st)
+		p.byAddr[st.Addr] = st
+	}
+	for _, lib := range l.libraries {
+		for _, st := range lib.steps {
+			p.Steps = append(p.Steps, st)
+			p.byAddr[st.Addr] = st
+		}
+	}
+	if diags.HasErrors() {
+		return diags
+	}
+	diags = append(diags, l.checkSteps()...)
+	if p.Downtime != nil {
+		for _, addr := range []string{p.Downtime.From, p.Downtime.To} {
+			if p.byAddr[addr] == nil {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError, Summary: "Unknown downtime step",
+					Detail:  fmt.Sprintf("The downtime window names %s, which is not declared.%s", addr, l.suggestStep(addr)),
+					Subject: p.Downtime.Range.Ptr(),
+				})
+			}
+		}
+	}
+	if diags.HasErrors() {
+		return diags
+	}
+	diags = append(diags, l.buildGraph()...)
+	l.collectSecrets()
+	return diags
+}
+
+func sortedAttrs(attrs hcl.Attributes) []*hcl.Attribute {
+	out := make([]*hcl.Attribute, 0, len(attrs))
+	for _, a := range attrs {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Range.Start.Byte < out[j].Range.Start.Byte })
+	return out
+}
+
+func (l *loader) decodePlanBlock(b *hcl.Block) hcl.Diagnostics {
+	p := l.plan
+	content, diags := b.Body.Content(planBlockSchema)
+	if len(b.Labels) > 0 {
+		p.Name = b.Labels[0]
+	}
+	ctx := l.staticContext()
+	if a := content.Attributes["name"]; a != nil {
+		diags = append(diags, decodeString(a, ctx, &p.Name)...)
+	}
+	if a := content.Attributes["description"]; a != nil {
+		diags = append(diags, decodeString(a, ctx, &p.Description)...)
+	}
+	if a := content.Attributes["on_failure"]; a != nil {
+		var s string
+		diags = append(diags, decodeString(a, ctx, &s)...)
+		switch OnFailure(s) {
+		case OnFailureRollback, OnFailureStop:
+			p.OnFailure = OnFailure(s)
+		default:
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError, Summary: "Invalid on_failure",
+				Detail:  fmt.Sprintf("on_failure is %q or %q, not %q.", OnFailureRollback, OnFailureStop, s),
+				Subject: a.Expr.Range().Ptr(),
+			})
+		}
+	}
+	for _, db := range content.Blocks {
+		dc, d := db.Body.Content(downtimeSchema)
+		diags = append(diags, d...)
+		if dc.Attributes["from"] == nil || dc.Attributes["to"] == nil {
+			continue
+		}
+		from, d1 := stepTraversal(dc.Attributes["from"].Expr)
+		to, d2 := stepTraversal(dc.Attributes["to"].Expr)
+		diags = append(diags, d1...)
+		diags = append(diags, d2...)
+		if from != "" && to != "" {
+			p.Downtime = &Downtime{From: from, To: to, Range: db.DefRange}
+		}
+	}
+	return diags
+}
+
+// stepTraversal reads `step.x` or `check.x` from an expression.
+func stepTraversal(expr hcl.Expression) (string, hcl.Diagnostics) {
+	trav, diags := hcl.AbsTraversalForExpr(expr)
+	if diags.HasErrors() || len(trav) != 2 || (trav.RootName() != "step" && trav.RootName() != "check") {
+		return "", hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid reference",
+			Detail:   "A step reference is required here, such as step.dump or check.same_data.",
+			Subject:  expr.Range().Ptr(),
+		}}
+	}
+	attr, ok := trav[1].(hcl.TraverseAttr)
+	if !ok {
+		return "", hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid reference", Detail: "A step reference is required here, such as step.dump.", Subject: expr.Range().Ptr()}}
+	}
+	return trav.RootName() + "." + attr.Name, nil
+}
+
+func decodeString(a *hcl.Attribute, ctx *hcl.EvalContext, out *string) hcl.Diagnostics {
+	v, diags := a.Expr.Value(ctx)
+	if diags.HasErrors() {
+		return diags
+	}
+	v, _ = v.UnmarkDeep()
+	if v.IsNull() || !v.IsKnown() || !v.Type().Equals(cty.String) {
+		return append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError, Summary: "Invalid value",
+			Detail:  fmt.Sprintf("%s must be a string known before the run.", a.Name),
+			Subject: a.Expr.Range().Ptr(),
+		})
+	}
+	*out = v.AsString()
+	return diags
+}
+
+func decodeDuration(a *hcl.Attribute, ctx *hcl.EvalContext, out *time.Duration) hcl.Diagnostics {
+	var s string
+	diags := decodeString(a, ctx, &s)
+	if diags.HasErrors() {
+		return diags
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError, Summary: "Invalid duration",
+			Detail:  fmt.Sprintf("%s is a duration such as \"30s\", \"5m\" or \"2h\", not %q.", a.Name, s),
+			Subject: a.Expr.Range().Ptr(),
+		})
+	}
+	*out = d
+	return diags
+}
+
+func decodeVariable(b *hcl.Block, p *Plan) (*Variable, hcl.Diagnostics) {
+	v := &Variable{Name: b.Labels[0], Type: cty.DynamicPseudoType, DeclRange: b.DefRange}
+	content, diags := b.Body.Content(variableSchema)
+	if a := content.Attributes["type"]; a != nil {
+		ty, d := typeexpr.TypeConstraint(a.Expr)
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			v.Type = ty
+		}
+	}
+	ctx := &hcl.EvalContext{Functions: p.functions()}
+	if a := content.Attributes["description"]; a != nil {
+		diags = append(diags, decodeString(a, ctx, &v.Description)...)
+	}
+	if a := content.Attributes["sensitive"]; a != nil {
+		val, d := a.Expr.Value(ctx)
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			if val.Type() != cty.Bool || val.IsNull() {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid value", Detail: "sensitive must be true or false.", Subject: a.Expr.Range().Ptr()})
+			} else {
+				v.Sensitive = val.True()
+			}
+		}
+	}
+	if a := content.Attributes["default"]; a != nil {
+		val, d := a.Expr.Value(ctx)
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			conv, err := convertValue(val, v.Type)
+			if err != nil {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError, Summary: "Invalid default value",
+					Detail:  fmt.Sprintf("The default for variable %q does not match its type: %s.", v.Name, err),
+					Subject: a.Expr.Range().Ptr(),
+				})
+			} else {
+				v.Default = conv
+			}
+		}
+	}
+	for _, vb := range content.Blocks {
+		vc, d := vb.Body.Content(validationSchema)
+		diags = append(diags, d...)
+		if vc.Attributes["condition"] == nil || vc.Attributes["error_message"] == nil {
+			continue
+		}
+		val := &Validation{Condition: vc.Attributes["condition"].Expr, Range: vc.Attributes["condition"].Range}
+		diags = append(diags, decodeString(vc.Attributes["error_message"], ctx, &val.ErrorMessage)...)
+		v.Validations = append(v.Validations, val)
+	}
+	return v, diags
+}
+
+func decodeLibrary(b *hcl.Block) (*Library, hcl.Diagnostics) {
+	content, diags := b.Body.Content(librarySchema)
+	lib := &Library{Name: b.Labels[0], DeclRange: b.DefRange}
+	if a := content.Attributes["source"]; a != nil {
+		diags = append(diags, decodeString(a, &hcl.EvalContext{}, &lib.Source)...)
+	}
+	if a := content.Attributes["inputs"]; a != nil {
+		lib.Inputs = a.Expr
+	}
+	if a := content.Attributes["depends_on"]; a != nil {
+		deps, d := dependsOn(a)
+		diags = append(diags, d...)
+		lib.DependsOn = deps
+	}
+	return lib, diags
+}
+
+// dependsOn reads a list of step, check or library references.
+func dependsOn(a *hcl.Attribute) ([]string, hcl.Diagnostics) {
+	exprs, diags := hcl.ExprList(a.Expr)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	var out []string
+	for _, e := range exprs {
+		trav, d := hcl.AbsTraversalForExpr(e)
+		if d.HasErrors() || len(trav) < 2 {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError, Summary: "Invalid depends_on",
+				Detail:  "depends_on lists references such as step.dump, check.same_data or library.integrity.",
+				Subject: e.Range().Ptr(),
+			})
+			continue
+		}
+		attr, ok := trav[1].(hcl.TraverseAttr)
+		root := trav.RootName()
+		if !ok || len(trav) != 2 || (root != "step" && root != "check" && root != "library") {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError, Summary: "Invalid depends_on",
+				Detail:  "depends_on lists whole steps, checks or libraries (step.dump), not their attributes.",
+				Subject: e.Range().Ptr(),
+			})
+			continue
+		}
+		out = append(out, root+"."+attr.Name)
+	}
+	return out, diags
+}
+
+// decodeStep decodes what every step shares; the type's own arguments stay in
+// Body and are checked later against the type's schema (two-phase decoding).
+func (l *loader) decodeStep(b *hcl.Block) (*Step, hcl.Diagnostics) {
+	st := &Step{Kind: StepKind(b.Type), Name: b.Labels[0], Scope: l.plan.root}
+	st.Addr = b.Type + "." + st.Name
+	st.DeclRange = b.DefRange
+	content, body, diags := b.Body.PartialContent(stepSchema)
+	st.Body = body
+	if a := content.Attributes["description"]; a != nil {
+		diags = append(diags, decodeString(a, &hcl.EvalContext{}, &st.Description)...)
+	}
+	diags = append(diags, l.decodeUses(&st.Action, content.Attributes["uses"])...)
+	if st.Kind == KindCheck && st.Type != nil && !st.Type.ReadOnly() {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError, Summary: "Step type not allowed in a check",
+			Detail:  fmt.Sprintf("A check is read-only, and %q can change data. Use a step, or a read-only type (%s).", st.Uses, l.readOnlyTypes()),
+			Subject: content.Attributes["uses"].Expr.Range().Ptr(),
+		})
+	}
+	if a := content.Attributes["depends_on"]; a != nil {
+		deps, d := dependsOn(a)
+		diags = append(diags, d...)
+		st.DependsOn = deps
+		st.dependsOnRange = a.Range
+	}
+	if a := content.Attributes["when"]; a != nil {
+		st.When = a.Expr
+	}
+	if a := content.Attributes["timeout"]; a != nil {
+		st.pendingTimeout = a
+	}
+	for _, blk := range content.Blocks {
+		switch blk.Type {
+		case "retry":
+			st.pendingRetry = append(st.pendingRetry, blk)
+		case "assert":
+			st.pendingAsserts = append(st.pendingAsserts, blk)
+		case "rollback":
+			if st.Kind == KindCheck {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError, Summary: "Rollback in a check",
+					Detail:  "A check is read-only, so it has nothing to roll back.",
+					Subject: blk.DefRange.Ptr(),
+				})
+				continue
+			}
+			if st.Rollback != nil {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate rollback block", Detail: "A step has at most one rollback.", Subject: blk.DefRange.Ptr()})
+				continue
+			}
+			rb, d := l.decodeRollback(blk)
+			diags = append(diags, d...)
+			st.Rollback = rb
+		}
+	}
+	return st, diags
+}
+
+func (l *loader) decodeRollback(b *hcl.Block) (*Action, hcl.Diagnostics) {
+	a := &Action{DeclRange: b.DefRange}
+	content, body, diags := b.Body.PartialContent(rollbackSchema)
+	a.Body = body
+	diags = append(diags, l.decodeUses(a, content.Attributes["uses"])...)
+	a.pendingTimeout = content.Attributes["timeout"]
+	for _, blk := range content.Blocks {
+		switch blk.Type {
+		case "retry":
+			a.pendingRetry = append(a.pendingRetry, blk)
+		case "assert":
+			a.pendingAsserts = append(a.pendingAsserts, blk)
+		}
+	}
+	return a, diags
+}
+
+func (l *loader) decodeUses(a *Action, attr *hcl.Attribute) hcl.Diagnostics {
+	if attr == nil {
+		return nil
+	}
+	diags := decodeString(attr, &hcl.EvalContext{}, &a.Uses)
+	if diags.HasErrors() {
+		return diags
+	}
+	t, ok := l.opts.Types.Lookup(a.Uses)
+	if !ok {
+		detail := fmt.Sprintf("There is no step type %q.", a.Uses)
+		if s := yamlhcl.Suggest(a.Uses, l.opts.Types.Names()); s != "" {
+			detail += fmt.Sprintf(" Did you mean %q?", s)
+		}
+		detail += fmt.Sprintf(" The step types are: %s.", joinNames(l.opts.Types.Names()))
+		return append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError, Summary: "Unknown step type", Detail: detail,
+			Subject: attr.Expr.Range().Ptr(),
+		})
+	}
+	a.Type = t
+	return diags
+}
+
+func (l *loader) readOnlyTypes() string {
+	var names []string
+	for _, n := range l.opts.Types.Names() {
+		if t, _ := l.opts.Types.Lookup(n); t.ReadOnly() {
+			names = append(names, n)
+		}
+	}
+	return joinNames(names)
+}
+
+func joinNames(names []string) string {
+	sorted := append([]string(nil), names...)
+	sort.Strings(sorted)
+	out := ""
+	for i, n := range sorted {
+		if i > 0 {
+			out += ", "
+		}
+		out += n
+	}
+	return out
+}

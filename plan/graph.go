@@ -1,0 +1,139 @@
+package plan
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/planrun/planrun/internal/dag"
+)
+
+// buildGraph makes the DAG: an edge for every reference (HCL traversals and
+// assertion reads) and every depends_on.
+func (l *loader) buildGraph() hcl.Diagnostics {
+	p := l.plan
+	g := dag.New()
+	for _, st := range p.Steps {
+		g.Add(st.Addr)
+	}
+	var diags hcl.Diagnostics
+	for _, st := range p.Steps {
+		deps := append([]string(nil), st.reads...)
+		for _, d := range st.DependsOn {
+			if strings.HasPrefix(d, "library.") {
+				for _, other := range p.Steps {
+					if strings.HasPrefix(other.Addr, d+".") {
+						deps = append(deps, other.Addr)
+					}
+				}
+				continue
+			}
+			deps = append(deps, st.Scope.Prefix+d)
+		}
+		st.Deps = uniqueSorted(deps)
+		for _, d := range st.Deps {
+			if g.Has(d) {
+				_ = g.DependOn(st.Addr, d) // both vertices exist: cannot fail
+			}
+		}
+	}
+	for _, cycle := range g.Cycles() {
+		first := p.byAddr[cycle[0]]
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Dependency cycle",
+			Detail:   fmt.Sprintf("These depend on each other, so none can run first: %s.", strings.Join(cycle, " -> ")),
+			Subject:  first.DeclRange.Ptr(),
+		})
+	}
+	p.Graph = g
+	return diags
+}
+
+// collectSecrets gathers the strings to redact: sensitive variable values
+// (every string inside them) and passwords in database URLs.
+func (l *loader) collectSecrets() {
+	p := l.plan
+	var secrets []string
+	for name, v := range p.root.vars {
+		if p.root.sensitive[name] {
+			secrets = append(secrets, stringLeaves(v)...)
+		}
+	}
+	if ctx := p.root.validateCtx; ctx != nil {
+		if dbs, ok := ctx.Variables["database"]; ok && dbs.Type().IsObjectType() {
+			for it := dbs.ElementIterator(); it.Next(); {
+				_, db := it.Element()
+				u, _ := db.GetAttr("url").UnmarkDeep()
+				if u.IsKnown() && !u.IsNull() && u.Type() == cty.String {
+					if pw := URLPassword(u.AsString()); pw != "" {
+						secrets = append(secrets, pw)
+					}
+				}
+			}
+		}
+	}
+	p.secrets = uniqueSorted(secrets)
+}
+
+func stringLeaves(v cty.Value) []string {
+	v, _ = v.UnmarkDeep()
+	if v.IsNull() || !v.IsKnown() {
+		return nil
+	}
+	switch {
+	case v.Type() == cty.String:
+		return []string{v.AsString()}
+	case v.Type() == cty.Number:
+		return []string{v.AsBigFloat().Text('f', -1)}
+	case v.CanIterateElements():
+		var out []string
+		for it := v.ElementIterator(); it.Next(); {
+			_, e := it.Element()
+			out = append(out, stringLeaves(e)...)
+		}
+		return out
+	}
+	return nil
+}
+
+// URLPassword extracts the password from a postgres:// URL or a key=value
+// connection string; "" when there is none.
+func URLPassword(conn string) string {
+	if strings.Contains(conn, "://") {
+		u, err := url.Parse(conn)
+		if err == nil && u.User != nil {
+			if pw, ok := u.User.Password(); ok {
+				return pw
+			}
+		}
+		if err == nil {
+			if pw := u.Query().Get("password"); pw != "" {
+				return pw
+			}
+		}
+		return ""
+	}
+	for _, field := range strings.Fields(conn) {
+		if k, v, ok := strings.Cut(field, "="); ok && k == "password" {
+			return strings.Trim(v, "'")
+		}
+	}
+	return ""
+}
+
+// loadLibraries binds library blocks; see library.go.
+func (l *loader) loadLibraries() hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, lib := range l.libraries {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError, Summary: "Libraries are not supported yet",
+			Detail:  fmt.Sprintf("library %q: this version of planrun cannot load check libraries.", lib.Name),
+			Subject: lib.DeclRange.Ptr(),
+		})
+	}
+	return diags
+}

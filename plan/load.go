@@ -1,0 +1,190 @@
+package plan
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/planrun/planrun/plan/yamlhcl"
+)
+
+// Options control loading.
+type Options struct {
+	Types    Types    // the step types; required
+	Vars     []string // "-var name=value", in order
+	VarFiles []string // "-var-file FILE" (.hcl, .json, .yaml), in order
+	Environ  []string // the process environment for env() and PLANRUN_VAR_*; nil means os.Environ()
+	// Libraries resolves a library source to a local directory; nil allows
+	// only local paths relative to the plan.
+	Libraries func(lib *Library) (dir string, diags hcl.Diagnostics)
+}
+
+// Load reads a plan file (or a directory of .hcl/.yaml files), resolves its
+// variables, checks every step against its type, compiles the assertions and
+// builds the DAG. All problems come back at once as diagnostics.
+func Load(path string, opts Options) (*Plan, hcl.Diagnostics) {
+	if opts.Types == nil {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "No step types", Detail: "plan.Load needs Options.Types."}}
+	}
+	if opts.Environ == nil {
+		opts.Environ = os.Environ()
+	}
+	files, err := planFiles(path)
+	if err != nil {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read plan", Detail: err.Error()}}
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read plan", Detail: err.Error()}}
+	}
+	dir := abs
+	if st, err := os.Stat(abs); err == nil && !st.IsDir() {
+		dir = filepath.Dir(abs)
+	}
+	p := &Plan{
+		Path:      path,
+		Dir:       dir,
+		Files:     map[string]*hcl.File{},
+		OnFailure: OnFailureRollback,
+		byAddr:    map[string]*Step{},
+		environ:   opts.Environ,
+	}
+	p.root = &Scope{plan: p, vars: nil, sensitive: map[string]bool{}}
+	// Built now, so that concurrent RunContext calls only read them.
+	p.functions()
+	p.pathObject()
+	l := &loader{plan: p, opts: opts, stepIndex: map[string]*Step{}}
+
+	var blocks hcl.Blocks
+	var diags hcl.Diagnostics
+	hash := sha256.New()
+	for _, name := range files {
+		src, err := os.ReadFile(name)
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read plan file", Detail: err.Error()})
+			continue
+		}
+		fmt.Fprintf(hash, "%s\x00%d\x00", filepath.Base(name), len(src))
+		hash.Write(src)
+		b, d := l.parseFile(name, src)
+		diags = append(diags, d...)
+		blocks = append(blocks, b...)
+	}
+	p.Hash = hex.EncodeToString(hash.Sum(nil))
+	if diags.HasErrors() {
+		return p, diags
+	}
+	diags = append(diags, l.decode(blocks)...)
+	if p.Name == "" {
+		p.Name = strings.TrimSuffix(filepath.Base(abs), filepath.Ext(abs))
+	}
+	return p, diags
+}
+
+// planFiles lists the files of a plan: the file itself, or a directory's
+// .hcl/.yaml/.yml files in name order.
+func planFiles(path string) ([]string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return []string{path}, nil
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() || !isPlanFile(e.Name()) {
+			continue
+		}
+		out = append(out, filepath.Join(path, e.Name()))
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no .hcl, .yaml or .yml files", path)
+	}
+	return out, nil
+}
+
+func isPlanFile(name string) bool {
+	switch filepath.Ext(name) {
+	case ".hcl", ".yaml", ".yml":
+		return !strings.HasSuffix(name, ".lock.hcl")
+	}
+	return false
+}
+
+func isYAML(name string) bool {
+	ext := filepath.Ext(name)
+	return ext == ".yaml" || ext == ".yml"
+}
+
+var rootSchema = &hcl.BodySchema{
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "plan", LabelNames: []string{"name"}},
+		{Type: "variable", LabelNames: []string{"name"}},
+		{Type: "locals"},
+		{Type: "database", LabelNames: []string{"name"}},
+		{Type: "step", LabelNames: []string{"name"}},
+		{Type: "check", LabelNames: []string{"name"}},
+		{Type: "library", LabelNames: []string{"name"}},
+		{Type: "state"},
+	},
+}
+
+// yamlRootSchema mirrors rootSchema: named maps keyed by the block label.
+var yamlRootSchema = &hcl.BodySchema{
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "plan"},
+		{Type: "variables", LabelNames: []string{"name"}},
+		{Type: "locals"},
+		{Type: "databases", LabelNames: []string{"name"}},
+		{Type: "steps", LabelNames: []string{"name"}},
+		{Type: "checks", LabelNames: []string{"name"}},
+		{Type: "libraries", LabelNames: []string{"name"}},
+		{Type: "state"},
+	},
+}
+
+var yamlBlockTypes = map[string]string{
+	"variables": "variable", "databases": "database", "steps": "step",
+	"checks": "check", "libraries": "library",
+}
+
+func (l *loader) parseFile(name string, src []byte) (hcl.Blocks, hcl.Diagnostics) {
+	if isYAML(name) {
+		yf, diags := yamlhcl.Parse(src, name)
+		l.plan.Files[name] = &hcl.File{Bytes: src}
+		if diags.HasErrors() || yf.Root == nil {
+			return nil, diags
+		}
+		content, d := yf.Body(yf.Root).Content(yamlRootSchema)
+		diags = append(diags, d...)
+		for _, b := range content.Blocks {
+			if t, ok := yamlBlockTypes[b.Type]; ok {
+				b.Type = t
+			}
+		}
+		return content.Blocks, diags
+	}
+	f, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
+	if f == nil {
+		return nil, diags
+	}
+	l.plan.Files[name] = f
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	content, d := f.Body.Content(rootSchema)
+	return content.Blocks, append(diags, d...)
+}

@@ -1,0 +1,480 @@
+// Package yamlhcl presents YAML documents as hcl.Body values, the way hcl's
+// own JSON syntax does, so that one decoder serves HCL and YAML plans alike.
+//
+// Mappings become bodies: a key is an attribute or a block depending on the
+// schema asked for (a sequence of mappings is several blocks). String scalars
+// are HCL templates, so "${step.dump.output.path}" evaluates, and adds a
+// reference, exactly as it does in HCL. Every position is an hcl.Range into
+// the YAML file, so diagnostics point at the YAML line and column.
+package yamlhcl
+
+import (
+	"bytes"
+	"fmt"
+	"math/big"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/agext/levenshtein"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+	"gopkg.in/yaml.v3"
+)
+
+// File is a parsed YAML file.
+type File struct {
+	Name  string
+	Bytes []byte
+	Root  *yaml.Node // the document's top mapping (nil for an empty file)
+	lines []int      // byte offset of each line start
+}
+
+// Parse parses YAML source. An empty document gives a File with a nil Root.
+func Parse(src []byte, filename string) (*File, hcl.Diagnostics) {
+	f := &File{Name: filename, Bytes: src, lines: lineStarts(src)}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		line, msg := 1, strings.TrimPrefix(err.Error(), "yaml: ")
+		if m := yamlErrLine.FindStringSubmatch(msg); m != nil {
+			line, _ = strconv.Atoi(m[1])
+			msg = m[2]
+		}
+		pos := f.Pos(line, 1)
+		return f, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid YAML",
+			Detail:   msg,
+			Subject:  &hcl.Range{Filename: filename, Start: pos, End: pos},
+		}}
+	}
+	if len(doc.Content) == 0 {
+		return f, nil
+	}
+	f.Root = doc.Content[0]
+	if f.Root.Kind != yaml.MappingNode {
+		return f, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid plan file",
+			Detail:   "The top level of a YAML plan must be a mapping (plan:, variables:, steps:, ...).",
+			Subject:  f.NodeRange(f.Root).Ptr(),
+		}}
+	}
+	return f, nil
+}
+
+var yamlErrLine = regexp.MustCompile(`^line (\d+): (.*)$`)
+
+func lineStarts(src []byte) []int {
+	starts := []int{0}
+	for i, b := range src {
+		if b == '\n' {
+			starts = append(starts, i+1)
+		}
+	}
+	return starts
+}
+
+// Pos converts a YAML line and column (1-based, column in characters) to an hcl.Pos.
+func (f *File) Pos(line, col int) hcl.Pos {
+	if line < 1 {
+		line = 1
+	}
+	if line > len(f.lines) {
+		line = len(f.lines)
+	}
+	off := f.lines[line-1]
+	for c := 1; c < col && off < len(f.Bytes) && f.Bytes[off] != '\n'; c++ {
+		_, size := utf8.DecodeRune(f.Bytes[off:])
+		off += size
+	}
+	return hcl.Pos{Line: line, Column: col, Byte: off}
+}
+
+// advance moves pos forward over n bytes of the file, staying on its line.
+func (f *File) advance(pos hcl.Pos, n int) hcl.Pos {
+	for i := 0; i < n && pos.Byte < len(f.Bytes) && f.Bytes[pos.Byte] != '\n'; {
+		_, size := utf8.DecodeRune(f.Bytes[pos.Byte:])
+		pos.Byte += size
+		pos.Column++
+		i += size
+	}
+	return pos
+}
+
+// NodeRange is the source range of a node: exact for one-line scalars, from
+// the node's start to the end of its last child for collections.
+func (f *File) NodeRange(n *yaml.Node) hcl.Range {
+	start := f.Pos(n.Line, n.Column)
+	end := f.nodeEnd(n)
+	if end.Byte < start.Byte {
+		end = start
+	}
+	return hcl.Range{Filename: f.Name, Start: start, End: end}
+}
+
+func (f *File) nodeEnd(n *yaml.Node) hcl.Pos {
+	if len(n.Content) > 0 {
+		return f.nodeEnd(n.Content[len(n.Content)-1])
+	}
+	start := f.Pos(n.Line, n.Column)
+	width := len(n.Value)
+	switch n.Style {
+	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
+		width += 2
+	}
+	if n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode {
+		width = 2 // "{}" or "[]"
+	}
+	return f.advance(start, width)
+}
+
+// Body returns n (a mapping) as an hcl.Body.
+func (f *File) Body(n *yaml.Node) hcl.Body {
+	return &body{file: f, node: n, hidden: map[string]bool{}}
+}
+
+// Expr returns n as an HCL expression.
+func (f *File) Expr(n *yaml.Node) (hcl.Expression, hcl.Diagnostics) {
+	return f.expr(n)
+}
+
+func (f *File) expr(n *yaml.Node) (hclsyntax.Expression, hcl.Diagnostics) {
+	switch n.Kind {
+	case yaml.AliasNode:
+		return f.expr(n.Alias)
+	case yaml.SequenceNode:
+		rng := f.NodeRange(n)
+		tuple := &hclsyntax.TupleConsExpr{SrcRange: rng, OpenRange: f.openRange(n)}
+		var diags hcl.Diagnostics
+		for _, item := range n.Content {
+			e, d := f.expr(item)
+			diags = append(diags, d...)
+			tuple.Exprs = append(tuple.Exprs, e)
+		}
+		return tuple, diags
+	case yaml.MappingNode:
+		rng := f.NodeRange(n)
+		obj := &hclsyntax.ObjectConsExpr{SrcRange: rng, OpenRange: f.openRange(n)}
+		var diags hcl.Diagnostics
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			key := &hclsyntax.LiteralValueExpr{Val: cty.StringVal(k.Value), SrcRange: f.NodeRange(k)}
+			val, d := f.expr(v)
+			diags = append(diags, d...)
+			obj.Items = append(obj.Items, hclsyntax.ObjectConsItem{
+				KeyExpr:   &hclsyntax.ObjectConsKeyExpr{Wrapped: key},
+				ValueExpr: val,
+			})
+		}
+		return obj, diags
+	}
+	return f.scalarExpr(n)
+}
+
+func (f *File) openRange(n *yaml.Node) hcl.Range {
+	start := f.Pos(n.Line, n.Column)
+	return hcl.Range{Filename: f.Name, Start: start, End: f.advance(start, 1)}
+}
+
+func (f *File) scalarExpr(n *yaml.Node) (hclsyntax.Expression, hcl.Diagnostics) {
+	rng := f.NodeRange(n)
+	lit := func(v cty.Value) hclsyntax.Expression { return &hclsyntax.LiteralValueExpr{Val: v, SrcRange: rng} }
+	switch n.ShortTag() {
+	case "!!null":
+		return lit(cty.NullVal(cty.DynamicPseudoType)), nil
+	case "!!bool":
+		var b bool
+		if err := n.Decode(&b); err != nil {
+			return lit(cty.DynamicVal), scalarDiag(rng, err)
+		}
+		return lit(cty.BoolVal(b)), nil
+	case "!!int", "!!float":
+		text := strings.ReplaceAll(n.Value, "_", "")
+		num, ok := new(big.Float).SetPrec(512).SetString(text)
+		if !ok {
+			var fl float64
+			if err := n.Decode(&fl); err != nil {
+				return lit(cty.DynamicVal), scalarDiag(rng, err)
+			}
+			return lit(cty.NumberFloatVal(fl)), nil
+		}
+		return lit(cty.NumberVal(num)), nil
+	}
+	// Strings (and anything else) are templates, as in HCL.
+	start := rng.Start
+	if n.Style == yaml.DoubleQuotedStyle || n.Style == yaml.SingleQuotedStyle {
+		start = f.advance(start, 1)
+	}
+	tmpl, diags := hclsyntax.ParseTemplate([]byte(n.Value), f.Name, start)
+	return &StringExpr{Expression: tmpl, Raw: n.Value, file: f, start: start, rng: rng}, diags
+}
+
+func scalarDiag(rng hcl.Range, err error) hcl.Diagnostics {
+	return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid value", Detail: err.Error(), Subject: rng.Ptr()}}
+}
+
+// StringExpr is a YAML string: an HCL template that can also be read as a bare
+// traversal (depends_on: [step.dump]) or a type expression (type: list(string)).
+type StringExpr struct {
+	hclsyntax.Expression
+	Raw   string
+	file  *File
+	start hcl.Pos
+	rng   hcl.Range
+}
+
+// Range covers the whole scalar, quotes included.
+func (e *StringExpr) Range() hcl.Range { return e.rng }
+
+// StartRange is the start of the scalar.
+func (e *StringExpr) StartRange() hcl.Range { return e.rng }
+
+// UnwrapExpression exposes the template to hcl's expression helpers.
+func (e *StringExpr) UnwrapExpression() hcl.Expression { return e.Expression }
+
+// ContentStart is where the string's text starts in the file (after a quote).
+func (e *StringExpr) ContentStart() hcl.Pos { return e.start }
+
+// AsTraversal reads "step.dump" or "${step.dump}" as a traversal, so that
+// hcl.AbsTraversalForExpr works on YAML strings as it does on HCL references.
+func (e *StringExpr) AsTraversal() hcl.Traversal {
+	src, start := e.Raw, e.start
+	trimmed := strings.TrimSpace(src)
+	if strings.HasPrefix(trimmed, "${") && strings.HasSuffix(trimmed, "}") && strings.Count(trimmed, "${") == 1 {
+		offset := strings.Index(src, "${") + 2
+		start = e.file.advance(start, offset)
+		src = strings.TrimSuffix(trimmed[2:], "}")
+	}
+	trav, diags := hclsyntax.ParseTraversalAbs([]byte(src), e.file.Name, start)
+	if diags.HasErrors() {
+		return nil
+	}
+	return trav
+}
+
+// ExprCall reads "list(string)" as a function call, for type expressions.
+func (e *StringExpr) ExprCall() *hcl.StaticCall {
+	expr, diags := hclsyntax.ParseExpression([]byte(e.Raw), e.file.Name, e.start)
+	if diags.HasErrors() {
+		return nil
+	}
+	call, diags := hcl.ExprCall(expr)
+	if diags.HasErrors() {
+		return nil
+	}
+	return call
+}
+
+type body struct {
+	file   *File
+	node   *yaml.Node
+	hidden map[string]bool
+}
+
+func (b *body) MissingItemRange() hcl.Range {
+	start := b.file.Pos(b.node.Line, b.node.Column)
+	return hcl.Range{Filename: b.file.Name, Start: start, End: start}
+}
+
+type entry struct {
+	key, value *yaml.Node
+}
+
+// entries lists the mapping's visible keys in order, reporting duplicates.
+func (b *body) entries() ([]entry, hcl.Diagnostics) {
+	if b.node.Kind != yaml.MappingNode {
+		if b.node.Kind == yaml.ScalarNode && b.node.ShortTag() == "!!null" {
+			return nil, nil
+		}
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid block",
+			Detail:   "A mapping is required here.",
+			Subject:  b.file.NodeRange(b.node).Ptr(),
+		}}
+	}
+	var out []entry
+	var diags hcl.Diagnostics
+	seen := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(b.node.Content); i += 2 {
+		k, v := b.node.Content[i], b.node.Content[i+1]
+		if b.hidden[k.Value] {
+			continue
+		}
+		if prev, dup := seen[k.Value]; dup {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Duplicate key",
+				Detail:   fmt.Sprintf("The key %q was already given at line %d.", k.Value, prev.Line),
+				Subject:  b.file.NodeRange(k).Ptr(),
+			})
+			continue
+		}
+		seen[k.Value] = k
+		out = append(out, entry{k, v})
+	}
+	return out, diags
+}
+
+func (b *body) Content(schema *hcl.BodySchema) (*hcl.BodyContent, hcl.Diagnostics) {
+	content, remain, diags := b.PartialContent(schema)
+	rest, d := remain.(*body).entries()
+	diags = append(diags, d...)
+	var names []string
+	for _, a := range schema.Attributes {
+		names = append(names, a.Name)
+	}
+	for _, bl := range schema.Blocks {
+		names = append(names, bl.Type)
+	}
+	for _, e := range rest {
+		detail := fmt.Sprintf("An argument named %q is not expected here.", e.key.Value)
+		if s := Suggest(e.key.Value, names); s != "" {
+			detail += fmt.Sprintf(" Did you mean %q?", s)
+		}
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Unsupported argument",
+			Detail:   detail,
+			Subject:  b.file.NodeRange(e.key).Ptr(),
+		})
+	}
+	return content, diags
+}
+
+func (b *body) PartialContent(schema *hcl.BodySchema) (*hcl.BodyContent, hcl.Body, hcl.Diagnostics) {
+	entries, diags := b.entries()
+	byName := map[string]entry{}
+	for _, e := range entries {
+		byName[e.key.Value] = e
+	}
+	content := &hcl.BodyContent{Attributes: hcl.Attributes{}, MissingItemRange: b.MissingItemRange()}
+	remain := &body{file: b.file, node: b.node, hidden: map[string]bool{}}
+	for k := range b.hidden {
+		remain.hidden[k] = true
+	}
+	for _, as := range schema.Attributes {
+		e, ok := byName[as.Name]
+		if !ok {
+			if as.Required {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Missing required argument",
+					Detail:   fmt.Sprintf("The argument %q is required, but no definition was found.", as.Name),
+					Subject:  b.MissingItemRange().Ptr(),
+				})
+			}
+			continue
+		}
+		remain.hidden[as.Name] = true
+		expr, d := b.file.Expr(e.value)
+		diags = append(diags, d...)
+		keyRange := b.file.NodeRange(e.key)
+		content.Attributes[as.Name] = &hcl.Attribute{
+			Name:      as.Name,
+			Expr:      expr,
+			Range:     hcl.RangeBetween(keyRange, expr.Range()),
+			NameRange: keyRange,
+		}
+	}
+	for _, bs := range schema.Blocks {
+		e, ok := byName[bs.Type]
+		if !ok {
+			continue
+		}
+		remain.hidden[bs.Type] = true
+		blocks, d := b.blocks(bs, e)
+		diags = append(diags, d...)
+		content.Blocks = append(content.Blocks, blocks...)
+	}
+	return content, remain, diags
+}
+
+// blocks turns `key: {...}` or `key: [{...}, {...}]` into blocks; with labels,
+// `key: {label: {...}}`.
+func (b *body) blocks(bs hcl.BlockHeaderSchema, e entry) (hcl.Blocks, hcl.Diagnostics) {
+	keyRange := b.file.NodeRange(e.key)
+	if len(bs.LabelNames) > 0 {
+		labelled := &body{file: b.file, node: e.value, hidden: map[string]bool{}}
+		items, diags := labelled.entries()
+		var out hcl.Blocks
+		for _, it := range items {
+			lr := b.file.NodeRange(it.key)
+			out = append(out, &hcl.Block{
+				Type:        bs.Type,
+				Labels:      []string{it.key.Value},
+				Body:        b.file.Body(it.value),
+				DefRange:    lr,
+				TypeRange:   keyRange,
+				LabelRanges: []hcl.Range{lr},
+			})
+		}
+		return out, diags
+	}
+	var nodes []*yaml.Node
+	switch e.value.Kind {
+	case yaml.SequenceNode:
+		nodes = e.value.Content
+	default:
+		nodes = []*yaml.Node{e.value}
+	}
+	var out hcl.Blocks
+	var diags hcl.Diagnostics
+	for _, n := range nodes {
+		if n.Kind != yaml.MappingNode {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Invalid block",
+				Detail:   fmt.Sprintf("%q must be a mapping, or a list of mappings.", bs.Type),
+				Subject:  b.file.NodeRange(n).Ptr(),
+			})
+			continue
+		}
+		out = append(out, &hcl.Block{
+			Type:      bs.Type,
+			Body:      b.file.Body(n),
+			DefRange:  hcl.RangeBetween(keyRange, b.file.openRange(n)),
+			TypeRange: keyRange,
+		})
+	}
+	return out, diags
+}
+
+func (b *body) JustAttributes() (hcl.Attributes, hcl.Diagnostics) {
+	entries, diags := b.entries()
+	attrs := hcl.Attributes{}
+	for _, e := range entries {
+		expr, d := b.file.Expr(e.value)
+		diags = append(diags, d...)
+		keyRange := b.file.NodeRange(e.key)
+		attrs[e.key.Value] = &hcl.Attribute{
+			Name:      e.key.Value,
+			Expr:      expr,
+			Range:     hcl.RangeBetween(keyRange, expr.Range()),
+			NameRange: keyRange,
+		}
+	}
+	return attrs, diags
+}
+
+// Suggest returns the closest of the candidates to given, or "" when none is close.
+func Suggest(given string, candidates []string) string {
+	best, bestDist := "", 3
+	for _, c := range candidates {
+		if d := levenshtein.Distance(given, c, nil); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}
+
+// Snippet returns the bytes of the file covered by rng (for tests and messages).
+func (f *File) Snippet(rng hcl.Range) string {
+	if rng.Start.Byte < 0 || rng.End.Byte > len(f.Bytes) || rng.Start.Byte > rng.End.Byte {
+		return ""
+	}
+	return string(bytes.TrimSpace(f.Bytes[rng.Start.Byte:rng.End.Byte]))
+}

@@ -90,8 +90,17 @@ type Registry struct {
 // Builtin returns the built-in step types.
 func Builtin() *Registry {
 	return New(map[string]Type{
-		"exec":  execType,
-		"sleep": sleepType,
+		"approve":    approveType,
+		"compare":    compareType,
+		"exec":       execType,
+		"http":       httpType,
+		"pg_dump":    pgDumpType,
+		"pg_restore": pgRestoreType,
+		"preflight":  preflightType,
+		"sequences":  sequencesType,
+		"sleep":      sleepType,
+		"sql":        sqlType,
+		"wait":       waitType,
 	})
 }
 

@@ -1,0 +1,203 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Database is a database argument (database = database.NAME): the block's
+// name and its connection string (a postgres:// URL or key=value pairs).
+type Database struct {
+	Name string `cty:"name"`
+	URL  string `cty:"url"`
+}
+
+// pinnedSettings fix every session setting that changes how values print as
+// text, so that both sides of a comparison render rows identically.
+var pinnedSettings = map[string]string{
+	"TimeZone":           "UTC",
+	"DateStyle":          "ISO, YMD",
+	"IntervalStyle":      "postgres",
+	"extra_float_digits": "3",
+	"bytea_output":       "hex",
+	"client_encoding":    "UTF8",
+	"application_name":   "planrun",
+}
+
+// connConfig parses a database's connection string, registers its password
+// as a secret and pins the session settings. readOnly makes every
+// transaction of the session read-only (checks).
+func connConfig(env *Env, db *Database, readOnly bool) (*pgx.ConnConfig, error) {
+	if db == nil || db.URL == "" {
+		return nil, errors.New("no database given")
+	}
+	cfg, err := pgx.ParseConfig(db.URL)
+	if err != nil {
+		// pgx's parse errors may quote the connection string: say only what is wrong.
+		return nil, fmt.Errorf("database %s: cannot parse the connection string (a postgres:// URL or key=value pairs): %s", db.Name, parseProblem(err))
+	}
+	if env != nil && env.Secrets != nil && cfg.Password != "" {
+		env.Secrets(cfg.Password)
+	}
+	for k, v := range pinnedSettings {
+		cfg.RuntimeParams[k] = v
+	}
+	if readOnly {
+		cfg.RuntimeParams["default_transaction_read_only"] = "on"
+	}
+	return cfg, nil
+}
+
+func parseProblem(err error) string {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) && pe.Unwrap() != nil {
+		return pe.Unwrap().Error()
+	}
+	return "invalid syntax"
+}
+
+// connect opens a connection to a database argument.
+func connect(ctx context.Context, env *Env, db *Database, readOnly bool) (*pgx.Conn, error) {
+	cfg, err := connConfig(env, db, readOnly)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to database %s (%s): %w", db.Name, describe(cfg), err)
+	}
+	return conn, nil
+}
+
+// describe names a connection without its password.
+func describe(cfg *pgx.ConnConfig) string {
+	return fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
+}
+
+// libpq returns what a libpq tool (pg_dump, pg_restore, psql) needs to reach
+// a database: a connection string without the password, and the environment
+// that carries the password, so that it never shows in `ps`.
+func libpq(env *Env, db *Database) (conn string, environ []string, err error) {
+	cfg, err := connConfig(env, db, false)
+	if err != nil {
+		return "", nil, err
+	}
+	u := url.URL{Scheme: "postgresql", Host: fmt.Sprintf("%s:%d", cfg.Host, cfg.Port), Path: "/" + cfg.Database}
+	if cfg.User != "" {
+		u.User = url.User(cfg.User)
+	}
+	q := url.Values{}
+	if mode := sslMode(db.URL); mode != "" {
+		q.Set("sslmode", mode)
+	}
+	u.RawQuery = q.Encode()
+	environ = []string{}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PGPASSWORD=") {
+			environ = append(environ, kv)
+		}
+	}
+	if cfg.Password != "" {
+		environ = append(environ, "PGPASSWORD="+cfg.Password)
+	}
+	return u.String(), environ, nil
+}
+
+// sslMode reads sslmode from either connection string form.
+func sslMode(conn string) string {
+	if strings.Contains(conn, "://") {
+		if u, err := url.Parse(conn); err == nil {
+			return u.Query().Get("sslmode")
+		}
+		return ""
+	}
+	for _, f := range strings.Fields(conn) {
+		if k, v, ok := strings.Cut(f, "="); ok && k == "sslmode" {
+			return v
+		}
+	}
+	return ""
+}
+
+// BinDirEnv overrides where planrun looks for pg_dump, pg_restore and psql.
+const BinDirEnv = "PLANRUN_PG_BINDIR"
+
+var majorRe = regexp.MustCompile(`\(PostgreSQL\) (\d+)`)
+
+// pgTool finds a PostgreSQL client tool whose major version is at least
+// minMajor (pg_dump refuses servers newer than itself): $PLANRUN_PG_BINDIR,
+// then /usr/lib/postgresql/*/bin newest first, then PATH.
+func pgTool(ctx context.Context, name string, minMajor int) (string, int, error) {
+	var candidates []string
+	if dir := os.Getenv(BinDirEnv); dir != "" {
+		candidates = append(candidates, filepath.Join(dir, name))
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return versionOf(dirs[i]) > versionOf(dirs[j]) })
+	for _, d := range dirs {
+		candidates = append(candidates, filepath.Join(d, name))
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		candidates = append(candidates, p)
+	}
+	var found []string
+	for _, c := range candidates {
+		if _, err := os.Stat(c); err != nil {
+			continue
+		}
+		out, err := exec.CommandContext(ctx, c, "--version").Output()
+		if err != nil {
+			continue
+		}
+		m := majorRe.FindSubmatch(out)
+		if m == nil {
+			continue
+		}
+		major, _ := strconv.Atoi(string(m[1]))
+		if major >= minMajor {
+			return c, major, nil
+		}
+		found = append(found, fmt.Sprintf("%s (%d)", c, major))
+	}
+	if len(found) > 0 {
+		return "", 0, fmt.Errorf("%s %d or newer is needed for a PostgreSQL %d server; found only %s. Install the newer client (apt-get install -y postgresql-client-%d) or set %s",
+			name, minMajor, minMajor, strings.Join(found, ", "), minMajor, BinDirEnv)
+	}
+	return "", 0, fmt.Errorf("%s not found: install the PostgreSQL client tools (apt-get install -y postgresql-client) or set %s", name, BinDirEnv)
+}
+
+func versionOf(binDir string) int {
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
+	return v
+}
+
+// serverMajor asks a server for its major version.
+func serverMajor(ctx context.Context, conn *pgx.Conn) (int, error) {
+	var num int
+	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num); err != nil {
+		return 0, fmt.Errorf("server version: %w", err)
+	}
+	return num / 10000, nil
+}
+
+// quoteIdent quotes an SQL identifier.
+func quoteIdent(s string) string {
+	return pgx.Identifier{s}.Sanitize()
+}
+
+// qualified quotes schema.name.
+func qualified(schema, name string) string {
+	return pgx.Identifier{schema, name}.Sanitize()
+}

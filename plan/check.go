@@ -285,13 +285,6 @@ func (l *loader) checkNested(blk *hcl.Block, _ reflect.StructField, scope *Scope
 	if a.Type == nil {
 		return nil, diags
 	}
-	if !a.Type.ReadOnly() {
-		diags = append(diags, &hcl.Diagnostic{
-			Severity: hcl.DiagError, Summary: "Probe must be read-only",
-			Detail:  fmt.Sprintf("A %s probe runs many times; %q can change data. Use a read-only type (%s).", blk.Type, a.Uses, l.readOnlyTypes()),
-			Subject: content.Attributes["uses"].Expr.Range().Ptr(),
-		})
-	}
 	refs, _, d := l.checkBody(rest, a.Type.Args(), scope, ctx)
 	return refs, append(diags, d...)
 }
@@ -316,7 +309,7 @@ func hclField(t reflect.Type, name string) (reflect.StructField, bool) {
 
 // fieldCtyType is the cty type an argument field accepts.
 func fieldCtyType(t reflect.Type) cty.Type {
-	if t.Kind() == reflect.Interface {
+	if t.Kind() == reflect.Interface || t == ctyValueType {
 		return cty.DynamicPseudoType
 	}
 	ty, err := gocty.ImpliedType(reflect.Zero(t).Interface())

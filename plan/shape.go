@@ -88,6 +88,7 @@ func (s *Shape) FieldNames() []string {
 var (
 	durationType = reflect.TypeOf(time.Duration(0))
 	timeType     = reflect.TypeOf(time.Time{})
+	ctyValueType = reflect.TypeOf(cty.Value{})
 )
 
 // OutputShape derives a shape from a Go type using json tags.
@@ -101,6 +102,8 @@ func shapeOf(t reflect.Type, tag string) *Shape {
 		t = t.Elem()
 	}
 	switch {
+	case t == ctyValueType:
+		return &Shape{Kind: KindAny}
 	case t == timeType:
 		return &Shape{Kind: KindString}
 	case t == durationType:

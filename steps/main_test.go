@@ -7,8 +7,8 @@ import (
 	"github.com/planrun/planrun/internal/pgtest"
 )
 
-// source and target are this package's two throwaway servers, started once;
+// Source and Target are this package's two throwaway servers, started once;
 // each test takes fresh databases on them with FreshDB.
-var source, target *pgtest.Server
+var Source, Target *pgtest.Server
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &source, &target)) }
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &Source, &Target)) }

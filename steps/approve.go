@@ -3,18 +3,83 @@ package steps
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"strings"
+	"time"
 )
 
 // ApproveArgs are the arguments of approve.
-type ApproveArgs struct{}
+type ApproveArgs struct {
+	Message string `hcl:"message,optional" doc:"The question shown to the operator (default \"Continue?\"); they must type yes."`
+}
 
 // ApproveOutput is the output of approve.
-type ApproveOutput struct{}
+type ApproveOutput struct {
+	Approved   bool    `json:"approved" doc:"The operator typed yes (or --auto-approve was given)."`
+	ApprovedBy string  `json:"approved_by" doc:"The operating-system user who answered, or \"--auto-approve\"."`
+	At         string  `json:"at" doc:"When it was approved (RFC 3339, UTC)."`
+	Seconds    float64 `json:"seconds" doc:"How long the operator took to answer."`
+}
 
-// approveType is being written; it fails when run until then.
+// autoApprover is approved_by when --auto-approve passed the gate.
+const autoApprover = "--auto-approve"
+
+// approveType changes nothing, so it may gate a check run too.
 var approveType = Def[ApproveArgs, ApproveOutput]{
-	Summary: "(in progress)",
-	Fn: func(context.Context, *Env, *ApproveArgs) (*ApproveOutput, error) {
-		return nil, errors.New("approve: not built yet")
-	},
+	Summary:    "A manual gate: asks the operator to type yes on the terminal; --auto-approve passes it.",
+	IsReadOnly: true,
+	Fn:         runApprove,
+}
+
+func runApprove(ctx context.Context, env *Env, a *ApproveArgs) (*ApproveOutput, error) {
+	msg := strings.TrimSpace(a.Message)
+	if msg == "" {
+		msg = "Continue?"
+	}
+	if env.AutoApprove {
+		env.Logf("approved by --auto-approve: %s", msg)
+		return &ApproveOutput{Approved: true, ApprovedBy: autoApprover, At: time.Now().UTC().Format(time.RFC3339)}, nil
+	}
+	if env.Prompt == nil {
+		return nil, errors.New("approve: the run is not interactive, so nobody can approve; run it from a terminal or pass --auto-approve")
+	}
+	start := time.Now()
+	// Prompt owns the terminal read and returns when ctx is done (Ctrl-C, the
+	// step's timeout), so there is nothing here to wait for besides it.
+	answer, err := env.Prompt(ctx, msg+" Type yes to continue: ")
+	now := time.Now()
+	out := &ApproveOutput{ApprovedBy: operator(), At: now.UTC().Format(time.RFC3339), Seconds: now.Sub(start).Seconds()}
+	if ctx.Err() != nil {
+		return out, fmt.Errorf("approve: no answer: %w", ctx.Err())
+	}
+	if err != nil {
+		return out, fmt.Errorf("approve: reading the answer: %w", err)
+	}
+	// Only the whole word, like Terraform: "y" or "Yes, but..." is not a yes.
+	if strings.TrimSpace(answer) != "yes" {
+		return out, fmt.Errorf("approve: not approved (the answer was %q, not \"yes\")", cutAnswer(strings.TrimSpace(answer), 40))
+	}
+	out.Approved = true
+	return out, nil
+}
+
+// operator names who answered, for the journal: the OS user, or $USER when
+// the user database cannot say (some containers).
+func operator() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	if name := os.Getenv("USER"); name != "" {
+		return name
+	}
+	return "unknown"
+}
+
+func cutAnswer(s string, n int) string {
+	if len(s) > n {
+		return strings.ToValidUTF8(s[:n], "") + "…"
+	}
+	return s
 }

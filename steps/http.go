@@ -1,20 +1,260 @@
 package steps
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
 )
 
 // HTTPArgs are the arguments of http.
-type HTTPArgs struct{}
+//
+// The request body is given one of two ways. `json = { maintenance = true }`
+// encodes any HCL (or YAML) value and sends it as application/json: it reads
+// well in both syntaxes and needs no jsonencode. `body = "..."` sends a string
+// as is; when no Content-Type header is given its type is guessed, so that
+// `body = jsonencode({...})` (the Terraform habit) is sent as JSON too.
+//
+// The per-request limit is `request_timeout`, not `timeout`: `timeout` is the
+// step-level argument every step type shares (it bounds the whole attempt).
+type HTTPArgs struct {
+	URL                string            `hcl:"url" doc:"The URL to request (http or https)."`
+	Method             string            `hcl:"method,optional" doc:"The HTTP method (default GET)."`
+	Headers            map[string]string `hcl:"headers,optional" doc:"Request headers; their values are never shown in outputs or errors."`
+	Body               string            `hcl:"body,optional" doc:"A request body sent as is; without a Content-Type header it is sent as application/json when it is valid JSON, else as text/plain."`
+	JSON               cty.Value         `hcl:"json,optional" doc:"Any value, sent JSON-encoded as application/json (unless a Content-Type header says otherwise); give body or json, not both."`
+	RequestTimeout     string            `hcl:"request_timeout,optional" doc:"How long the request may take, response body included (default \"30s\"); the step's timeout also applies."`
+	FailOnErrorStatus  *bool             `hcl:"fail_on_error_status,optional" doc:"A status of 400 or more fails the step (default true); set false to judge the status in assertions."`
+	InsecureSkipVerify bool              `hcl:"insecure_skip_verify,optional" doc:"Accept any TLS certificate (self-signed test servers only)."`
+}
 
 // HTTPOutput is the output of http.
-type HTTPOutput struct{}
+type HTTPOutput struct {
+	Status    int               `json:"status" doc:"The response status code, such as 200."`
+	Headers   map[string]string `json:"headers" doc:"Response headers by canonical name (Content-Type); repeated headers are joined with \", \"."`
+	Body      string            `json:"body" doc:"The response body as text (at most 1 MiB)."`
+	Truncated bool              `json:"truncated" doc:"The response body was longer than 1 MiB and was cut."`
+	JSON      any               `json:"json" doc:"The response body parsed as JSON when it is JSON, else null."`
+	Seconds   float64           `json:"seconds" doc:"How long the request took, body included."`
+}
 
-// httpType is being written; it fails when run until then.
+const defaultRequestTimeout = 30 * time.Second
+
 var httpType = Def[HTTPArgs, HTTPOutput]{
-	Summary: "(in progress)",
-	Fn: func(context.Context, *Env, *HTTPArgs) (*HTTPOutput, error) {
-		return nil, errors.New("http: not built yet")
-	},
+	Summary: "Sends an HTTP request (JSON helpers included) and captures the status, headers and body.",
+	Fn:      runHTTP,
+}
+
+func runHTTP(ctx context.Context, env *Env, a *HTTPArgs) (*HTTPOutput, error) {
+	method := strings.ToUpper(a.Method)
+	if method == "" {
+		method = http.MethodGet
+	}
+	u, err := url.Parse(a.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		// url.Parse errors quote the whole URL, which may carry a token.
+		return nil, errors.New("http: url must be an absolute http:// or https:// URL")
+	}
+	// Errors name the request by method and this form of the URL: no
+	// password, no query string (API keys travel there too).
+	where := method + " " + showURL(u)
+	registerHeaderSecrets(env, u, a.Headers)
+
+	timeout := defaultRequestTimeout
+	if a.RequestTimeout != "" {
+		timeout, err = time.ParseDuration(a.RequestTimeout)
+		if err != nil || timeout <= 0 {
+			return nil, fmt.Errorf("http: request_timeout is a duration such as \"30s\", not %q", a.RequestTimeout)
+		}
+	}
+	body, contentType, err := requestBody(a)
+	if err != nil {
+		return nil, fmt.Errorf("http %s: %w", where, err)
+	}
+
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, method, u.String(), body)
+	if err != nil {
+		return nil, fmt.Errorf("http %s: %w", where, scrubURLError(err))
+	}
+	for k, v := range a.Headers {
+		if strings.EqualFold(k, "Host") {
+			req.Host = v // net/http ignores a Host entry in req.Header
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	if contentType != "" && req.Header.Get("Content-Type") == "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", "planrun")
+	}
+
+	// A transport of our own, so that insecure_skip_verify stays with this
+	// request; closed at the end so that no idle connection outlives the step.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if a.InsecureSkipVerify {
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for explicitly
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+
+	start := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, requestError(ctx, rctx, where, timeout, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxCapture+1))
+	if err != nil {
+		return nil, requestError(ctx, rctx, where, timeout, fmt.Errorf("reading the response body: %w", err))
+	}
+	out := &HTTPOutput{Status: resp.StatusCode, Headers: map[string]string{}}
+	if len(raw) > maxCapture {
+		raw, out.Truncated = raw[:maxCapture], true
+		env.Logf("%s: the response body is longer than 1 MiB; output.body holds the first 1 MiB", where)
+	}
+	out.Seconds = time.Since(start).Seconds()
+	out.Body = string(raw)
+	for k, vs := range resp.Header {
+		out.Headers[k] = strings.Join(vs, ", ")
+	}
+	if !out.Truncated {
+		out.JSON = parseResponseJSON(raw)
+	}
+	if resp.StatusCode >= 400 && (a.FailOnErrorStatus == nil || *a.FailOnErrorStatus) {
+		return out, fmt.Errorf("http %s: status %d%s", where, resp.StatusCode, bodyExcerpt(raw))
+	}
+	return out, nil
+}
+
+// requestBody returns the body to send and the Content-Type to give it when
+// the user gave none.
+func requestBody(a *HTTPArgs) (io.Reader, string, error) {
+	// An absent json argument is cty.NilVal, which is null too.
+	v, _ := a.JSON.UnmarkDeep()
+	switch {
+	case !v.IsNull() && a.Body != "":
+		return nil, "", errors.New("give body or json, not both")
+	case !v.IsNull():
+		raw, err := ctyjson.Marshal(v, v.Type())
+		if err != nil {
+			return nil, "", fmt.Errorf("json: cannot encode the value: %w", err)
+		}
+		return bytes.NewReader(raw), "application/json", nil
+	case a.Body != "":
+		if json.Valid([]byte(a.Body)) {
+			return strings.NewReader(a.Body), "application/json", nil
+		}
+		return strings.NewReader(a.Body), "text/plain; charset=utf-8", nil
+	}
+	return nil, "", nil
+}
+
+// requestError says why a request failed: the step was cancelled or timed
+// out (ctx), request_timeout passed (rctx), or the network said no.
+func requestError(ctx, rctx context.Context, where string, timeout time.Duration, err error) error {
+	err = scrubURLError(err)
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("http %s: %w", where, ctx.Err())
+	case errors.Is(rctx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("http %s: no complete response within request_timeout (%s): %w", where, timeout, context.DeadlineExceeded)
+	}
+	return fmt.Errorf("http %s: %w", where, err)
+}
+
+// scrubURLError drops the *url.Error wrapper, whose message repeats the full
+// URL (query string and all); the caller names the request itself.
+func scrubURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// showURL is the URL as errors show it: without password or query string.
+func showURL(u *url.URL) string {
+	c := *u
+	c.User = nil
+	c.Fragment = ""
+	q := ""
+	if c.RawQuery != "" {
+		c.RawQuery, q = "", "?…"
+	}
+	return c.String() + q
+}
+
+// registerHeaderSecrets hides credentials wherever they might surface (a
+// server that echoes the request in an error body, a debug log): the URL's
+// password and the values of headers that carry credentials.
+func registerHeaderSecrets(env *Env, u *url.URL, headers map[string]string) {
+	if env == nil || env.Secrets == nil {
+		return
+	}
+	if p, ok := u.User.Password(); ok {
+		env.Secrets(p)
+	}
+	for k, v := range headers {
+		if !credentialHeader(k) {
+			continue
+		}
+		env.Secrets(v)
+		// "Bearer abc": the credential alone too, for servers that echo only it.
+		// Short values are skipped: masking "1" everywhere would hide too much.
+		if _, cred, ok := strings.Cut(v, " "); ok && len(cred) >= 6 {
+			env.Secrets(cred)
+		}
+	}
+}
+
+func credentialHeader(name string) bool {
+	n := strings.ToLower(name)
+	for _, word := range []string{"auth", "cookie", "token", "key", "secret", "password", "session"} {
+		if strings.Contains(n, word) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseResponseJSON returns the body parsed as JSON, or nil when it is not JSON.
+// Numbers stay exact (json.Number), so that large ids survive.
+func parseResponseJSON(raw []byte) any {
+	if !json.Valid(raw) {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil
+	}
+	return v
+}
+
+// bodyExcerpt is the start of an error response, for the error message:
+// APIs usually say there what went wrong.
+func bodyExcerpt(raw []byte) string {
+	s := strings.TrimSpace(string(raw))
+	if s == "" {
+		return ""
+	}
+	if len(s) > 200 {
+		s = strings.ToValidUTF8(s[:200], "") + "…"
+	}
+	return ": " + s
 }

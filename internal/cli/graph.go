@@ -43,7 +43,7 @@ func writeDOT(w io.Writer, p *plan.Plan) {
 	fmt.Fprintln(w, "  rankdir = \"TB\";")
 	fmt.Fprintln(w, "  node [shape = \"box\"];")
 	for _, st := range p.Steps {
-		attrs := fmt.Sprintf("label = %q", st.Addr+"\\n("+st.Uses+")")
+		attrs := fmt.Sprintf("label = %q", st.Addr+"\n("+st.Uses+")")
 		if st.Kind == plan.KindCheck {
 			attrs += ", style = \"rounded,dashed\""
 		}

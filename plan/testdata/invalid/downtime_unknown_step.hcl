@@ -1,0 +1,18 @@
+plan "heroku-to-rds" {
+  on_failure = "rollback"
+  downtime { # ERROR: Unknown downtime step
+    from = step.maintenance_on
+    to   = step.maintenance_of
+  }
+}
+
+step "maintenance_on" {
+  uses    = "exec"
+  command = ["heroku", "maintenance:on"]
+}
+
+step "maintenance_off" {
+  uses       = "exec"
+  command    = ["heroku", "maintenance:off"]
+  depends_on = [step.maintenance_on]
+}

@@ -1,0 +1,297 @@
+package steps
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+)
+
+// httpReceived is what a test server saw of one request.
+type httpReceived struct {
+	Method string
+	Header http.Header
+	Body   string
+	Query  string
+}
+
+// httpRecordingServer answers every request with status and body, and keeps what
+// it httpReceived.
+func httpRecordingServer(t *testing.T, status int, contentType, body string) (*httptest.Server, func() []httpReceived) {
+	t.Helper()
+	var mu sync.Mutex
+	var got []httpReceived
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, httpReceived{Method: r.Method, Header: r.Header.Clone(), Body: string(b), Query: r.URL.RawQuery})
+		mu.Unlock()
+		if contentType != "" {
+			w.Header().Set("Content-Type", contentType)
+		}
+		w.Header().Add("X-Multi", "a")
+		w.Header().Add("X-Multi", "b")
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func() []httpReceived {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]httpReceived(nil), got...)
+	}
+}
+
+func secretsEnv() (*Env, func() []string) {
+	var mu sync.Mutex
+	var secrets []string
+	env := &Env{Addr: "step.test", Secrets: func(s ...string) {
+		mu.Lock()
+		secrets = append(secrets, s...)
+		mu.Unlock()
+	}}
+	return env, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), secrets...)
+	}
+}
+
+func TestHTTPGetJSON(t *testing.T) {
+	srv, got := httpRecordingServer(t, 200, "application/json", `{"maintenance": true, "id": 9007199254740993}`)
+	env, _ := secretsEnv()
+	out, err := runHTTP(context.Background(), env, &HTTPArgs{URL: srv.URL + "/apps/demo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Status != 200 || out.Headers["Content-Type"] != "application/json" || out.Headers["X-Multi"] != "a, b" {
+		t.Errorf("status %d, headers %v", out.Status, out.Headers)
+	}
+	obj, ok := out.JSON.(map[string]any)
+	if !ok || obj["maintenance"] != true {
+		t.Fatalf("json = %#v", out.JSON)
+	}
+	// Large ids stay exact rather than going through float64.
+	if obj["id"] != json.Number("9007199254740993") {
+		t.Errorf("id = %#v", obj["id"])
+	}
+	if r := got(); len(r) != 1 || r[0].Method != "GET" || r[0].Header.Get("User-Agent") != "planrun" {
+		t.Errorf("server saw %+v", r)
+	}
+	if out.Seconds <= 0 {
+		t.Errorf("seconds = %v", out.Seconds)
+	}
+}
+
+func TestHTTPNotJSONBody(t *testing.T) {
+	srv, _ := httpRecordingServer(t, 200, "text/plain", "OK")
+	env, _ := secretsEnv()
+	out, err := runHTTP(context.Background(), env, &HTTPArgs{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Body != "OK" || out.JSON != nil {
+		t.Errorf("body %q, json %#v", out.Body, out.JSON)
+	}
+}
+
+func TestHTTPPatchJSONReachesServerWithHeaders(t *testing.T) {
+	srv, got := httpRecordingServer(t, 200, "application/json", `{"maintenance": true}`)
+	env, secrets := secretsEnv()
+	_, err := runHTTP(context.Background(), env, &HTTPArgs{
+		URL:    srv.URL + "/apps/demo",
+		Method: "patch",
+		Headers: map[string]string{
+			"Authorization": "Bearer s3cret-token",
+			"Accept":        "application/vnd.heroku+json; version=3",
+		},
+		JSON: cty.ObjectVal(map[string]cty.Value{"maintenance": cty.True}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := got()
+	if len(r) != 1 {
+		t.Fatalf("server saw %d requests", len(r))
+	}
+	if r[0].Method != "PATCH" || r[0].Body != `{"maintenance":true}` {
+		t.Errorf("method %s, body %s", r[0].Method, r[0].Body)
+	}
+	h := r[0].Header
+	if h.Get("Content-Type") != "application/json" || h.Get("Authorization") != "Bearer s3cret-token" || h.Get("Accept") != "application/vnd.heroku+json; version=3" {
+		t.Errorf("headers %v", h)
+	}
+	s := strings.Join(secrets(), "|")
+	if !strings.Contains(s, "Bearer s3cret-token") || !strings.Contains(s, "s3cret-token") || strings.Contains(s, "vnd.heroku") {
+		t.Errorf("secrets registered: %q", s)
+	}
+}
+
+func TestHTTPBodyContentType(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		body    string
+		headers map[string]string
+		want    string
+	}{
+		{"json text", `{"maintenance":false}`, nil, "application/json"},
+		{"plain text", "hello", nil, "text/plain; charset=utf-8"},
+		{"explicit header wins", `{"a":1}`, map[string]string{"content-type": "application/merge-patch+json"}, "application/merge-patch+json"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, got := httpRecordingServer(t, 200, "", "")
+			env, _ := secretsEnv()
+			if _, err := runHTTP(context.Background(), env, &HTTPArgs{URL: srv.URL, Method: "POST", Body: tc.body, Headers: tc.headers}); err != nil {
+				t.Fatal(err)
+			}
+			r := got()[0]
+			if ct := r.Header.Get("Content-Type"); ct != tc.want || r.Body != tc.body {
+				t.Errorf("content type %q, body %q", ct, r.Body)
+			}
+		})
+	}
+}
+
+func TestHTTPErrorStatusFails(t *testing.T) {
+	srv, _ := httpRecordingServer(t, 500, "application/json", `{"error":"database on fire"}`+strings.Repeat("x", 500))
+	env, _ := secretsEnv()
+	out, err := runHTTP(context.Background(), env, &HTTPArgs{
+		URL:     srv.URL + "/apps/demo?api_key=k3y-in-query",
+		Headers: map[string]string{"Authorization": "Bearer s3cret-token"},
+	})
+	if err == nil {
+		t.Fatal("want an error for status 500")
+	}
+	msg := err.Error()
+	for _, want := range []string{"GET", "/apps/demo", "status 500", "database on fire"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not mention %q", msg, want)
+		}
+	}
+	// Neither the request headers nor the query string appear in the error.
+	for _, secret := range []string{"s3cret-token", "k3y-in-query"} {
+		if strings.Contains(msg, secret) {
+			t.Errorf("error %q shows %q", msg, secret)
+		}
+	}
+	if len(msg) > 400 {
+		t.Errorf("error is %d bytes: the body excerpt is not cut", len(msg))
+	}
+	if out == nil || out.Status != 500 {
+		t.Errorf("output = %+v", out)
+	}
+}
+
+func TestHTTPErrorStatusAllowed(t *testing.T) {
+	srv, _ := httpRecordingServer(t, 500, "application/json", `{"error":"boom"}`)
+	env, _ := secretsEnv()
+	no := false
+	out, err := runHTTP(context.Background(), env, &HTTPArgs{URL: srv.URL, FailOnErrorStatus: &no})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Status != 500 || out.JSON.(map[string]any)["error"] != "boom" {
+		t.Errorf("output = %+v", out)
+	}
+}
+
+// httpHangingServer never answers until the client goes away.
+func httpHangingServer(t *testing.T) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestHTTPRequestTimeout(t *testing.T) {
+	srv := httpHangingServer(t)
+	env, _ := secretsEnv()
+	start := time.Now()
+	_, err := runHTTP(context.Background(), env, &HTTPArgs{URL: srv.URL, RequestTimeout: "100ms"})
+	if err == nil || !strings.Contains(err.Error(), "request_timeout (100ms)") || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %s", d)
+	}
+}
+
+func TestHTTPContextCancelled(t *testing.T) {
+	srv := httpHangingServer(t)
+	env, _ := secretsEnv()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start := time.Now()
+	_, err := runHTTP(ctx, env, &HTTPArgs{URL: srv.URL})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %s", d)
+	}
+}
+
+func TestHTTPBodyCapped(t *testing.T) {
+	big := `"` + strings.Repeat("a", maxCapture) + `"`
+	srv, _ := httpRecordingServer(t, 200, "application/json", big)
+	env, _ := secretsEnv()
+	out, err := runHTTP(context.Background(), env, &HTTPArgs{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Body) != maxCapture || !out.Truncated || out.JSON != nil {
+		t.Errorf("body %d bytes, truncated %v, json nil %v", len(out.Body), out.Truncated, out.JSON == nil)
+	}
+}
+
+func TestHTTPInsecureSkipVerify(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	t.Cleanup(srv.Close)
+	env, _ := secretsEnv()
+	if _, err := runHTTP(context.Background(), env, &HTTPArgs{URL: srv.URL}); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("self-signed certificate accepted by default: err = %v", err)
+	}
+	out, err := runHTTP(context.Background(), env, &HTTPArgs{URL: srv.URL, InsecureSkipVerify: true})
+	if err != nil || out.Body != "ok" {
+		t.Errorf("insecure_skip_verify: %v, %+v", err, out)
+	}
+}
+
+func TestHTTPBadArguments(t *testing.T) {
+	env, secrets := secretsEnv()
+	for _, tc := range []struct {
+		args HTTPArgs
+		want string
+	}{
+		{HTTPArgs{URL: "ftp://example.com/x"}, "absolute http:// or https:// URL"},
+		{HTTPArgs{URL: "example.com/x"}, "absolute http:// or https:// URL"},
+		{HTTPArgs{URL: "http://127.0.0.1:1", RequestTimeout: "soon"}, `request_timeout is a duration such as "30s", not "soon"`},
+		{HTTPArgs{URL: "http://127.0.0.1:1", Body: "x", JSON: cty.True}, "give body or json, not both"},
+		{HTTPArgs{URL: "http://127.0.0.1:1", Method: "GET NOW"}, "invalid method"},
+	} {
+		_, err := runHTTP(context.Background(), env, &tc.args)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: err = %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	// The URL's password is a secret even when the request goes nowhere.
+	_, err := runHTTP(context.Background(), env, &HTTPArgs{URL: "http://user:pa55word@127.0.0.1:1/x"})
+	if err == nil || strings.Contains(err.Error(), "pa55word") {
+		t.Errorf("err = %v", err)
+	}
+	if s := secrets(); len(s) == 0 || s[len(s)-1] != "pa55word" {
+		t.Errorf("secrets = %q", s)
+	}
+}

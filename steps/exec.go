@@ -73,8 +73,10 @@ func runExec(ctx context.Context, env *Env, a *ExecArgs) (*ExecOutput, error) {
 	if a.Stdin != "" {
 		cmd.Stdin = strings.NewReader(a.Stdin)
 	}
-	// Its own process group, so that cancelling kills the children a shell started.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group, so that cancelling kills the children a shell
+	// started; and killed if planrun dies, so that a crashed run leaves no
+	// command running while the next apply resumes.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	stdout := &capped{limit: maxCapture}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/planrun/planrun/internal/event"
 	"io"
 	"os"
 	"os/signal"
@@ -25,11 +26,13 @@ import (
 
 type applyFlags struct {
 	vf          varFlags
+	sf          stateFlags
 	autoApprove bool
 	parallelism int
 	targets     multiFlag
 	json        bool
 	noRollback  bool
+	restart     bool
 	timeout     time.Duration
 }
 
@@ -37,11 +40,13 @@ func runApply(c *CLI, args []string) int {
 	fs := c.newFlags("apply", "[flags] PLAN")
 	var af applyFlags
 	af.vf.register(fs)
+	af.sf.register(fs)
 	fs.BoolVar(&af.autoApprove, "auto-approve", false, "run without asking for confirmation, and pass approve gates")
 	fs.IntVar(&af.parallelism, "parallelism", 0, "run at most N steps at once (default: number of CPUs, at most 8)")
 	fs.Var(&af.targets, "target", "run only this step and what it depends on (repeatable)")
 	fs.BoolVar(&af.json, "json", false, "print one JSON event per line instead of text")
 	fs.BoolVar(&af.noRollback, "no-rollback", false, "on failure or interruption, do not run rollback hooks")
+	fs.BoolVar(&af.restart, "restart", false, "start a fresh run instead of resuming the last unfinished one")
 	fs.DurationVar(&af.timeout, "timeout", 0, "cancel the run after this long (then roll back), such as 2h")
 	pos, code, ok := c.parseFlags(fs, args, 1)
 	if !ok {
@@ -59,22 +64,129 @@ func runApply(c *CLI, args []string) int {
 	if !ok {
 		return ExitUsage
 	}
+	if !af.autoApprove && !c.isTerminal() {
+		fmt.Fprintln(c.stderr, "planrun apply: standard input is not a terminal, so there is no one to confirm. Review the run with 'planrun plan', then apply with --auto-approve.")
+		return ExitUsage
+	}
+	store, ok := c.openStore(c.ctx, p, af.sf)
+	if !ok {
+		return ExitFailed
+	}
+	defer store.Close()
+	release, ok := c.lock(store, p)
+	if !ok {
+		return ExitLocked
+	}
+	defer release()
+
+	fps := fingerprints(p)
+	resume, code, ok := c.resumePoint(store, p, sel, fps, af.restart)
+	if !ok {
+		return code
+	}
 	if !af.autoApprove {
-		if !c.isTerminal() {
-			fmt.Fprintln(c.stderr, "planrun apply: standard input is not a terminal, so there is no one to confirm. Review the run with 'planrun plan', then apply with --auto-approve.")
-			return ExitUsage
-		}
 		writePlan(c.stdout, p, sel, nil)
+		if resume != nil {
+			fmt.Fprintf(c.stdout, "\nResuming run %s: %s completed earlier will be skipped.\n", resume.id, plural(len(resume.reused), "step"))
+		}
 		if !c.confirm("\nApply this plan? Only 'yes' is accepted: ") {
 			fmt.Fprintln(c.stdout, "Apply cancelled.")
 			return ExitFailed
 		}
 	}
-	return c.execute(p, sel, af)
+	return c.execute(p, sel, af, store, resume, fps)
+}
+
+// lock takes the plan's lock, or says who holds it.
+func (c *CLI) lock(store journal.Store, p *plan.Plan) (func(), bool) {
+	release, stale, err := store.Lock(c.ctx, p.Name, journal.Me(""))
+	if err != nil {
+		fmt.Fprintf(c.stderr, "planrun: %v\n", err)
+		return nil, false
+	}
+	if stale != nil {
+		fmt.Fprintf(c.stderr, "planrun: took over the lock left by %s, which is gone.\n", stale)
+	}
+	return func() {
+		if err := release(); err != nil {
+			fmt.Fprintf(c.stderr, "planrun: releasing the lock: %v\n", err)
+		}
+	}, true
+}
+
+// resumption is an earlier run that this apply continues.
+type resumption struct {
+	id     string
+	reused map[string]any // outputs of the steps that completed, by address
+}
+
+// resumePoint decides whether apply continues the last run: it does when
+// that run left completed work standing (it crashed, failed or was
+// interrupted without rolling everything back). A changed plan is refused,
+// and a plan whose every step already completed has nothing to do.
+func (c *CLI) resumePoint(store journal.Store, p *plan.Plan, sel func(*plan.Step) bool, fps map[string]string, restart bool) (*resumption, int, bool) {
+	if restart {
+		return nil, 0, true
+	}
+	last, err := latestRun(c.ctx, store, p)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "planrun: %v\n", err)
+		return nil, ExitFailed, false
+	}
+	if last == nil || last.Status == event.StatusRolledBack {
+		return nil, 0, true
+	}
+	standing := last.Reusable()
+	reused := map[string]any{}
+	waves, _ := p.Graph.Waves()
+	for _, wave := range waves {
+		for _, addr := range wave {
+			out, ok := standing[addr]
+			st := p.Step(addr)
+			if !ok || st.Type == nil || !allReused(st.Deps, reused) {
+				// A step whose dependency runs again must run again too.
+				continue
+			}
+			norm, err := engine.Normalize(out, plan.OutputShape(st.Type.Output()))
+			if err != nil {
+				fmt.Fprintf(c.stderr, "planrun: run %s: output of %s: %v\n", last.ID, addr, err)
+				return nil, ExitFailed, false
+			}
+			reused[addr] = norm
+		}
+	}
+	if len(reused) == 0 {
+		return nil, 0, true
+	}
+	if changes := journal.Changes(last.Fingerprints, fps); len(changes) > 0 {
+		fmt.Fprintf(c.stderr, "planrun: the plan changed since run %s (%s): %s.\n", last.ID, last.Status, strings.Join(changes, ", "))
+		fmt.Fprintln(c.stderr, "Continuing it would mix two versions of the plan. Apply the plan as it was to resume, or start a fresh run with --restart.")
+		return nil, ExitUsage, false
+	}
+	pending := 0
+	for _, st := range p.Steps {
+		if _, done := reused[st.Addr]; !done && (sel == nil || sel(st)) {
+			pending++
+		}
+	}
+	if pending == 0 {
+		fmt.Fprintf(c.stdout, "Nothing to do: every step completed in run %s. Use --restart to run the plan again.\n", last.ID)
+		return nil, ExitOK, false
+	}
+	return &resumption{id: last.ID, reused: reused}, 0, true
+}
+
+func allReused(deps []string, reused map[string]any) bool {
+	for _, d := range deps {
+		if _, ok := reused[d]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // execute runs the engine with the journal and a renderer attached.
-func (c *CLI) execute(p *plan.Plan, sel func(*plan.Step) bool, af applyFlags) int {
+func (c *CLI) execute(p *plan.Plan, sel func(*plan.Step) bool, af applyFlags, store journal.Store, resume *resumption, fps map[string]string) int {
 	ctx := c.ctx
 	if af.timeout > 0 {
 		var cancel context.CancelFunc
@@ -85,26 +197,33 @@ func (c *CLI) execute(p *plan.Plan, sel func(*plan.Step) bool, af applyFlags) in
 	defer stopRollbacks()
 
 	red := redact.New(p.Secrets()...)
-	store := &journal.FileStore{Dir: filepath.Join(p.Dir, ".planrun")}
+	var rec journal.RunWriter
+	var err error
 	runID := newRunID()
-	rec, err := store.Create(ctx, p.Name, runID)
+	var reused map[string]any
+	if resume != nil {
+		runID, reused = resume.id, resume.reused
+		rec, err = store.Append(ctx, p.Name, runID)
+	} else {
+		rec, err = store.Create(ctx, p.Name, runID)
+	}
 	if err != nil {
-		fmt.Fprintf(c.stderr, "planrun apply: %v\n", err)
+		fmt.Fprintf(c.stderr, "planrun apply: %s\n", red.String(err.Error()))
 		return ExitFailed
 	}
 	defer rec.Close()
 
-	var render func(engine.Event)
+	var render func(event.Event)
 	if af.json {
 		render = jsonRenderer(c.stdout)
 	} else {
 		render = textRenderer(c.stdout)
 	}
 	var journalErr error
-	events := func(ev engine.Event) {
+	events := func(ev event.Event) {
 		if err := rec.Record(ev); err != nil && journalErr == nil {
 			journalErr = err
-			fmt.Fprintf(c.stderr, "planrun: cannot write the run record: %v\n", err)
+			fmt.Fprintf(c.stderr, "planrun: cannot write the run record: %s\n", red.String(err.Error()))
 		}
 		render(ev)
 	}
@@ -119,39 +238,48 @@ func (c *CLI) execute(p *plan.Plan, sel func(*plan.Step) bool, af applyFlags) in
 		Redactor:        red,
 		NoRollback:      af.noRollback,
 		RollbackContext: rollbackCtx,
+		Reused:          reused,
+		Resumed:         resume != nil,
+		Fingerprints:    fps,
 		StateDir: func(addr string) string {
 			return filepath.Join(p.Dir, ".planrun", "state", runID, addr)
 		},
 	})
 	if !af.json {
 		writeSummary(c.stdout, p, res, sel)
-		where, _ := filepath.Rel(mustGetwd(), filepath.Join(store.Dir, p.Name, "runs", runID+".jsonl"))
-		fmt.Fprintf(c.stdout, "\nRun %s %s in %s. Record: %s\n", runID, res.Status, fmtDuration(res.Finished.Sub(res.Started)), where)
+		fmt.Fprintf(c.stdout, "\nRun %s %s in %s. Record: %s\n", runID, res.Status, fmtDuration(res.Finished.Sub(res.Started)), relPath(store.Where(p.Name)))
 	}
 	if res.Err != nil {
 		fmt.Fprintf(c.stderr, "\nError: %s\n", red.String(res.Err.Error()))
+	}
+	if journalErr != nil && res.Status == event.StatusSucceeded {
+		return ExitFailed
 	}
 	return exitCode(res)
 }
 
 func exitCode(res *engine.Result) int {
 	switch {
-	case res.Status == engine.StatusInterrupted:
+	case res.Status == event.StatusInterrupted:
 		return ExitInterrupted
 	case res.RollbackFailed:
 		return ExitRollback
-	case res.Status == engine.StatusFailed:
+	case res.Status == event.StatusFailed:
 		return ExitFailed
 	}
 	return ExitOK
 }
 
-func mustGetwd() string {
+// relPath shortens a path for messages when it is below the working directory.
+func relPath(path string) string {
 	wd, err := os.Getwd()
 	if err != nil {
-		return "/"
+		return path
 	}
-	return wd
+	if rel, err := filepath.Rel(wd, path); err == nil && !strings.HasPrefix(rel, "..") {
+		return rel
+	}
+	return path
 }
 
 // secondInterrupt returns a context for rollbacks that is cancelled by a

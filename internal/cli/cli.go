@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"golang.org/x/term"
 
 	"github.com/planrun/planrun/plan"
 	"github.com/planrun/planrun/steps"
@@ -55,6 +56,9 @@ func commands() []command {
 		{"validate", "Check a plan: syntax, variables, step arguments, assertions, the DAG", runValidate},
 		{"plan", "Show what apply would do, in order, without running anything", runPlan},
 		{"apply", "Run a plan", runApply},
+		{"status", "Show the last run of a plan: each step's status, attempts and duration", runStatus},
+		{"history", "List a plan's runs", runHistory},
+		{"rollback", "Run the rollback hooks of the last run's completed steps, newest first", runRollback},
 		{"graph", "Print the plan's DAG as DOT or Mermaid", runGraph},
 		{"fmt", "Rewrite HCL plans in canonical style", runFmt},
 		{"version", "Print planrun's version", runVersion},
@@ -110,13 +114,11 @@ func runVersion(c *CLI, _ []string) int {
 	return ExitOK
 }
 
+// isTerminal reports whether r is an interactive terminal (not /dev/null,
+// a pipe or a file).
 func isTerminal(r io.Reader) bool {
 	f, ok := r.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // multiFlag collects a repeatable string flag.

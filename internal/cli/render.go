@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/planrun/planrun/internal/event"
 	"io"
 	"strings"
 	"text/tabwriter"
@@ -13,32 +14,32 @@ import (
 )
 
 // jsonRenderer prints one JSON event per line (for CI).
-func jsonRenderer(w io.Writer) func(engine.Event) {
+func jsonRenderer(w io.Writer) func(event.Event) {
 	enc := json.NewEncoder(w)
-	return func(ev engine.Event) {
+	return func(ev event.Event) {
 		_ = enc.Encode(ev) // a closed stdout is not worth failing the run for
 	}
 }
 
 // textRenderer prints events as they happen, one or a few lines each.
-func textRenderer(w io.Writer) func(engine.Event) {
-	return func(ev engine.Event) {
+func textRenderer(w io.Writer) func(event.Event) {
+	return func(ev event.Event) {
 		switch ev.Type {
-		case engine.RunStarted:
+		case event.RunStarted:
 			fmt.Fprintf(w, "Applying plan %q (%s)\n\n", ev.Plan, plural(len(ev.Steps), "step"))
-		case engine.StepStarted:
+		case event.StepStarted:
 			fmt.Fprintf(w, "%s: running (%s)\n", ev.Step, ev.Uses)
-		case engine.StepLog:
+		case event.StepLog:
 			fmt.Fprintf(w, "%s: %s\n", ev.Step, ev.Message)
-		case engine.StepRetrying:
+		case event.StepRetrying:
 			fmt.Fprintf(w, "%s: %s: %s\n", ev.Step, ev.Message, ev.Error)
-		case engine.StepFinished:
+		case event.StepFinished:
 			switch ev.Status {
-			case engine.StatusSucceeded:
+			case event.StatusSucceeded:
 				fmt.Fprintf(w, "%s: succeeded in %s\n", ev.Step, fmtDuration(secs(ev.Seconds)))
-			case engine.StatusSkipped:
+			case event.StatusSkipped:
 				fmt.Fprintf(w, "%s: %s\n", ev.Step, ev.Message)
-			case engine.StatusReused:
+			case event.StatusReused:
 				fmt.Fprintf(w, "%s: reused (%s)\n", ev.Step, ev.Message)
 			default:
 				fmt.Fprintf(w, "%s: %s after %s\n", ev.Step, ev.Status, fmtDuration(secs(ev.Seconds)))
@@ -55,11 +56,11 @@ func textRenderer(w io.Writer) func(engine.Event) {
 					fmt.Fprintf(w, "    error: %s\n", indentLines(ev.Error, "    "))
 				}
 			}
-		case engine.RollbackStarted:
+		case event.RollbackStarted:
 			fmt.Fprintf(w, "%s: rolling back (%s)\n", ev.Step, ev.Uses)
-		case engine.RollbackFinished:
+		case event.RollbackFinished:
 			switch ev.Status {
-			case engine.StatusRolledBack:
+			case event.StatusRolledBack:
 				fmt.Fprintf(w, "%s: rolled back in %s\n", ev.Step, fmtDuration(secs(ev.Seconds)))
 			default:
 				fmt.Fprintf(w, "%s: rollback %s", ev.Step, ev.Status)
@@ -75,7 +76,7 @@ func textRenderer(w io.Writer) func(engine.Event) {
 	}
 }
 
-func writeAssertions(w io.Writer, asserts []engine.AssertResult) {
+func writeAssertions(w io.Writer, asserts []event.AssertResult) {
 	for _, a := range asserts {
 		switch {
 		case a.Passed:

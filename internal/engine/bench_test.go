@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"github.com/planrun/planrun/internal/event"
 	"strings"
 	"testing"
 	"time"
@@ -49,9 +50,9 @@ func BenchmarkApply10000NoopSteps(b *testing.B) {
 		res := engine.Run(context.Background(), p, engine.Options{
 			Registry:    reg,
 			Parallelism: 16,
-			Events:      func(engine.Event) { events++ },
+			Events:      func(event.Event) { events++ },
 		})
-		if res.Status != engine.StatusSucceeded {
+		if res.Status != event.StatusSucceeded {
 			b.Fatalf("status %s: %v", res.Status, res.Err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/planrun/planrun/internal/event"
 	"runtime"
 	"sync"
 	"time"
@@ -30,7 +31,7 @@ type Options struct {
 	Select      func(st *plan.Step) bool
 	AutoApprove bool
 	Prompt      func(ctx context.Context, question string) (string, error)
-	Events      func(Event) // called one event at a time
+	Events      func(event.Event) // called one event at a time
 	Redactor    *redact.Redactor
 	NoRollback  bool
 	// Reused are outputs of steps that completed in an earlier run of the
@@ -43,19 +44,22 @@ type Options struct {
 	// StateDir returns a directory where a step may keep resumable state.
 	StateDir func(addr string) string
 	Now      func() time.Time
+	// Fingerprints and Resumed go into the run_started event (see journal).
+	Fingerprints map[string]string
+	Resumed      bool
 }
 
 // StepResult is what happened to one step.
 type StepResult struct {
 	Addr       string
 	Uses       string
-	Status     Status
+	Status     event.Status
 	Attempts   int
 	Started    time.Time
 	Finished   time.Time
 	Output     any // normalized, not redacted
 	Err        error
-	Assertions []AssertResult
+	Assertions []event.AssertResult
 	Rollback   *RollbackResult
 
 	ran bool // Run was called at least once: there may be something to undo
@@ -72,15 +76,15 @@ func (r *StepResult) Duration() time.Duration {
 
 // RollbackResult is what happened to a step's rollback hook.
 type RollbackResult struct {
-	Status   Status
+	Status   event.Status
 	Err      error
 	Duration time.Duration
 }
 
 // Result is what happened in a run.
 type Result struct {
-	Status   Status // succeeded, failed or interrupted
-	Err      error  // the first error; rollback errors never replace it
+	Status   event.Status // succeeded, failed or interrupted
+	Err      error        // the first error; rollback errors never replace it
 	Steps    map[string]*StepResult
 	Order    []string // steps in the order they finished
 	Downtime *time.Duration
@@ -123,13 +127,13 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) *Result {
 			selected = append(selected, st)
 			isSelected[st.Addr] = true
 		}
-		r.results[st.Addr] = &StepResult{Addr: st.Addr, Uses: st.Uses, Status: StatusNotRun}
+		r.results[st.Addr] = &StepResult{Addr: st.Addr, Uses: st.Uses, Status: event.StatusNotRun}
 	}
 	var addrs []string
 	for _, st := range selected {
 		addrs = append(addrs, st.Addr)
 	}
-	r.emit(Event{Type: RunStarted, Plan: p.Name, Hash: p.Hash, Steps: addrs})
+	r.emit(event.Event{Type: event.RunStarted, Plan: p.Name, Hash: p.Hash, Steps: addrs, Fingerprints: opts.Fingerprints, Resumed: opts.Resumed})
 
 	order := map[string]int{}
 	for i, st := range p.Steps {
@@ -184,7 +188,7 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) *Result {
 		sr := r.result(st.Addr)
 		res.Order = append(res.Order, st.Addr)
 		switch sr.Status {
-		case StatusSucceeded, StatusSkipped, StatusReused:
+		case event.StatusSucceeded, event.StatusSkipped, event.StatusReused:
 			for _, u := range p.Graph.Users(st.Addr) {
 				if !isSelected[u] {
 					continue
@@ -209,27 +213,30 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) *Result {
 
 	switch {
 	case ctx.Err() != nil:
-		res.Status = StatusInterrupted
+		res.Status = event.StatusInterrupted
 		if res.Err == nil {
 			res.Err = fmt.Errorf("interrupted: %w", context.Cause(ctx))
 		}
 	case res.Err != nil:
-		res.Status = StatusFailed
+		res.Status = event.StatusFailed
 	default:
-		res.Status = StatusSucceeded
+		res.Status = event.StatusSucceeded
 	}
-	if res.Status != StatusSucceeded && p.OnFailure == plan.OnFailureRollback && !opts.NoRollback {
+	if res.Status != event.StatusSucceeded && p.OnFailure == plan.OnFailureRollback && !opts.NoRollback {
 		r.rollback(ctx, res)
 	}
 	res.Finished = opts.Now()
 	res.Downtime = r.downtime()
-	ev := Event{Type: RunFinished, Status: res.Status, Seconds: res.Finished.Sub(res.Started).Seconds()}
+	ev := event.Event{Type: event.RunFinished, Status: res.Status, Seconds: res.Finished.Sub(res.Started).Seconds()}
 	if res.Err != nil {
 		ev.Error = r.opts.Redactor.String(res.Err.Error())
 	}
 	if res.Downtime != nil {
 		s := res.Downtime.Seconds()
 		ev.Downtime = &s
+	}
+	if res.RollbackInterrupted {
+		ev.Message = "rollbacks were interrupted: some hooks did not run"
 	}
 	r.emit(ev)
 	return res
@@ -242,7 +249,7 @@ func (r *run) result(addr string) *StepResult {
 }
 
 // emit sends an event to the callback, one at a time, stamped.
-func (r *run) emit(ev Event) {
+func (r *run) emit(ev event.Event) {
 	if r.opts.Events == nil {
 		return
 	}
@@ -262,8 +269,8 @@ func (r *run) output(addr string) (cty.Value, bool) {
 		return cty.NilVal, false
 	}
 	switch sr.Status {
-	case StatusSucceeded, StatusReused, StatusFailed, StatusCancelled:
-	case StatusSkipped:
+	case event.StatusSucceeded, event.StatusReused, event.StatusFailed, event.StatusCancelled:
+	case event.StatusSkipped:
 		return cty.NullVal(cty.DynamicPseudoType), true
 	default:
 		if out, ok := r.opts.Reused[addr]; ok {
@@ -282,7 +289,7 @@ func (r *run) rawOutput(addr string) (any, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	sr := r.results[addr]
-	if sr != nil && (sr.Status == StatusSucceeded || sr.Status == StatusReused) {
+	if sr != nil && (sr.Status == event.StatusSucceeded || sr.Status == event.StatusReused) {
 		return sr.Output, true
 	}
 	if out, ok := r.opts.Reused[addr]; ok {
@@ -320,26 +327,26 @@ func (r *run) rollback(ctx context.Context, res *Result) {
 		}
 		if rctx.Err() != nil {
 			res.RollbackInterrupted = true
-			sr.Rollback = &RollbackResult{Status: StatusCancelled, Err: errors.New("rollback stopped before it started")}
-			r.emit(Event{Type: RollbackFinished, Step: st.Addr, Uses: st.Rollback.Uses, Status: StatusCancelled, Message: "not started: rollbacks were interrupted"})
+			sr.Rollback = &RollbackResult{Status: event.StatusCancelled, Err: errors.New("rollback stopped before it started")}
+			r.emit(event.Event{Type: event.RollbackFinished, Step: st.Addr, Uses: st.Rollback.Uses, Status: event.StatusCancelled, Message: "not started: rollbacks were interrupted"})
 			continue
 		}
-		r.emit(Event{Type: RollbackStarted, Step: st.Addr, Uses: st.Rollback.Uses})
+		r.emit(event.Event{Type: event.RollbackStarted, Step: st.Addr, Uses: st.Rollback.Uses})
 		start := r.opts.Now()
 		_, asserts, err := r.runAction(rctx, st, st.Rollback)
-		rb := &RollbackResult{Status: StatusRolledBack, Duration: r.opts.Now().Sub(start)}
+		rb := &RollbackResult{Status: event.StatusRolledBack, Duration: r.opts.Now().Sub(start)}
 		if err != nil {
-			rb.Status, rb.Err = StatusFailed, err
+			rb.Status, rb.Err = event.StatusFailed, err
 			res.RollbackFailed = true
 			if rctx.Err() != nil {
-				rb.Status = StatusCancelled
+				rb.Status = event.StatusCancelled
 				res.RollbackInterrupted = true
 			}
 		}
 		r.mu.Lock()
 		sr.Rollback = rb
 		r.mu.Unlock()
-		ev := Event{Type: RollbackFinished, Step: st.Addr, Uses: st.Rollback.Uses, Status: rb.Status, Seconds: rb.Duration.Seconds(), Assertions: asserts}
+		ev := event.Event{Type: event.RollbackFinished, Step: st.Addr, Uses: st.Rollback.Uses, Status: rb.Status, Seconds: rb.Duration.Seconds(), Assertions: asserts}
 		if err != nil {
 			ev.Error = r.opts.Redactor.String(err.Error())
 		}
@@ -361,4 +368,52 @@ func (h *stepHeap) Pop() any {
 	last := h.steps[len(h.steps)-1]
 	h.steps = h.steps[:len(h.steps)-1]
 	return last
+}
+
+// Rollback runs the rollback hooks of steps that ran in an earlier run
+// (planrun rollback): order lists them newest first, outputs holds what
+// they recorded. Steps without a hook are passed over.
+func Rollback(ctx context.Context, p *plan.Plan, order []string, outputs map[string]any, opts Options) *Result {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Redactor == nil {
+		opts.Redactor = redact.New(p.Secrets()...)
+	}
+	r := &run{plan: p, opts: opts, results: map[string]*StepResult{}, vars: map[*plan.Scope]map[string]any{}}
+	res := &Result{Steps: r.results, Started: opts.Now()}
+	for _, st := range p.Steps {
+		r.results[st.Addr] = &StepResult{Addr: st.Addr, Uses: st.Uses, Status: event.StatusNotRun}
+	}
+	var addrs []string
+	for i := len(order) - 1; i >= 0; i-- {
+		addr := order[i]
+		sr, ok := r.results[addr]
+		if !ok {
+			continue // no longer in the plan: nothing to run
+		}
+		sr.Status, sr.Output, sr.ran = event.StatusSucceeded, outputs[addr], true
+		res.Order = append(res.Order, addr)
+		addrs = append(addrs, addr)
+	}
+	r.emit(event.Event{Type: event.RunStarted, Plan: p.Name, Hash: p.Hash, Steps: addrs, Fingerprints: opts.Fingerprints, Resumed: true, Message: "rollback"})
+	rctx := opts.RollbackContext
+	if rctx == nil {
+		rctx = ctx
+	}
+	r.opts.RollbackContext = rctx
+	r.rollback(ctx, res)
+	res.Finished = opts.Now()
+	res.Status = event.StatusRolledBack
+	ev := event.Event{Type: event.RunFinished, Status: res.Status, Seconds: res.Finished.Sub(res.Started).Seconds()}
+	switch {
+	case res.RollbackInterrupted:
+		res.Status, ev.Status = event.StatusInterrupted, event.StatusInterrupted
+		ev.Message = "rollbacks were interrupted"
+	case res.RollbackFailed:
+		res.Status, ev.Status = event.StatusFailed, event.StatusFailed
+		ev.Message = "a rollback failed"
+	}
+	r.emit(ev)
+	return res
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/planrun/planrun/internal/event"
 	"os"
 	"path/filepath"
 	"strings"
@@ -119,12 +120,12 @@ func load(t testing.TB, reg *steps.Registry, src string, vars ...string) *plan.P
 	return p
 }
 
-func run(t testing.TB, ctx context.Context, p *plan.Plan, reg *steps.Registry, opts engine.Options) (*engine.Result, []engine.Event) {
+func run(t testing.TB, ctx context.Context, p *plan.Plan, reg *steps.Registry, opts engine.Options) (*engine.Result, []event.Event) {
 	t.Helper()
 	var mu sync.Mutex
-	var events []engine.Event
+	var events []event.Event
 	opts.Registry = reg
-	opts.Events = func(ev engine.Event) {
+	opts.Events = func(ev event.Event) {
 		mu.Lock()
 		events = append(events, ev)
 		mu.Unlock()
@@ -142,7 +143,7 @@ func TestParallelismIsBounded(t *testing.T) {
 	}
 	p := load(t, reg, b.String())
 	res, _ := run(t, context.Background(), p, reg, engine.Options{Parallelism: 3})
-	if res.Status != engine.StatusSucceeded {
+	if res.Status != event.StatusSucceeded {
 		t.Fatalf("status %s: %v", res.Status, res.Err)
 	}
 	if got := rec.maxActive.Load(); got != 3 {
@@ -175,7 +176,7 @@ step "d" {
 }
 `)
 	res, _ := run(t, context.Background(), p, reg, engine.Options{Parallelism: 4})
-	if res.Status != engine.StatusSucceeded {
+	if res.Status != event.StatusSucceeded {
 		t.Fatalf("status %s: %v", res.Status, res.Err)
 	}
 	pos := map[string]int{}
@@ -236,17 +237,17 @@ func TestFailureRollsBackInReverseOrder(t *testing.T) {
 	reg := rec.types()
 	p := load(t, reg, fmt.Sprintf(rollbackPlan, "rollback", "record"))
 	res, _ := run(t, context.Background(), p, reg, engine.Options{Parallelism: 2})
-	if res.Status != engine.StatusFailed {
+	if res.Status != event.StatusFailed {
 		t.Fatalf("status %s", res.Status)
 	}
 	want := "run a,run b,run c,run undo c,run undo b,run undo a"
 	if got := strings.Join(rec.list(), ","); got != want {
 		t.Fatalf("events:\n got %s\nwant %s", got, want)
 	}
-	if res.Steps["step.d"].Status != engine.StatusNotRun {
+	if res.Steps["step.d"].Status != event.StatusNotRun {
 		t.Errorf("d should not run after c failed: %s", res.Steps["step.d"].Status)
 	}
-	if res.Steps["step.b"].Rollback.Status != engine.StatusRolledBack {
+	if res.Steps["step.b"].Rollback.Status != event.StatusRolledBack {
 		t.Errorf("b rollback: %+v", res.Steps["step.b"].Rollback)
 	}
 	if !strings.Contains(res.Err.Error(), "step.c: c broke") {
@@ -270,7 +271,7 @@ func TestFailingRollbackKeepsFirstError(t *testing.T) {
 	}
 	var rbErr string
 	for _, ev := range events {
-		if ev.Type == engine.RollbackFinished && ev.Step == "step.b" {
+		if ev.Type == event.RollbackFinished && ev.Step == "step.b" {
 			rbErr = ev.Error
 		}
 	}
@@ -284,7 +285,7 @@ func TestOnFailureStopRunsNoRollback(t *testing.T) {
 	reg := rec.types()
 	p := load(t, reg, fmt.Sprintf(rollbackPlan, "stop", "record"))
 	res, _ := run(t, context.Background(), p, reg, engine.Options{})
-	if res.Status != engine.StatusFailed {
+	if res.Status != event.StatusFailed {
 		t.Fatalf("status %s", res.Status)
 	}
 	if got := strings.Join(rec.list(), ","); got != "run a,run b,run c" {
@@ -322,18 +323,18 @@ step "after" {
 		cancel()
 	}()
 	res, _ := run(t, ctx, p, reg, engine.Options{Parallelism: 4})
-	if res.Status != engine.StatusInterrupted {
+	if res.Status != event.StatusInterrupted {
 		t.Fatalf("status %s", res.Status)
 	}
 	if rec.cancelled.Load() != 2 {
 		t.Fatalf("both running steps should see their context cancelled, saw %d", rec.cancelled.Load())
 	}
 	for _, a := range []string{"step.a", "step.b"} {
-		if s := res.Steps[a].Status; s != engine.StatusCancelled {
+		if s := res.Steps[a].Status; s != event.StatusCancelled {
 			t.Errorf("%s: %s", a, s)
 		}
 	}
-	if res.Steps["step.after"].Status != engine.StatusNotRun {
+	if res.Steps["step.after"].Status != event.StatusNotRun {
 		t.Errorf("after: %s", res.Steps["step.after"].Status)
 	}
 	if got := rec.list(); got[len(got)-1] != "run undo a" {
@@ -373,7 +374,7 @@ step "b" {
 	if !res.RollbackInterrupted {
 		t.Fatal("the second interrupt should be recorded")
 	}
-	if res.Steps["step.a"].Rollback.Status != engine.StatusCancelled {
+	if res.Steps["step.a"].Rollback.Status != event.StatusCancelled {
 		t.Fatalf("a's rollback: %+v", res.Steps["step.a"].Rollback)
 	}
 }
@@ -395,10 +396,10 @@ step "dump" {
 }
 `)
 	res, events := run(t, context.Background(), p, reg, engine.Options{})
-	if res.Status != engine.StatusSucceeded {
+	if res.Status != event.StatusSucceeded {
 		t.Fatalf("status %s: %v", res.Status, res.Err)
 	}
-	if res.Steps["step.maintenance"].Status != engine.StatusSkipped {
+	if res.Steps["step.maintenance"].Status != event.StatusSkipped {
 		t.Fatalf("maintenance: %s", res.Steps["step.maintenance"].Status)
 	}
 	if got := strings.Join(rec.list(), ","); got != "run dump" {
@@ -406,7 +407,7 @@ step "dump" {
 	}
 	said := false
 	for _, ev := range events {
-		if ev.Step == "step.maintenance" && ev.Status == engine.StatusSkipped && strings.Contains(ev.Message, "when") {
+		if ev.Step == "step.maintenance" && ev.Status == event.StatusSkipped && strings.Contains(ev.Message, "when") {
 			said = true
 		}
 	}
@@ -437,7 +438,7 @@ step "b" {
 }
 `)
 	res, _ := run(t, context.Background(), p, reg, engine.Options{})
-	if res.Status != engine.StatusFailed {
+	if res.Status != event.StatusFailed {
 		t.Fatalf("status %s", res.Status)
 	}
 	var ae *engine.AssertionError
@@ -470,7 +471,7 @@ step "a" {
 }
 `)
 	res, _ := run(t, context.Background(), p, reg, engine.Options{})
-	if res.Status != engine.StatusSucceeded {
+	if res.Status != event.StatusSucceeded {
 		t.Fatalf("status %s: %v", res.Status, res.Err)
 	}
 	if res.Steps["step.a"].Assertions[0].Passed {
@@ -499,19 +500,19 @@ step "hangs" {
 }
 `)
 	res, events := run(t, context.Background(), p, reg, engine.Options{})
-	if sr := res.Steps["step.flaky"]; sr.Status != engine.StatusSucceeded || sr.Attempts != 3 {
+	if sr := res.Steps["step.flaky"]; sr.Status != event.StatusSucceeded || sr.Attempts != 3 {
 		t.Fatalf("flaky: %s after %d attempts", sr.Status, sr.Attempts)
 	}
 	retries := 0
 	for _, ev := range events {
-		if ev.Type == engine.StepRetrying {
+		if ev.Type == event.StepRetrying {
 			retries++
 		}
 	}
 	if retries != 2 {
 		t.Fatalf("each failed attempt is reported: %d", retries)
 	}
-	if sr := res.Steps["step.hangs"]; sr.Status != engine.StatusFailed || !strings.Contains(sr.Err.Error(), "timed out after 30ms") {
+	if sr := res.Steps["step.hangs"]; sr.Status != event.StatusFailed || !strings.Contains(sr.Err.Error(), "timed out after 30ms") {
 		t.Fatalf("hangs: %s %v", sr.Status, sr.Err)
 	}
 }
@@ -536,7 +537,7 @@ step "other" {
 `)
 	keep := p.Graph.Ancestors("step.b")
 	res, _ := run(t, context.Background(), p, reg, engine.Options{Select: func(st *plan.Step) bool { return keep[st.Addr] }})
-	if res.Status != engine.StatusSucceeded {
+	if res.Status != event.StatusSucceeded {
 		t.Fatal(res.Err)
 	}
 	if got := strings.Join(rec.list(), ","); got != "run a,run b" {
@@ -559,7 +560,7 @@ step "leak" {
 }
 `, "token=hunter2-secret")
 	res, events := run(t, context.Background(), p, reg, engine.Options{})
-	if res.Status != engine.StatusFailed {
+	if res.Status != event.StatusFailed {
 		t.Fatalf("status %s", res.Status)
 	}
 	for _, ev := range events {
@@ -588,13 +589,13 @@ step "b" {
 }
 `)
 	res, _ := run(t, context.Background(), p, reg, engine.Options{Reused: map[string]any{"step.a": map[string]any{"value": "recorded"}}})
-	if res.Status != engine.StatusSucceeded {
+	if res.Status != event.StatusSucceeded {
 		t.Fatal(res.Err)
 	}
 	if got := strings.Join(rec.list(), ","); got != "run b recorded" {
 		t.Fatalf("a must not run again and its recorded output must feed b: %s", got)
 	}
-	if res.Steps["step.a"].Status != engine.StatusReused {
+	if res.Steps["step.a"].Status != event.StatusReused {
 		t.Fatalf("a: %s", res.Steps["step.a"].Status)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/planrun/planrun/internal/event"
 	"strings"
 	"time"
 
@@ -19,7 +20,7 @@ import (
 // AssertionError is a step's failed error-severity assertion.
 type AssertionError struct {
 	Step   string
-	Result AssertResult
+	Result event.AssertResult
 }
 
 func (e *AssertionError) Error() string {
@@ -41,31 +42,31 @@ func (r *run) runStep(ctx context.Context, st *plan.Step) {
 	sr := r.result(st.Addr)
 	if out, ok := r.opts.Reused[st.Addr]; ok {
 		r.mu.Lock()
-		sr.Status, sr.Output = StatusReused, out
+		sr.Status, sr.Output = event.StatusReused, out
 		r.mu.Unlock()
-		r.emit(Event{Type: StepFinished, Step: st.Addr, Uses: st.Uses, Status: StatusReused, Message: "completed in an earlier run"})
+		r.emit(event.Event{Type: event.StepFinished, Step: st.Addr, Uses: st.Uses, Status: event.StatusReused, Message: "completed in an earlier run"})
 		return
 	}
 	r.mu.Lock()
 	sr.Started = r.opts.Now()
 	r.mu.Unlock()
-	r.emit(Event{Type: StepStarted, Step: st.Addr, Uses: st.Uses})
+	r.emit(event.Event{Type: event.StepStarted, Step: st.Addr, Uses: st.Uses})
 
 	run, err := r.evalWhen(st)
 	var out any
-	var asserts []AssertResult
-	status := StatusSucceeded
+	var asserts []event.AssertResult
+	status := event.StatusSucceeded
 	switch {
 	case err != nil:
-		status = StatusFailed
+		status = event.StatusFailed
 	case !run:
-		status = StatusSkipped
+		status = event.StatusSkipped
 	default:
 		out, asserts, err = r.runAction(ctx, st, &st.Action)
 		if err != nil {
-			status = StatusFailed
+			status = event.StatusFailed
 			if ctx.Err() != nil {
-				status = StatusCancelled
+				status = event.StatusCancelled
 			}
 		}
 	}
@@ -77,11 +78,11 @@ func (r *run) runStep(ctx context.Context, st *plan.Step) {
 	sr.Status, sr.Output, sr.Err, sr.Assertions = status, out, err, asserts
 	attempts := sr.Attempts
 	r.mu.Unlock()
-	ev := Event{
-		Type: StepFinished, Step: st.Addr, Uses: st.Uses, Status: status, Attempt: attempts,
+	ev := event.Event{
+		Type: event.StepFinished, Step: st.Addr, Uses: st.Uses, Status: status, Attempt: attempts,
 		Seconds: sr.Finished.Sub(sr.Started).Seconds(), Output: r.opts.Redactor.Value(out), Assertions: asserts,
 	}
-	if status == StatusSkipped {
+	if status == event.StatusSkipped {
 		ev.Message = "skipped: when is false"
 	}
 	if err != nil {
@@ -110,7 +111,7 @@ func (r *run) evalWhen(st *plan.Step) (bool, error) {
 
 // runAction runs a step's work (or its rollback) with retries and timeouts,
 // then its assertions.
-func (r *run) runAction(ctx context.Context, st *plan.Step, a *plan.Action) (any, []AssertResult, error) {
+func (r *run) runAction(ctx context.Context, st *plan.Step, a *plan.Action) (any, []event.AssertResult, error) {
 	t, ok := r.opts.Registry.Type(a.Uses)
 	if !ok {
 		return nil, nil, fmt.Errorf("unknown step type %q", a.Uses)
@@ -153,8 +154,8 @@ func (r *run) runAction(ctx context.Context, st *plan.Step, a *plan.Action) (any
 			break
 		}
 		wait := backoff(a.Retry, attempt)
-		r.emit(Event{
-			Type: StepRetrying, Step: st.Addr, Uses: a.Uses, Attempt: attempt,
+		r.emit(event.Event{
+			Type: event.StepRetrying, Step: st.Addr, Uses: a.Uses, Attempt: attempt,
 			Error:   r.opts.Redactor.String(err.Error()),
 			Message: fmt.Sprintf("attempt %d of %d failed; retrying in %s", attempt, attempts, wait),
 		})
@@ -205,7 +206,7 @@ func (r *run) env(st *plan.Step, a *plan.Action) *steps.Env {
 		Prompt:      r.opts.Prompt,
 		Secrets:     r.opts.Redactor.Add,
 		Log: func(format string, args ...any) {
-			r.emit(Event{Type: StepLog, Step: st.Addr, Uses: a.Uses, Message: r.opts.Redactor.String(fmt.Sprintf(format, args...))})
+			r.emit(event.Event{Type: event.StepLog, Step: st.Addr, Uses: a.Uses, Message: r.opts.Redactor.String(fmt.Sprintf(format, args...))})
 		},
 	}
 	if r.opts.StateDir != nil {
@@ -265,15 +266,15 @@ func (r *run) varsOf(s *plan.Scope) map[string]any {
 
 // checkAssertions evaluates every assertion. The first failed error-severity
 // assertion is the step's error; warnings are only reported.
-func (r *run) checkAssertions(st *plan.Step, a *plan.Action, out any) ([]AssertResult, error) {
+func (r *run) checkAssertions(st *plan.Step, a *plan.Action, out any) ([]event.AssertResult, error) {
 	if len(a.Asserts) == 0 {
 		return nil, nil
 	}
 	env := r.assertEnv(st, out)
-	results := make([]AssertResult, 0, len(a.Asserts))
+	results := make([]event.AssertResult, 0, len(a.Asserts))
 	var firstErr error
 	for _, as := range a.Asserts {
-		res := AssertResult{That: as.That, Severity: string(as.Severity), Passed: true}
+		res := event.AssertResult{That: as.That, Severity: string(as.Severity), Passed: true}
 		v, err := expr.Run(as.Program, env)
 		if err != nil {
 			res.Passed, res.Error = false, r.opts.Redactor.String(err.Error())
@@ -287,7 +288,7 @@ func (r *run) checkAssertions(st *plan.Step, a *plan.Action, out any) ([]AssertR
 				if err != nil {
 					shown = "(" + err.Error() + ")"
 				}
-				res.Values = append(res.Values, ReadValue{Expr: read.Expr, Value: r.opts.Redactor.String(shown)})
+				res.Values = append(res.Values, event.ReadValue{Expr: read.Expr, Value: r.opts.Redactor.String(shown)})
 			}
 			res.Message = r.opts.Redactor.String(renderMessage(as.Msg, env))
 			if as.Severity == plan.SeverityError && firstErr == nil {

@@ -11,24 +11,99 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/planrun/planrun/internal/event"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-
-	"github.com/planrun/planrun/internal/engine"
+	"syscall"
 )
 
 // FileStore keeps runs under a directory (.planrun beside the plan):
-// DIR/PLAN/runs/RUN.jsonl.
+// DIR/PLAN/runs/RUN.jsonl, and the plan's lock in DIR/PLAN/lock.
 type FileStore struct {
 	Dir string
 }
 
+var _ Store = (*FileStore)(nil)
+
+// Where is the directory of a plan's run records.
+func (s *FileStore) Where(plan string) string { return filepath.Join(s.planDir(plan), "runs") }
+
+// Close does nothing: files are opened per use.
+func (s *FileStore) Close() error { return nil }
+
+// Lock takes an exclusive flock on DIR/PLAN/lock. The kernel drops a flock
+// when its process dies, so a dead holder can never block a plan; the
+// holder written into the file tells who holds it, and a holder found in a
+// file whose lock was free is a process that died (taken over as stale).
+func (s *FileStore) Lock(_ context.Context, plan string, me Holder) (func() error, *Holder, error) {
+	dir := s.planDir(plan)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("lock: %w", err)
+	}
+	path := filepath.Join(dir, "lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, nil, fmt.Errorf("lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder := readHolder(f)
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, nil, &LockedError{Plan: plan, Holder: holder}
+		}
+		return nil, nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	var stale *Holder
+	if prev := readHolder(f); prev.PID != 0 {
+		stale = &prev
+	}
+	raw, _ := json.Marshal(me) // a Holder always marshals
+	if err := writeHolder(f, raw); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	release := func() error {
+		// Empty the file first, so that a clean release is not taken for a dead holder.
+		err := writeHolder(f, nil)
+		if uerr := syscall.Flock(int(f.Fd()), syscall.LOCK_UN); err == nil {
+			err = uerr
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}
+	return release, stale, nil
+}
+
+func readHolder(f *os.File) Holder {
+	var h Holder
+	raw, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<16))
+	if err == nil {
+		_ = json.Unmarshal(raw, &h) // an empty or garbled file means no holder
+	}
+	return h
+}
+
+func writeHolder(f *os.File, raw []byte) error {
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	if len(raw) > 0 {
+		if _, err := f.WriteAt(raw, 0); err != nil {
+			return err
+		}
+	}
+	return f.Sync()
+}
+
 // RunWriter appends events to one run's record.
 type RunWriter interface {
-	Record(ev engine.Event) error
+	Record(ev event.Event) error
 	Close() error
 }
 
@@ -37,7 +112,7 @@ type RunInfo struct {
 	ID       string
 	Plan     string
 	Hash     string
-	Status   engine.Status // "" while unfinished (or crashed)
+	Status   event.Status // "" while unfinished (or crashed)
 	Started  string
 	Finished string
 }
@@ -92,7 +167,7 @@ type fileWriter struct {
 // Record writes one event as one line in a single write, so that a crash
 // leaves at most a partial last line, never an interleaved one. Events that
 // mark progress are synced to disk before the run goes on.
-func (w *fileWriter) Record(ev engine.Event) error {
+func (w *fileWriter) Record(ev event.Event) error {
 	line, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
@@ -102,7 +177,7 @@ func (w *fileWriter) Record(ev engine.Event) error {
 		return fmt.Errorf("journal: %w", err)
 	}
 	switch ev.Type {
-	case engine.RunStarted, engine.StepFinished, engine.RollbackFinished, engine.RunFinished:
+	case event.RunStarted, event.StepFinished, event.RollbackFinished, event.RunFinished:
 		if err := w.f.Sync(); err != nil {
 			return fmt.Errorf("journal: %w", err)
 		}
@@ -143,7 +218,7 @@ func (s *FileStore) Runs(ctx context.Context, plan string) ([]RunInfo, error) {
 
 // Events reads a run's events. A damaged record (a torn last line, garbage)
 // is an error that names the file and line: never a silent fresh start.
-func (s *FileStore) Events(_ context.Context, plan, runID string) ([]engine.Event, error) {
+func (s *FileStore) Events(_ context.Context, plan, runID string) ([]event.Event, error) {
 	path := filepath.Join(s.planDir(plan), "runs", runID+".jsonl")
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -152,8 +227,8 @@ func (s *FileStore) Events(_ context.Context, plan, runID string) ([]engine.Even
 	return parseEvents(path, raw)
 }
 
-func parseEvents(path string, raw []byte) ([]engine.Event, error) {
-	var events []engine.Event
+func parseEvents(path string, raw []byte) ([]event.Event, error) {
+	var events []event.Event
 	sc := bufio.NewScanner(bytes.NewReader(raw))
 	sc.Buffer(make([]byte, 0, 64*1024), 64*1024*1024)
 	line := 0
@@ -163,9 +238,10 @@ func parseEvents(path string, raw []byte) ([]engine.Event, error) {
 		if len(text) == 0 {
 			continue
 		}
-		var ev engine.Event
+		var ev event.Event
 		dec := json.NewDecoder(bytes.NewReader(text))
 		dec.DisallowUnknownFields()
+		dec.UseNumber() // keep 64-bit integers in outputs exact
 		if err := dec.Decode(&ev); err != nil || ev.Type == "" {
 			reason := "not an event"
 			if err != nil {
@@ -181,7 +257,7 @@ func parseEvents(path string, raw []byte) ([]engine.Event, error) {
 	if len(raw) > 0 && raw[len(raw)-1] != '\n' {
 		return nil, &DamagedError{Path: path, Line: line, Reason: "the last record is incomplete (the process was killed mid-write?)"}
 	}
-	if len(events) == 0 || events[0].Type != engine.RunStarted {
+	if len(events) == 0 || events[0].Type != event.RunStarted {
 		return nil, &DamagedError{Path: path, Line: 1, Reason: "a run record starts with run_started"}
 	}
 	return events, nil
@@ -199,16 +275,16 @@ func (e *DamagedError) Error() string {
 }
 
 // Summarize derives a run's summary from its events.
-func Summarize(id string, events []engine.Event) RunInfo {
+func Summarize(id string, events []event.Event) RunInfo {
 	info := RunInfo{ID: id}
 	for _, ev := range events {
 		switch ev.Type {
-		case engine.RunStarted:
+		case event.RunStarted:
 			info.Plan, info.Hash = ev.Plan, ev.Hash
 			if info.Started == "" {
 				info.Started = ev.Time.Format("2006-01-02 15:04:05")
 			}
-		case engine.RunFinished:
+		case event.RunFinished:
 			info.Status = ev.Status
 			info.Finished = ev.Time.Format("2006-01-02 15:04:05")
 		}

@@ -1,4 +1,6 @@
-package engine
+// Package event is the vocabulary of a run: what the engine reports, the
+// CLI renders and the journal records.
+package event
 
 import "time"
 
@@ -27,6 +29,8 @@ const (
 	StatusReused      Status = "reused"    // completed in an earlier run of the same plan (resume)
 	StatusInterrupted Status = "interrupted"
 	StatusRolledBack  Status = "rolled_back"
+	StatusRunning     Status = "running"    // a run whose process is alive (it holds the lock)
+	StatusUnfinished  Status = "unfinished" // a run whose process died before it finished
 )
 
 // Event is one thing that happened in a run. The CLI renders events as
@@ -47,10 +51,12 @@ type Event struct {
 	Assertions []AssertResult `json:"assertions,omitempty"`
 
 	// run_started and run_finished
-	Plan     string   `json:"plan,omitempty"`
-	Hash     string   `json:"hash,omitempty"`
-	Steps    []string `json:"steps,omitempty"`
-	Downtime *float64 `json:"downtime_seconds,omitempty"`
+	Plan         string            `json:"plan,omitempty"`
+	Hash         string            `json:"hash,omitempty"`
+	Steps        []string          `json:"steps,omitempty"`
+	Fingerprints map[string]string `json:"fingerprints,omitempty"` // per step, to name what changed before a resume
+	Resumed      bool              `json:"resumed,omitempty"`      // this run_started continues an earlier run
+	Downtime     *float64          `json:"downtime_seconds,omitempty"`
 }
 
 // AssertResult is the verdict of one assertion.

@@ -1,0 +1,127 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/planrun/planrun/internal/journal"
+	"github.com/planrun/planrun/plan"
+)
+
+// stateFlags choose where run records and locks live.
+type stateFlags struct {
+	url string
+}
+
+func (s *stateFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.url, "state-url", "", "keep run records and locks in this Postgres database instead of .planrun/ (overrides the plan's state block)")
+}
+
+// openStore opens the journal: --state-url, else the plan's state block,
+// else .planrun/ beside the plan.
+func (c *CLI) openStore(ctx context.Context, p *plan.Plan, sf stateFlags) (journal.Store, bool) {
+	url := sf.url
+	if url == "" {
+		u, diags := p.StateURL()
+		if diags.HasErrors() {
+			writeDiagnostics(c.stderr, p.Files, diags, p.Secrets())
+			return nil, false
+		}
+		url = u
+	}
+	if url == "" {
+		return &journal.FileStore{Dir: filepath.Join(p.Dir, ".planrun")}, true
+	}
+	store, err := journal.OpenPG(ctx, url)
+	if err != nil {
+		secrets := p.Secrets()
+		if pw := plan.URLPassword(url); pw != "" {
+			secrets = append(secrets, pw)
+		}
+		fmt.Fprintf(c.stderr, "planrun: %s\n", redactWith(secrets, err.Error()))
+		return nil, false
+	}
+	return store, true
+}
+
+// fingerprints identify each step's content: its type, arguments (as known
+// before the run, variables included), when, dependencies, assertions and
+// rollback. A resumed run must see the same fingerprints, or the plan changed
+// under it. Sensitive values enter only as hashes.
+func fingerprints(p *plan.Plan) map[string]string {
+	out := make(map[string]string, len(p.Steps))
+	for _, st := range p.Steps {
+		h := sha256.New()
+		fmt.Fprintf(h, "uses=%s\n", st.Uses)
+		writeArgsFingerprint(h, st.Args)
+		if st.When != nil {
+			fmt.Fprintf(h, "when=%s\n", sourceText(p, st.When.Range()))
+		}
+		fmt.Fprintf(h, "deps=%s\ntimeout=%s\nretry=%+v\n", strings.Join(st.Deps, ","), st.Timeout, st.Retry)
+		for _, as := range st.Asserts {
+			fmt.Fprintf(h, "assert=%s|%s|%s\n", as.That, as.Message, as.Severity)
+		}
+		if rb := st.Rollback; rb != nil {
+			fmt.Fprintf(h, "rollback=%s\n", rb.Uses)
+			writeArgsFingerprint(h, rb.Args)
+		}
+		out[st.Addr] = hex.EncodeToString(h.Sum(nil))[:16]
+	}
+	return out
+}
+
+func writeArgsFingerprint(w interface{ Write([]byte) (int, error) }, args []plan.Arg) {
+	sorted := append([]plan.Arg(nil), args...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	for _, a := range sorted {
+		fmt.Fprintf(w, "arg %s=%s\n", a.Name, valueFingerprint(a.Value))
+	}
+}
+
+func valueFingerprint(v cty.Value) string {
+	sensitive := plan.IsSensitive(v)
+	v, _ = v.UnmarkDeep()
+	if !v.IsWhollyKnown() {
+		return "(known after apply)"
+	}
+	raw, err := ctyjson.Marshal(v, v.Type())
+	if err != nil {
+		return "?"
+	}
+	if sensitive {
+		sum := sha256.Sum256(raw)
+		return "sensitive:" + hex.EncodeToString(sum[:])
+	}
+	return string(raw)
+}
+
+func redactWith(secrets []string, s string) string {
+	for _, sec := range secrets {
+		if sec != "" {
+			s = strings.ReplaceAll(s, sec, "(sensitive)")
+		}
+	}
+	return s
+}
+
+// latestRun reads the newest run of the plan, nil when there is none.
+func latestRun(ctx context.Context, store journal.Store, p *plan.Plan) (*journal.Run, error) {
+	runs, err := store.Runs(ctx, p.Name)
+	if err != nil || len(runs) == 0 {
+		return nil, err
+	}
+	events, err := store.Events(ctx, p.Name, runs[0].ID)
+	if err != nil {
+		return nil, err
+	}
+	return journal.Replay(runs[0].ID, events), nil
+}

@@ -217,7 +217,7 @@ func (c *CLI) execute(p *plan.Plan, sel func(*plan.Step) bool, af applyFlags, st
 	if af.json {
 		render = jsonRenderer(c.stdout)
 	} else {
-		render = textRenderer(c.stdout)
+		render = textRenderer(c.stdout, "Applying")
 	}
 	var journalErr error
 	events := func(ev event.Event) {
@@ -333,23 +333,28 @@ func (c *CLI) prompter() func(ctx context.Context, question string) (string, err
 	}
 	var mu sync.Mutex
 	reader := bufio.NewReader(c.stdin)
+	type answer struct {
+		line string
+		err  error
+	}
+	// A terminal read cannot be interrupted. When a question is cancelled,
+	// its read stays pending and answers the next question, so that no typed
+	// line is lost; it ends with the next line or when stdin closes.
+	var pending chan answer
 	return func(ctx context.Context, question string) (string, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		fmt.Fprint(c.stdout, question)
-		type answer struct {
-			line string
-			err  error
+		if pending == nil {
+			pending = make(chan answer, 1)
+			go func(ch chan<- answer) {
+				line, err := reader.ReadString('\n')
+				ch <- answer{line, err}
+			}(pending)
 		}
-		ch := make(chan answer, 1)
-		// Reading a terminal cannot be interrupted; the goroutine ends with
-		// the next line typed or when stdin closes.
-		go func() {
-			line, err := reader.ReadString('\n')
-			ch <- answer{line, err}
-		}()
 		select {
-		case a := <-ch:
+		case a := <-pending:
+			pending = nil
 			return strings.TrimSpace(a.line), a.err
 		case <-ctx.Done():
 			return "", ctx.Err()

@@ -56,6 +56,7 @@ func commands() []command {
 		{"validate", "Check a plan: syntax, variables, step arguments, assertions, the DAG", runValidate},
 		{"plan", "Show what apply would do, in order, without running anything", runPlan},
 		{"apply", "Run a plan", runApply},
+		{"check", "Run only the plan's checks (read-only): a pre-flight, or a validation after the fact", runCheck},
 		{"status", "Show the last run of a plan: each step's status, attempts and duration", runStatus},
 		{"history", "List a plan's runs", runHistory},
 		{"rollback", "Run the rollback hooks of the last run's completed steps, newest first", runRollback},

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -119,4 +120,22 @@ func TestValidateExitCodes(t *testing.T) {
 	if code := c.Main([]string{"frobnicate"}); code != ExitUsage {
 		t.Fatalf("unknown command: %d", code)
 	}
+}
+
+func TestCancelledQuestionDoesNotSwallowTheNextAnswer(t *testing.T) {
+	r, w := io.Pipe()
+	c, _, _ := newTestCLI("", true)
+	c.stdin = r
+	ask := c.prompter()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := ask(ctx, "first? "); err == nil {
+		t.Fatal("a cancelled question returns an error")
+	}
+	go func() { _, _ = io.WriteString(w, "yes\n") }()
+	got, err := ask(context.Background(), "second? ")
+	if err != nil || got != "yes" {
+		t.Fatalf("the line typed after the cancellation answers the next question: %q, %v", got, err)
+	}
+	w.Close()
 }

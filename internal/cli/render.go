@@ -21,12 +21,17 @@ func jsonRenderer(w io.Writer) func(event.Event) {
 	}
 }
 
-// textRenderer prints events as they happen, one or a few lines each.
-func textRenderer(w io.Writer) func(event.Event) {
+// textRenderer prints events as they happen, one or a few lines each. verb
+// says what the run does ("Applying", "Checking").
+func textRenderer(w io.Writer, verb string) func(event.Event) {
 	return func(ev event.Event) {
 		switch ev.Type {
 		case event.RunStarted:
-			fmt.Fprintf(w, "Applying plan %q (%s)\n\n", ev.Plan, plural(len(ev.Steps), "step"))
+			what := plural(len(ev.Steps), "step")
+			if verb == "Checking" {
+				what = plural(len(ev.Steps), "check")
+			}
+			fmt.Fprintf(w, "%s plan %q (%s)\n\n", verb, ev.Plan, what)
 		case event.StepStarted:
 			fmt.Fprintf(w, "%s: running (%s)\n", ev.Step, ev.Uses)
 		case event.StepLog:

@@ -84,7 +84,7 @@ func runRollback(c *CLI, args []string) int {
 	}
 	defer rec.Close()
 	red := redact.New(p.Secrets()...)
-	render := textRenderer(c.stdout)
+	render := textRenderer(c.stdout, "Rolling back")
 	if jsonOut {
 		render = jsonRenderer(c.stdout)
 	}

@@ -44,6 +44,10 @@ type Options struct {
 	// StateDir returns a directory where a step may keep resumable state.
 	StateDir func(addr string) string
 	Now      func() time.Time
+	// KeepGoing lets independent steps go on after a failure (planrun
+	// check reports every check); what depends on the failed step still
+	// does not run.
+	KeepGoing bool
 	// Fingerprints and Resumed go into the run_started event (see journal).
 	Fingerprints map[string]string
 	Resumed      bool
@@ -201,6 +205,9 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) *Result {
 		default:
 			if res.Err == nil {
 				res.Err = sr.Err
+			}
+			if opts.KeepGoing {
+				continue
 			}
 			if !stopped {
 				// No new steps start; the running ones are cancelled and

@@ -53,6 +53,9 @@ func (r *run) runStep(ctx context.Context, st *plan.Step) {
 	r.emit(event.Event{Type: event.StepStarted, Step: st.Addr, Uses: st.Uses})
 
 	run, err := r.evalWhen(st)
+	if err == nil && run {
+		err = r.missingOutputs(st)
+	}
 	var out any
 	var asserts []event.AssertResult
 	status := event.StatusSucceeded
@@ -91,6 +94,22 @@ func (r *run) runStep(ctx context.Context, st *plan.Step) {
 	r.emit(ev)
 }
 
+// missingOutputs names the outputs a step reads that nobody produced: a
+// dependency outside this run's selection (planrun check, --target) that
+// did not complete in an earlier run either.
+func (r *run) missingOutputs(st *plan.Step) error {
+	var missing []string
+	for _, addr := range st.Reads() {
+		if _, ok := r.output(addr); !ok {
+			missing = append(missing, addr)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("needs the output of %s, which did not run (here or in an earlier run of this plan); apply the plan, or target a step that depends on it", strings.Join(missing, ", "))
+}
+
 func (r *run) evalWhen(st *plan.Step) (bool, error) {
 	if st.When == nil {
 		return true, nil
@@ -120,6 +139,7 @@ func (r *run) runAction(ctx context.Context, st *plan.Step, a *plan.Action) (any
 	attempts := max(1, a.Retry.Attempts)
 	env := r.env(st, a)
 	var lastErr error
+	var lastOut any // what a failed attempt produced (a 500's body): kept for the report
 	for attempt := 1; attempt <= attempts; attempt++ {
 		args, err := r.decodeArgs(st, a, t, a.Body)
 		if err != nil {
@@ -150,6 +170,11 @@ func (r *run) runAction(ctx context.Context, st *plan.Step, a *plan.Action) (any
 			err = fmt.Errorf("timed out after %s: %w", a.Timeout, err)
 		}
 		lastErr = err
+		if out != nil {
+			if norm, nerr := Normalize(out, plan.OutputShape(t.Output())); nerr == nil {
+				lastOut = norm
+			}
+		}
 		if ctx.Err() != nil || attempt == attempts {
 			break
 		}
@@ -164,10 +189,10 @@ func (r *run) runAction(ctx context.Context, st *plan.Step, a *plan.Action) (any
 		case <-timer.C:
 		case <-ctx.Done():
 			timer.Stop()
-			return nil, nil, fmt.Errorf("%w (cancelled while waiting to retry)", lastErr)
+			return lastOut, nil, fmt.Errorf("%w (cancelled while waiting to retry)", lastErr)
 		}
 	}
-	return nil, nil, lastErr
+	return lastOut, nil, lastErr
 }
 
 // backoff doubles the wait after each failed attempt, up to MaxBackoff.

@@ -1,0 +1,114 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/planrun/planrun/internal/engine"
+	"github.com/planrun/planrun/internal/event"
+	"github.com/planrun/planrun/internal/redact"
+	"github.com/planrun/planrun/plan"
+)
+
+// runCheck runs only the plan's checks, read-only: as a pre-flight before a
+// migration, or a validation after it. Checks that read step outputs get
+// them from the last run. It records nothing, so it never disturbs a run to
+// be resumed.
+func runCheck(c *CLI, args []string) int {
+	fs := c.newFlags("check", "[flags] PLAN")
+	var vf varFlags
+	var sf stateFlags
+	vf.register(fs)
+	sf.register(fs)
+	var targets multiFlag
+	fs.Var(&targets, "target", "run only this check (repeatable)")
+	jsonOut := fs.Bool("json", false, "print one JSON event per line instead of text")
+	parallelism := fs.Int("parallelism", 0, "run at most N checks at once (default: number of CPUs, at most 8)")
+	pos, code, ok := c.parseFlags(fs, args, 1)
+	if !ok {
+		return code
+	}
+	path, ok := c.planPath(pos)
+	if !ok {
+		return ExitUsage
+	}
+	p, ok := c.load(path, vf)
+	if !ok {
+		return ExitUsage
+	}
+	sel, ok := c.selectTargets(p, targets)
+	if !ok {
+		return ExitUsage
+	}
+	onlyChecks := func(st *plan.Step) bool { return st.Kind == plan.KindCheck && (sel == nil || sel(st)) }
+	n := 0
+	for _, st := range p.Steps {
+		if onlyChecks(st) {
+			n++
+		}
+	}
+	if n == 0 {
+		fmt.Fprintf(c.stderr, "planrun check: %s has no checks to run.\n", path)
+		return ExitUsage
+	}
+	store, ok := c.openStore(c.ctx, p, sf)
+	if !ok {
+		return ExitFailed
+	}
+	defer store.Close()
+	recorded := map[string]any{}
+	last, err := latestRun(c.ctx, store, p)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "planrun: %v\n", err)
+		return ExitFailed
+	}
+	if last != nil {
+		for addr, out := range last.Reusable() {
+			st := p.Step(addr)
+			if st == nil || st.Kind != plan.KindStep || st.Type == nil {
+				continue
+			}
+			norm, err := engine.Normalize(out, plan.OutputShape(st.Type.Output()))
+			if err == nil {
+				recorded[addr] = norm
+			}
+		}
+	}
+	red := redact.New(p.Secrets()...)
+	render := textRenderer(c.stdout, "Checking")
+	if *jsonOut {
+		render = jsonRenderer(c.stdout)
+	}
+	res := engine.Run(c.ctx, p, engine.Options{
+		Registry:    c.registry,
+		Parallelism: *parallelism,
+		Select:      onlyChecks,
+		Redactor:    red,
+		NoRollback:  true,
+		KeepGoing:   true,
+		Reused:      recorded,
+		Events: func(ev event.Event) {
+			if ev.Type == event.StepFinished && ev.Status == event.StatusReused {
+				return // a step's recorded output, not a check that ran
+			}
+			render(ev)
+		},
+	})
+	if !*jsonOut {
+		writeSummary(c.stdout, p, res, onlyChecks)
+		failed := 0
+		for _, st := range p.Steps {
+			if onlyChecks(st) && res.Steps[st.Addr].Status != event.StatusSucceeded && res.Steps[st.Addr].Status != event.StatusSkipped {
+				failed++
+			}
+		}
+		if failed == 0 {
+			fmt.Fprintf(c.stdout, "\nAll %s held.\n", plural(n, "check"))
+		} else {
+			fmt.Fprintf(c.stdout, "\n%d of %s did not hold.\n", failed, plural(n, "check"))
+		}
+	}
+	if res.Err != nil {
+		fmt.Fprintf(c.stderr, "\nError: %s\n", red.String(res.Err.Error()))
+	}
+	return exitCode(res)
+}

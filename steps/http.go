@@ -208,14 +208,16 @@ func registerHeaderSecrets(env *Env, u *url.URL, headers map[string]string) {
 	if p, ok := u.User.Password(); ok {
 		env.Secrets(p)
 	}
+	// Values shorter than this are not credentials, and masking "1" or "on"
+	// everywhere would hide too much.
+	const minSecret = 6
 	for k, v := range headers {
-		if !credentialHeader(k) {
+		if !credentialHeader(k) || len(v) < minSecret {
 			continue
 		}
 		env.Secrets(v)
-		// "Bearer abc": the credential alone too, for servers that echo only it.
-		// Short values are skipped: masking "1" everywhere would hide too much.
-		if _, cred, ok := strings.Cut(v, " "); ok && len(cred) >= 6 {
+		// "Bearer abc...": the credential alone too, for servers that echo only it.
+		if _, cred, ok := strings.Cut(v, " "); ok && len(cred) >= minSecret {
 			env.Secrets(cred)
 		}
 	}

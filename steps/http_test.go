@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -257,7 +258,9 @@ func TestHTTPBodyCapped(t *testing.T) {
 }
 
 func TestHTTPInsecureSkipVerify(t *testing.T) {
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is expected
+	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	env, _ := secretsEnv()
 	if _, err := runHTTP(context.Background(), env, &HTTPArgs{URL: srv.URL}); err == nil || !strings.Contains(err.Error(), "certificate") {

@@ -38,7 +38,7 @@ type WaitOutput struct {
 	Attempts  int     `json:"attempts" doc:"How many times the probe ran."`
 	Seconds   float64 `json:"seconds" doc:"How long the wait took."`
 	Last      any     `json:"last" doc:"The output of the last probe that succeeded (null if none did)."`
-	LastError string  `json:"last_error" doc:"The error of the last probe if it failed, else empty."`
+	LastError string  `json:"last_error" doc:"Why the last attempt was not a yes: the probe's error, or until's when it could not be evaluated; empty otherwise."`
 }
 
 const (
@@ -81,46 +81,33 @@ func runWait(ctx context.Context, env *Env, a *WaitArgs) (*WaitOutput, error) {
 	// the step long after the user said to give up.
 	pctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	var lastErr error // the last attempt's probe error (or until error): the cause when giving up
+	var lastErr error // the last attempt's probe (or until) error: a cause when giving up
 	for {
 		out.Attempts++
-		last, probeErr := env.RunNested(pctx, a.Probe.Uses, a.Probe.Rest)
+		last, err := env.RunNested(pctx, a.Probe.Uses, a.Probe.Rest)
 		out.Seconds = time.Since(start).Seconds()
 		if ctx.Err() != nil {
 			return out, out.fail(lastErr, ctx.Err(), "stopped after %d attempts", out.Attempts)
 		}
-		lastErr = probeErr
-		if probeErr != nil {
-			env.Logf("attempt %d: probe %s failed (not yet): %v", out.Attempts, a.Probe.Uses, probeErr)
-		} else {
+		var done, stop bool
+		if err == nil {
 			out.Last = last
-			if failFast != nil {
-				// A fail_fast that cannot be evaluated (no rows yet) has not fired.
-				stop, err := evalWaitCondition(failFast, last)
-				if err != nil {
-					env.Logf("attempt %d: fail_fast could not be evaluated: %v", out.Attempts, err)
-				}
-				if stop {
-					out.LastError = ""
-					return out, out.fail(nil, nil, "fail_fast (%s) is true after %d attempts", a.FailFast, out.Attempts)
-				}
-			}
-			done, err := evalWaitCondition(until, last)
-			switch {
-			case err != nil:
-				// Often a probe that has nothing to show yet (no rows): not yet.
-				lastErr = fmt.Errorf("until: %w", err)
-				env.Logf("attempt %d: until could not be evaluated (not yet): %v", out.Attempts, err)
-			case done:
-				out.LastError = ""
-				return out, nil
-			default:
-				env.Logf("attempt %d: not yet", out.Attempts)
-			}
+			done, stop, err = judgeProbe(env, failFast, until, last)
 		}
-		out.LastError = ""
-		if lastErr != nil {
-			out.LastError = lastErr.Error()
+		lastErr, out.LastError = err, ""
+		if err != nil {
+			out.LastError = err.Error()
+		}
+		switch {
+		case stop:
+			return out, out.fail(nil, nil, "fail_fast (%s) is true after %d attempts", a.FailFast, out.Attempts)
+		case done:
+			return out, nil
+		case err != nil:
+			// A failing probe is "not yet": the database may still be starting.
+			env.Logf("attempt %d: not yet: %v", out.Attempts, err)
+		default:
+			env.Logf("attempt %d: not yet", out.Attempts)
 		}
 		// No time left for another probe after the pause: give up now
 		// rather than sleep only to fail.
@@ -134,8 +121,28 @@ func runWait(ctx context.Context, env *Env, a *WaitArgs) (*WaitOutput, error) {
 	}
 }
 
+// judgeProbe evaluates the conditions on a probe's output. An until that cannot
+// be evaluated (a probe with no rows yet) is "not yet", returned as err; a
+// fail_fast that cannot be evaluated has not fired.
+func judgeProbe(env *Env, failFast, until *vm.Program, output any) (done, stop bool, err error) {
+	if failFast != nil {
+		stop, err := evalWaitCondition(failFast, output)
+		if err != nil {
+			env.Logf("fail_fast could not be evaluated: %v", err)
+		}
+		if stop {
+			return false, true, nil
+		}
+	}
+	done, err = evalWaitCondition(until, output)
+	if err != nil {
+		return false, false, fmt.Errorf("until: %w", err)
+	}
+	return done, false, nil
+}
+
 // fail builds wait's error: what happened, the last output and the last
-// probe error, keeping the causes (the context's error, the probe's) for
+// attempt's error, keeping the causes (the context's error, the probe's) for
 // errors.Is and errors.As.
 func (o *WaitOutput) fail(lastErr, ctxErr error, format string, args ...any) error {
 	e := &waitError{msg: "wait: " + fmt.Sprintf(format, args...)}
@@ -147,7 +154,7 @@ func (o *WaitOutput) fail(lastErr, ctxErr error, format string, args ...any) err
 		e.msg += "; last output: " + compactJSON(o.Last, 300)
 	}
 	if lastErr != nil {
-		e.msg += "; last probe error: " + lastErr.Error()
+		e.msg += "; last error: " + lastErr.Error()
 		e.causes = append(e.causes, lastErr)
 	}
 	return e
@@ -177,7 +184,7 @@ func waitDuration(name, s string, def time.Duration) (time.Duration, error) {
 func compileWaitCondition(name, src string) (*vm.Program, error) {
 	prog, err := expr.Compile(src, expr.Env(map[string]any{"output": map[string]any{}}), expr.AsBool())
 	if err != nil {
-		return nil, fmt.Errorf("wait: %s is not a valid condition: %w", name, err)
+		return nil, fmt.Errorf("wait: %s = %q is not a valid expr-lang condition: %w", name, src, err)
 	}
 	return prog, nil
 }

@@ -151,7 +151,7 @@ func TestWaitProbeErrorsAreNotYet(t *testing.T) {
 	if out.Attempts != 3 || out.LastError != "" {
 		t.Errorf("attempts %d, last error %q", out.Attempts, out.LastError)
 	}
-	if log := pe.logText(); !strings.Contains(log, "attempt 1: probe http failed (not yet)") || !strings.Contains(log, "status 503") {
+	if log := pe.logText(); !strings.Contains(log, "attempt 1: not yet: http GET") || !strings.Contains(log, "status 503") {
 		t.Errorf("log:\n%s", log)
 	}
 }
@@ -211,7 +211,7 @@ func TestWaitGivesUpWithLastProbeError(t *testing.T) {
 		Interval: "10ms",
 		MaxWait:  "50ms",
 	})
-	if err == nil || !strings.Contains(err.Error(), "last probe error: http GET") || !strings.Contains(err.Error(), "replica down") {
+	if err == nil || !strings.Contains(err.Error(), "last error: http GET") || !strings.Contains(err.Error(), "replica down") {
 		t.Fatalf("err = %v", err)
 	}
 	if out.Last != nil || !strings.Contains(out.LastError, "status 500") {
@@ -251,6 +251,7 @@ func TestWaitContextCancelledWhilePausing(t *testing.T) {
 		Probe:    parseProbe(t, "http", fmt.Sprintf("url = %q", srv.URL)),
 		Until:    "output.json.ready",
 		Interval: "1h",
+		MaxWait:  "2h",
 	})
 	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "stopped after 1 attempts") {
 		t.Fatalf("err = %v", err)
@@ -300,9 +301,9 @@ func TestWaitBadArguments(t *testing.T) {
 		args WaitArgs
 		want string
 	}{
-		{WaitArgs{Until: "output.status =="}, "wait: until is not valid"},
-		{WaitArgs{Until: "1 + 1"}, "wait: until is not valid"},
-		{WaitArgs{Until: "true", FailFast: "output.("}, "wait: fail_fast is not valid"},
+		{WaitArgs{Until: "output.status =="}, `wait: until = "output.status ==" is not a valid expr-lang condition: unexpected token EOF`},
+		{WaitArgs{Until: "1 + 1"}, `wait: until = "1 + 1" is not a valid expr-lang condition: expected bool, but got int`},
+		{WaitArgs{Until: "true", FailFast: "output.("}, `wait: fail_fast = "output.(" is not a valid expr-lang condition`},
 		{WaitArgs{Until: "true", Interval: "often"}, `wait: interval is a duration such as "5s", not "often"`},
 		{WaitArgs{Until: "true", MaxWait: "-1s"}, `wait: max_wait is a duration such as "5s", not "-1s"`},
 	} {

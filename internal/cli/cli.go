@@ -62,6 +62,7 @@ func commands() []command {
 		{"rollback", "Run the rollback hooks of the last run's completed steps, newest first", runRollback},
 		{"graph", "Print the plan's DAG as DOT or Mermaid", runGraph},
 		{"fmt", "Rewrite HCL plans in canonical style", runFmt},
+		{"schema", "Print the JSON Schema of plan files, or of a step type's arguments and output", runSchema},
 		{"version", "Print planrun's version", runVersion},
 	}
 }

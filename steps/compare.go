@@ -3,18 +3,346 @@ package steps
 import (
 	"context"
 	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // CompareArgs are the arguments of compare.
-type CompareArgs struct{}
+type CompareArgs struct {
+	Source         *Database `hcl:"source" doc:"The database copied from."`
+	Target         *Database `hcl:"target" doc:"The database copied to."`
+	Jobs           *int      `hcl:"jobs,optional" doc:"How many tables are counted at once on each side, each on its own connection (default 4)."`
+	Schemas        []string  `hcl:"schemas,optional" doc:"Compare only these schemas (default: every schema but pg_catalog, information_schema and pg_toast)."`
+	ExcludeSchemas []string  `hcl:"exclude_schemas,optional" doc:"Schemas left out of the comparison."`
+	Tables         []string  `hcl:"tables,optional" doc:"Compare only these tables and their columns, indexes and constraints (\"schema.table\" or \"table\", with * and ? wildcards; views and sequences follow schemas only)."`
+	ExcludeTables  []string  `hcl:"exclude_tables,optional" doc:"Tables left out of the comparison, written as in tables."`
+	Counts         *bool     `hcl:"counts,optional" doc:"Count the rows of every table exactly on both sides (default true); false compares the schema only."`
+}
 
-// CompareOutput is the output of compare.
-type CompareOutput struct{}
+// CompareOutput is the output of compare. Every list is sorted; tables and
+// sequences are named "schema.name", objects on a table
+// "schema.name on schema.table".
+type CompareOutput struct {
+	Tables          []CompareTable     `json:"tables" doc:"Every table on either side with its exact row count on each (null on the side that lacks it, or with counts = false); a partitioned table counts the rows of its partitions."`
+	Mismatched      []string           `json:"mismatched" doc:"Tables whose row counts differ or that exist on one side only."`
+	MissingTables   []string           `json:"missing_tables" doc:"Tables on the source that the target lacks."`
+	ExtraTables     []string           `json:"extra_tables" doc:"Tables on the target that the source lacks."`
+	Columns         CompareColumns     `json:"columns" doc:"Column differences in the tables present on both sides."`
+	Indexes         CompareIndexes     `json:"indexes" doc:"Index differences."`
+	Constraints     CompareConstraints `json:"constraints" doc:"Primary key, unique, check, exclusion and trigger constraint differences."`
+	ForeignKeys     CompareDefs        `json:"foreign_keys" doc:"Foreign key differences."`
+	Sequences       []CompareSequence  `json:"sequences" doc:"Every sequence on either side with the last value it handed out on each."`
+	SequencesBehind []string           `json:"sequences_behind" doc:"Sequences the target lacks or that would hand out values the source already handed out."`
+	Extensions      CompareDefs        `json:"extensions" doc:"Extension differences (name, version and schema)."`
+	Views           CompareObjects     `json:"views" doc:"View and materialized view differences."`
+	Equal           bool               `json:"equal" doc:"Nothing differs: every count and sequence matches and every list of differences is empty."`
+	Seconds         float64            `json:"seconds" doc:"How long the comparison took."`
+}
 
-// compareType is being written; it fails when run until then.
+// CompareTable is one table's row counts.
+type CompareTable struct {
+	Schema     string `json:"schema" doc:"The table's schema."`
+	Name       string `json:"name" doc:"The table's name."`
+	SourceRows *int64 `json:"source_rows" doc:"Exact row count on the source; null when the source lacks the table or counts = false."`
+	TargetRows *int64 `json:"target_rows" doc:"Exact row count on the target; null when the target lacks the table or counts = false."`
+	Match      bool   `json:"match" doc:"The table exists on both sides with the same row count."`
+}
+
+// CompareSequence is one sequence's value on both sides.
+type CompareSequence struct {
+	Schema      string `json:"schema" doc:"The sequence's schema."`
+	Name        string `json:"name" doc:"The sequence's name."`
+	SourceValue *int64 `json:"source_value" doc:"The last value the source handed out (start minus increment when never used); null when the source lacks it."`
+	TargetValue *int64 `json:"target_value" doc:"The last value the target handed out (start minus increment when never used); null when the target lacks it."`
+}
+
+// CompareObjects lists objects present on one side only.
+type CompareObjects struct {
+	Missing []string `json:"missing" doc:"On the source, not on the target."`
+	Extra   []string `json:"extra" doc:"On the target, not on the source."`
+}
+
+// CompareDefs lists objects present on one side only or defined differently.
+type CompareDefs struct {
+	Missing []string `json:"missing" doc:"On the source, not on the target."`
+	Extra   []string `json:"extra" doc:"On the target, not on the source."`
+	Changed []string `json:"changed" doc:"On both sides but defined differently, each with both definitions."`
+}
+
+// CompareColumns lists column differences.
+type CompareColumns struct {
+	Missing        []string `json:"missing" doc:"Columns (schema.table.column) on the source, not on the target."`
+	Extra          []string `json:"extra" doc:"Columns on the target, not on the source."`
+	TypeChanged    []string `json:"type_changed" doc:"Columns whose type differs, with both types."`
+	NotNullChanged []string `json:"not_null_changed" doc:"Columns NOT NULL on one side only."`
+	DefaultChanged []string `json:"default_changed" doc:"Columns whose default, identity or generation expression differs (a lost nextval default breaks inserts)."`
+}
+
+// CompareIndexes lists index differences.
+type CompareIndexes struct {
+	Missing []string `json:"missing" doc:"Indexes on the source, not on the target."`
+	Extra   []string `json:"extra" doc:"Indexes on the target, not on the source."`
+	Changed []string `json:"changed" doc:"Indexes defined differently, with both definitions."`
+	Invalid []string `json:"invalid" doc:"Indexes invalid on the target (a failed concurrent build): the planner ignores them and a unique one enforces nothing."`
+}
+
+// CompareConstraints lists constraint differences.
+type CompareConstraints struct {
+	Missing  []string `json:"missing" doc:"Constraints on the source, not on the target."`
+	Extra    []string `json:"extra" doc:"Constraints on the target, not on the source."`
+	Changed  []string `json:"changed" doc:"Constraints defined differently, with both definitions."`
+	NotValid []string `json:"not_valid" doc:"Constraints of any kind, foreign keys included, that are NOT VALID on the target: its existing rows were never checked."`
+}
+
 var compareType = Def[CompareArgs, CompareOutput]{
-	Summary: "(in progress)",
-	Fn: func(context.Context, *Env, *CompareArgs) (*CompareOutput, error) {
-		return nil, errors.New("compare: not built yet")
-	},
+	Summary:    "Compares two databases: exact row counts (in parallel, in one snapshot per side), columns, indexes, constraints, foreign keys, sequences, extensions and views.",
+	IsReadOnly: true,
+	Fn:         runCompare,
+}
+
+// compareOptions are the arguments, checked and with defaults applied.
+type compareOptions struct {
+	jobs                    int
+	counts                  bool
+	schemas, excludeSchemas []string // never nil: they are query parameters
+	tables, excludeTables   []string
+}
+
+func runCompare(ctx context.Context, env *Env, a *CompareArgs) (*CompareOutput, error) {
+	start := time.Now()
+	o, err := newCompareOptions(a)
+	if err != nil {
+		return nil, fmt.Errorf("compare: %w", err)
+	}
+	// Both sides at once: a failure on one cancels the other.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var src, tgt *cmpSide
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		var err error
+		if src, err = cmpInspect(ctx, env, a.Source, o); err != nil {
+			cancel(fmt.Errorf("source: %w", err))
+		}
+	})
+	wg.Go(func() {
+		var err error
+		if tgt, err = cmpInspect(ctx, env, a.Target, o); err != nil {
+			cancel(fmt.Errorf("target: %w", err))
+		}
+	})
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return nil, fmt.Errorf("compare: %w", err)
+	}
+	out := cmpDiff(src, tgt)
+	out.Seconds = time.Since(start).Seconds()
+	return out, nil
+}
+
+func newCompareOptions(a *CompareArgs) (*compareOptions, error) {
+	if a.Source == nil || a.Target == nil {
+		return nil, errors.New("source and target are both required")
+	}
+	o := &compareOptions{
+		jobs:           4,
+		counts:         a.Counts == nil || *a.Counts,
+		schemas:        append([]string{}, a.Schemas...),
+		excludeSchemas: append([]string{}, a.ExcludeSchemas...),
+		tables:         a.Tables,
+		excludeTables:  a.ExcludeTables,
+	}
+	if a.Jobs != nil {
+		if *a.Jobs < 1 {
+			return nil, fmt.Errorf("jobs must be at least 1, not %d", *a.Jobs)
+		}
+		o.jobs = *a.Jobs
+	}
+	for _, p := range append(append([]string{}, a.Tables...), a.ExcludeTables...) {
+		if _, err := path.Match(p, ""); err != nil {
+			return nil, fmt.Errorf("table pattern %q: %w", p, err)
+		}
+	}
+	return o, nil
+}
+
+// keepTable applies tables and exclude_tables.
+func (o *compareOptions) keepTable(schema, name string) bool {
+	return (len(o.tables) == 0 || cmpMatch(o.tables, schema, name)) && !cmpMatch(o.excludeTables, schema, name)
+}
+
+// cmpMatch reports whether a pattern names the table: "schema.table"
+// patterns match the qualified name, bare ones the table in any schema.
+func cmpMatch(patterns []string, schema, name string) bool {
+	for _, p := range patterns {
+		subject := name
+		if strings.Contains(p, ".") {
+			subject = schema + "." + name
+		}
+		if ok, _ := path.Match(p, subject); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// cmpSide is what compare learned about one database.
+type cmpSide struct {
+	cat  *cmpCatalog
+	rows map[string]int64 // exact counts of plain tables and partitions; nil with counts = false
+}
+
+// cmpSettings are set in every transaction compare opens.
+const cmpSettings = `
+SET LOCAL search_path = pg_catalog;      -- catalog renderings then qualify every name alike on both sides
+SET LOCAL row_security = off;            -- a count that row-level security would filter fails instead (as in pg_dump)
+SET LOCAL statement_timeout = 0;         -- the step's timeout bounds the work, not a server default meant for the application
+SET LOCAL idle_in_transaction_session_timeout = 0; -- the exporting transaction sits idle while the workers count
+`
+
+// cmpInspect reads one database's catalogs and counts its tables, all in
+// one snapshot: the coordinating transaction exports it and every counting
+// connection imports it (as pg_dump --jobs does), so the counts and the
+// schema describe a single instant even while the application writes.
+func cmpInspect(ctx context.Context, env *Env, db *Database, o *compareOptions) (*cmpSide, error) {
+	conn, err := connect(ctx, env, db, true)
+	if err != nil {
+		return nil, err
+	}
+	defer cmpClose(ctx, conn) // closing also ends the read-only transaction
+	major, err := serverMajor(ctx, conn)
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", db.Name, err)
+	}
+	if major < 12 {
+		return nil, fmt.Errorf("database %s runs PostgreSQL %d; compare needs 12 or newer", db.Name, major)
+	}
+	tx, err := cmpBegin(ctx, conn, "")
+	if err != nil {
+		return nil, fmt.Errorf("database %s: begin a read-only transaction: %w", db.Name, err)
+	}
+	var snapshot string
+	if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&snapshot); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		// Some poolers and old standbys cannot export snapshots: each count
+		// is still exact, only not all taken at the same instant.
+		env.Logf("database %s: cannot share one snapshot between connections (%v); each count is exact but taken at its own time", db.Name, err)
+		_ = tx.Rollback(ctx)
+		if tx, err = cmpBegin(ctx, conn, ""); err != nil {
+			return nil, fmt.Errorf("database %s: begin a read-only transaction: %w", db.Name, err)
+		}
+	}
+	cat, err := cmpReadCatalog(ctx, tx, o)
+	if err != nil {
+		return nil, fmt.Errorf("read the catalogs of database %s: %w", db.Name, err)
+	}
+	s := &cmpSide{cat: cat}
+	if o.counts {
+		if s.rows, err = cmpCount(ctx, env, db, snapshot, cat.countable(), o.jobs); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// cmpBegin starts a REPEATABLE READ READ ONLY transaction, in the
+// exported snapshot when one is given.
+func cmpBegin(ctx context.Context, conn *pgx.Conn, snapshot string) (pgx.Tx, error) {
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, err
+	}
+	sql := cmpSettings
+	if snapshot != "" {
+		// It must come first in the transaction, and cannot be a parameter.
+		sql = "SET TRANSACTION SNAPSHOT '" + strings.ReplaceAll(snapshot, "'", "''") + "';" + sql
+	}
+	if _, err := tx.Exec(ctx, sql); err != nil {
+		_ = tx.Rollback(ctx)
+		return nil, err
+	}
+	return tx, nil
+}
+
+// cmpCount counts the given tables exactly, jobs at a time, each worker on
+// its own connection inside the side's snapshot. Biggest tables come first
+// so that one huge table does not start last.
+func cmpCount(ctx context.Context, env *Env, db *Database, snapshot string, tables []cmpRelation, jobs int) (map[string]int64, error) {
+	rows := make(map[string]int64, len(tables))
+	if len(tables) == 0 {
+		return rows, nil
+	}
+	jobs = min(jobs, len(tables))
+	start := time.Now()
+	env.Logf("database %s: counting the rows of %d tables, %d at a time", db.Name, len(tables), jobs)
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	work := make(chan cmpRelation)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range jobs {
+		wg.Go(func() {
+			err := cmpCountWorker(ctx, env, db, snapshot, work, func(t cmpRelation, n int64) {
+				mu.Lock()
+				rows[t.key()] = n
+				mu.Unlock()
+			})
+			if err != nil {
+				cancel(err) // stops the feeder and the other workers
+			}
+		})
+	}
+feed:
+	for _, t := range tables {
+		select {
+		case work <- t:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return nil, err
+	}
+	env.Logf("database %s: counted %d tables in %.1fs", db.Name, len(tables), time.Since(start).Seconds())
+	return rows, nil
+}
+
+// cmpCountWorker counts the tables it receives until work is closed.
+func cmpCountWorker(ctx context.Context, env *Env, db *Database, snapshot string, work <-chan cmpRelation, record func(cmpRelation, int64)) error {
+	conn, err := connect(ctx, env, db, true)
+	if err != nil {
+		return err
+	}
+	defer cmpClose(ctx, conn)
+	tx, err := cmpBegin(ctx, conn, snapshot)
+	if err != nil {
+		return fmt.Errorf("database %s: begin a read-only transaction in the shared snapshot: %w", db.Name, err)
+	}
+	for t := range work {
+		var n int64
+		// ONLY: a parent's rows are counted once, here, and its
+		// children's in their own queries.
+		if err := tx.QueryRow(ctx, "SELECT count(*) FROM ONLY "+qualified(t.schema, t.name)).Scan(&n); err != nil {
+			return fmt.Errorf("count the rows of %s in database %s: %w", t.key(), db.Name, err)
+		}
+		record(t, n)
+	}
+	return nil
+}
+
+// cmpClose closes a connection even when ctx is already cancelled.
+func cmpClose(ctx context.Context, conn *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = conn.Close(ctx)
 }

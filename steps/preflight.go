@@ -3,18 +3,425 @@ package steps
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // PreflightArgs are the arguments of preflight.
-type PreflightArgs struct{}
+type PreflightArgs struct {
+	Source        *Database `hcl:"source" doc:"The database to be moved."`
+	Target        *Database `hcl:"target,optional" doc:"The database it moves to; without it only the source and the client tools are checked."`
+	PgDumpPath    string    `hcl:"pg_dump_path,optional" doc:"The pg_dump to check (default: the one pg_dump steps would pick)."`
+	PgRestorePath string    `hcl:"pg_restore_path,optional" doc:"The pg_restore to check (default: the one pg_restore steps would pick)."`
+}
 
 // PreflightOutput is the output of preflight.
-type PreflightOutput struct{}
+type PreflightOutput struct {
+	Findings         []PreflightFinding `json:"findings" doc:"What may make the move fail or lose data, errors first."`
+	Errors           int                `json:"errors" doc:"How many findings are errors: the move fails or silently loses data."`
+	Warnings         int                `json:"warnings" doc:"How many findings are warnings: likely trouble, to look at before the window."`
+	SourceVersion    string             `json:"source_version" doc:"The source server's version, such as 15.6."`
+	TargetVersion    string             `json:"target_version" doc:"The target server's version; empty without a target."`
+	PgDumpVersion    string             `json:"pg_dump_version" doc:"The version of the pg_dump that would run (or was given); empty when none was found."`
+	PgRestoreVersion string             `json:"pg_restore_version" doc:"The version of the pg_restore that would run (or was given); empty when none was found."`
+	SourceBytes      int64              `json:"source_bytes" doc:"The source database's size on disk, indexes included."`
+	OK               bool               `json:"ok" doc:"No finding is an error."`
+	Seconds          float64            `json:"seconds" doc:"How long the checks took."`
+}
 
-// preflightType is being written; it fails when run until then.
+// PreflightFinding is one problem found.
+type PreflightFinding struct {
+	Check    string `json:"check" doc:"Which check found it, such as row_level_security or primary_key."`
+	Severity string `json:"severity" doc:"error (the move fails or loses data), warning or info."`
+	Object   string `json:"object" doc:"What it is about: a table (schema.name), an extension, a tool; empty for the whole database."`
+	Message  string `json:"message" doc:"What is wrong and what it breaks."`
+	Fix      string `json:"fix" doc:"How to fix or avoid it."`
+}
+
 var preflightType = Def[PreflightArgs, PreflightOutput]{
-	Summary: "(in progress)",
-	Fn: func(context.Context, *Env, *PreflightArgs) (*PreflightOutput, error) {
-		return nil, errors.New("preflight: not built yet")
-	},
+	Summary:    "Finds, before the maintenance window, what makes a dump/restore or replication move fail or silently lose data: tool versions, row-level security, extensions, tables without keys, large objects, locales and more.",
+	IsReadOnly: true,
+	Fn:         runPreflight,
+}
+
+// pfServer is what preflight needs to know about a server and database.
+type pfServer struct {
+	version                  string // 15.6
+	major                    int
+	role                     string
+	superuser, bypassRLS     bool
+	encoding, collate, ctype string
+	provider, icuLocale      string // PostgreSQL 15+: libc or icu
+	bytes                    int64
+	inRecovery               bool
+	createDB, createPublic   bool // CREATE on the database and on schema public
+}
+
+// pfServerSQL reads the server, the role and the database. to_jsonb(d)
+// reads columns that only some versions have (datlocprovider from 15,
+// daticulocale in 15 and 16, datlocale from 17) without a query per version.
+const pfServerSQL = `
+SELECT split_part(current_setting('server_version'), ' ', 1), current_setting('server_version_num')::int / 10000,
+	current_user, r.rolsuper, r.rolbypassrls,
+	pg_encoding_to_char(d.encoding), d.datcollate::text, d.datctype::text,
+	coalesce(to_jsonb(d) ->> 'datlocprovider', 'c'),
+	coalesce(to_jsonb(d) ->> 'datlocale', to_jsonb(d) ->> 'daticulocale', ''),
+	pg_database_size(d.oid), pg_is_in_recovery(),
+	has_database_privilege(d.oid, 'CREATE'),
+	coalesce(has_schema_privilege(to_regnamespace('public'), 'CREATE'), true)
+FROM pg_database d, pg_roles r
+WHERE d.datname = current_database() AND r.rolname = current_user`
+
+func pfReadServer(ctx context.Context, conn *pgx.Conn) (*pfServer, error) {
+	var s pfServer
+	err := conn.QueryRow(ctx, pfServerSQL).Scan(&s.version, &s.major, &s.role, &s.superuser, &s.bypassRLS,
+		&s.encoding, &s.collate, &s.ctype, &s.provider, &s.icuLocale, &s.bytes, &s.inRecovery, &s.createDB, &s.createPublic)
+	return &s, err
+}
+
+// preflight collects findings.
+type preflight struct {
+	out *PreflightOutput
+}
+
+func (p *preflight) add(check, severity, object, message, fix string) {
+	p.out.Findings = append(p.out.Findings, PreflightFinding{Check: check, Severity: severity, Object: object, Message: message, Fix: fix})
+}
+
+func runPreflight(ctx context.Context, env *Env, a *PreflightArgs) (*PreflightOutput, error) {
+	start := time.Now()
+	if a.Source == nil {
+		return nil, errors.New("preflight: source is required")
+	}
+	p := &preflight{out: &PreflightOutput{Findings: []PreflightFinding{}}}
+	srcConn, err := connect(ctx, env, a.Source, true)
+	if err != nil {
+		return nil, fmt.Errorf("preflight: %w", err)
+	}
+	defer cmpClose(ctx, srcConn)
+	src, err := pfReadServer(ctx, srcConn)
+	if err != nil {
+		return nil, fmt.Errorf("preflight: database %s: %w", a.Source.Name, err)
+	}
+	p.out.SourceVersion, p.out.SourceBytes = src.version, src.bytes
+
+	var tgtConn *pgx.Conn
+	var tgt *pfServer
+	if a.Target != nil {
+		if tgtConn, err = connect(ctx, env, a.Target, true); err != nil {
+			return nil, fmt.Errorf("preflight: %w", err)
+		}
+		defer cmpClose(ctx, tgtConn)
+		if tgt, err = pfReadServer(ctx, tgtConn); err != nil {
+			return nil, fmt.Errorf("preflight: database %s: %w", a.Target.Name, err)
+		}
+		p.out.TargetVersion = tgt.version
+	}
+
+	p.tools(ctx, env, a, src)
+	if err := p.source(ctx, srcConn, src); err != nil {
+		return nil, fmt.Errorf("preflight: database %s: %w", a.Source.Name, err)
+	}
+	if tgt != nil {
+		if err := p.target(ctx, srcConn, tgtConn, src, tgt); err != nil {
+			return nil, fmt.Errorf("preflight: databases %s and %s: %w", a.Source.Name, a.Target.Name, err)
+		}
+	}
+
+	rank := map[string]int{"error": 0, "warning": 1, "info": 2}
+	sort.SliceStable(p.out.Findings, func(i, j int) bool {
+		a, b := p.out.Findings[i], p.out.Findings[j]
+		if rank[a.Severity] != rank[b.Severity] {
+			return rank[a.Severity] < rank[b.Severity]
+		}
+		if a.Check != b.Check {
+			return a.Check < b.Check
+		}
+		return a.Object < b.Object
+	})
+	for _, f := range p.out.Findings {
+		switch f.Severity {
+		case "error":
+			p.out.Errors++
+		case "warning":
+			p.out.Warnings++
+		}
+	}
+	p.out.OK = p.out.Errors == 0
+	p.out.Seconds = time.Since(start).Seconds()
+	env.Logf("%d errors, %d warnings, %d findings in all", p.out.Errors, p.out.Warnings, len(p.out.Findings))
+	return p.out, nil
+}
+
+// tools checks that a pg_dump can dump the source (it refuses servers newer
+// than itself) and that a pg_restore can read what that pg_dump writes
+// (archives carry the format version of the pg_dump that made them).
+func (p *preflight) tools(ctx context.Context, env *Env, a *PreflightArgs, src *pfServer) {
+	given := func(path string) string {
+		if path != "" && !filepath.IsAbs(path) && strings.ContainsRune(path, '/') {
+			return filepath.Join(env.PlanDir, path) // relative to the plan, as everywhere else
+		}
+		return path // absolute, empty, or a name looked up in PATH
+	}
+	dumpVersion, dumpMajor, ok := p.tool(ctx, "pg_dump", given(a.PgDumpPath), src.major,
+		fmt.Sprintf("a PostgreSQL %d server", src.major))
+	p.out.PgDumpVersion = dumpVersion
+	need, what := src.major, fmt.Sprintf("a dump of a PostgreSQL %d server", src.major)
+	if ok {
+		need, what = dumpMajor, fmt.Sprintf("archives written by pg_dump %s", dumpVersion)
+	}
+	p.out.PgRestoreVersion, _, _ = p.tool(ctx, "pg_restore", given(a.PgRestorePath), need, what)
+}
+
+var pfVersionRe = regexp.MustCompile(`\(PostgreSQL\) (\S+)`)
+
+// tool finds a client tool of at least minMajor (or checks the one given)
+// and adds an error finding when there is none.
+func (p *preflight) tool(ctx context.Context, name, given string, minMajor int, what string) (string, int, bool) {
+	arg := name + "_path"
+	path, major := given, 0
+	if path == "" {
+		var err error
+		if path, major, err = pgTool(ctx, name, minMajor); err != nil {
+			p.add(name, "error", name, fmt.Sprintf("no %s can handle %s: %v", name, what, err),
+				fmt.Sprintf("install the PostgreSQL %d client tools (or newer) and set %s or %s", minMajor, arg, BinDirEnv))
+			return "", 0, false
+		}
+	}
+	out, err := exec.CommandContext(ctx, path, "--version").Output()
+	m, v := majorRe.FindSubmatch(out), pfVersionRe.FindSubmatch(out)
+	if err != nil || m == nil || v == nil {
+		p.add(name, "error", path, fmt.Sprintf("cannot run %s --version: %v", path, pfErrOr(err, "no version in its output")),
+			fmt.Sprintf("point %s at a working %s", arg, name))
+		return "", 0, false
+	}
+	major, _ = strconv.Atoi(string(m[1]))
+	if major < minMajor {
+		p.add(name, "error", path, fmt.Sprintf("%s is version %s; %s needs %s %d or newer", path, v[1], what, name, minMajor),
+			fmt.Sprintf("install the PostgreSQL %d client tools (apt-get install postgresql-client-%d) and set %s", minMajor, minMajor, arg))
+		return string(v[1]), major, false
+	}
+	return string(v[1]), major, true
+}
+
+func pfErrOr(err error, otherwise string) string {
+	if err != nil {
+		return err.Error()
+	}
+	return otherwise
+}
+
+// pfList is a check that lists objects, one finding each. Its query
+// returns the object's display name, its quoted SQL name and a detail;
+// message and fix are format strings over those three.
+type pfList struct {
+	check, severity, sql, message, fix string
+	global                             bool // not about relations: no cmpScope and its parameters
+}
+
+var pfSourceLists = []pfList{{
+	check: "privileges", severity: "error",
+	sql: `SELECT format('%s.%s', n.nspname, c.relname), format('%I.%I', n.nspname, c.relname),
+		CASE c.relkind WHEN 'S' THEN 'sequence' ELSE 'table' END
+	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE c.relkind IN ('r', 'p', 'S') AND NOT (has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')) AND` + cmpScope,
+	message: "the role cannot read %[3]s %[1]s: pg_dump stops with \"permission denied\"",
+	fix:     "GRANT USAGE on its schema and SELECT ON %[2]s to the role, or connect as its owner",
+}, {
+	check: "extension_schema", severity: "warning",
+	sql: `SELECT e.extname, quote_ident(e.extname), n.nspname
+	FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+	WHERE n.nspname NOT IN ('public', 'pg_catalog') AND NOT EXISTS (SELECT FROM pg_available_extension_versions v
+		WHERE v.name = e.extname AND v.version = e.extversion AND v.schema = n.nspname)
+`,
+	global:  true,
+	message: "extension %[1]s is installed in schema %[3]s, not public: the restore runs CREATE EXTENSION %[1]s WITH SCHEMA %[3]s, which fails where that schema does not exist (Heroku's heroku_ext), and so does every table, index or function that uses the extension",
+	fix:     "create the schema on the target before the restore (CREATE SCHEMA %[3]s), or move the extension on the source first (ALTER EXTENSION %[2]s SET SCHEMA public)",
+}, {
+	check: "primary_key", severity: "warning",
+	sql: `SELECT format('%s.%s', n.nspname, c.relname), format('%I.%I', n.nspname, c.relname), ''
+	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND CASE c.relreplident
+		WHEN 'd' THEN NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
+		WHEN 'i' THEN NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)
+		WHEN 'n' THEN true ELSE false END AND` + cmpScope,
+	message: "%[1]s has no primary key and no replica identity: once published for logical replication its UPDATEs and DELETEs fail on the source, and chunked checksums have no key to split it by",
+	fix:     "add a primary key (ALTER TABLE %[2]s ADD PRIMARY KEY (...)), or ALTER TABLE %[2]s REPLICA IDENTITY FULL when no column set is unique",
+}, {
+	check: "invalid_index", severity: "warning",
+	sql: `SELECT format('%s.%s on %s.%s', n.nspname, ic.relname, n.nspname, c.relname), format('%I.%I', n.nspname, ic.relname), ''
+	FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class c ON c.oid = i.indrelid
+	JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE NOT i.indisvalid AND c.relkind <> 'p' AND` + cmpScope,
+	message: "index %[1]s is invalid (a failed or running CREATE INDEX CONCURRENTLY): pg_dump leaves invalid indexes out, so the target will not have it",
+	fix:     "REINDEX INDEX CONCURRENTLY %[2]s on the source, or DROP INDEX CONCURRENTLY %[2]s if it is not needed",
+}, {
+	check: "unlogged", severity: "info",
+	sql: `SELECT format('%s.%s', n.nspname, c.relname), format('%I.%I', n.nspname, c.relname), ''
+	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'u' AND` + cmpScope,
+	message: "%[1]s is UNLOGGED: pg_dump copies it, but logical replication and read replicas do not, and a crash or failover empties it",
+	fix:     "nothing for a cache; ALTER TABLE %[2]s SET LOGGED if its rows matter",
+}}
+
+// pfRowSecurity lists tables whose rows row-level security hides from the
+// role: it is not their owner, or they FORCE it even on the owner.
+var pfRowSecurity = pfList{
+	check: "row_level_security", severity: "error",
+	sql: `SELECT format('%s.%s', n.nspname, c.relname), format('%I.%I', n.nspname, c.relname), ''
+	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE c.relkind IN ('r', 'p') AND c.relrowsecurity
+		AND (c.relforcerowsecurity OR NOT pg_has_role(c.relowner, 'USAGE')) AND` + cmpScope,
+	message: "row-level security is on for %[1]s and the role is neither superuser nor BYPASSRLS (nor an exempt owner): pg_dump stops with \"query would be affected by row-level security policy\", and tools that copy with row security on (pg_dump --enable-row-security, COPY, most replication tools) silently copy only the rows the role may see",
+	fix:     "connect as a superuser or a role with BYPASSRLS (ALTER ROLE ... BYPASSRLS), or as the owner of %[2]s when it does not FORCE row level security",
+}
+
+func (p *preflight) list(ctx context.Context, conn *pgx.Conn, l pfList) error {
+	var object, ident, detail string
+	scope := []any{[]string{}, []string{}} // every user schema
+	if l.global {
+		scope = nil
+	}
+	err := cmpEach(ctx, conn, l.sql, scope, []any{&object, &ident, &detail}, func() error {
+		p.add(l.check, l.severity, object, fmt.Sprintf(l.message, object, ident, detail), fmt.Sprintf(l.fix, object, ident, detail))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s check: %w", l.check, err)
+	}
+	return nil
+}
+
+// source runs the checks that need only the source.
+func (p *preflight) source(ctx context.Context, conn *pgx.Conn, src *pfServer) error {
+	for _, l := range pfSourceLists {
+		if l.check == "privileges" && src.superuser {
+			continue // superusers read everything
+		}
+		if err := p.list(ctx, conn, l); err != nil {
+			return err
+		}
+	}
+	if !src.superuser && !src.bypassRLS {
+		if err := p.list(ctx, conn, pfRowSecurity); err != nil {
+			return err
+		}
+	}
+	var largeObjects int64
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_largeobject_metadata").Scan(&largeObjects); err != nil {
+		return fmt.Errorf("large objects check: %w", err)
+	}
+	if largeObjects > 0 {
+		p.add("large_objects", "warning", "", fmt.Sprintf("the database holds %d large object(s): pg_dump includes them only in whole-database dumps (not with --table or --schema unless --large-objects), logical replication never copies them, and many copy tools skip them", largeObjects),
+			"dump the whole database (or add --large-objects), and compare SELECT count(*) FROM pg_largeobject_metadata on both sides afterwards")
+	}
+	return nil
+}
+
+// target runs the checks that compare the source with the target.
+func (p *preflight) target(ctx context.Context, srcConn, tgtConn *pgx.Conn, src, tgt *pfServer) error {
+	if tgt.major < src.major {
+		p.add("version", "warning", "", fmt.Sprintf("the target runs PostgreSQL %s, older than the source's %s: a dump of a newer server may use syntax and settings the older one rejects", tgt.version, src.version),
+			"move to a target of the same or a newer major version, or rehearse the restore and fix what fails")
+	}
+	if tgt.inRecovery {
+		p.add("target_read_only", "error", "", "the target is a standby (in recovery): nothing can be restored into it",
+			"point the target at the primary's endpoint, not a read replica")
+	}
+	if !tgt.superuser && !tgt.createDB {
+		p.add("target_privileges", "warning", "database", fmt.Sprintf("role %s lacks CREATE on the target database: restoring any schema but public fails with \"permission denied\"", tgt.role),
+			fmt.Sprintf("restore as the database owner, or GRANT CREATE ON DATABASE ... TO %s", tgt.role))
+	}
+	if !tgt.superuser && !tgt.createPublic {
+		p.add("target_privileges", "warning", "public", fmt.Sprintf("role %s lacks CREATE on the target's schema public (PostgreSQL 15 took it away from PUBLIC): restoring its tables fails with \"permission denied\"", tgt.role),
+			fmt.Sprintf("restore as the database owner, or GRANT CREATE ON SCHEMA public TO %s", tgt.role))
+	}
+	for _, d := range []struct{ what, src, tgt, why string }{
+		{"encoding", src.encoding, tgt.encoding, "text the target's encoding cannot hold fails to restore, and SQL_ASCII accepts anything unchecked"},
+		{"LC_COLLATE", src.collate, tgt.collate, "text sorts differently: ORDER BY results, range queries and which strings a unique index on text treats as distinct can change"},
+		{"LC_CTYPE", src.ctype, tgt.ctype, "upper(), lower(), ILIKE and regular expressions classify characters differently"},
+		{"locale provider", pfProviderName(src), pfProviderName(tgt), "text sorts differently"},
+	} {
+		if d.src != d.tgt {
+			check := "locale"
+			if d.what == "encoding" {
+				check = "encoding"
+			}
+			p.add(check, "warning", d.what, fmt.Sprintf("%s differs: %q on the source, %q on the target: %s", d.what, d.src, d.tgt, d.why),
+				"create the target database with the source's settings (CREATE DATABASE ... TEMPLATE template0 ENCODING ... LC_COLLATE ... LC_CTYPE ...), or accept the change after testing the application")
+		}
+	}
+	if err := p.extensions(ctx, srcConn, tgtConn); err != nil {
+		return err
+	}
+	var tables int64
+	var some string
+	err := tgtConn.QueryRow(ctx, `SELECT count(*), coalesce(string_agg(name, ', ') FILTER (WHERE rn <= 3), '')
+		FROM (SELECT format('%s.%s', n.nspname, c.relname) AS name, row_number() OVER (ORDER BY n.nspname, c.relname) AS rn
+			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE c.relkind IN ('r', 'p') AND`+cmpScope+`) t`, []string{}, []string{}).Scan(&tables, &some)
+	if err != nil {
+		return fmt.Errorf("target tables check: %w", err)
+	}
+	p.add("statistics", "info", "", "pg_restore does not copy the planner's statistics (unless pg_dump 18+ ran with --with-statistics): until ANALYZE runs, the target may pick slow plans",
+		"run vacuumdb --analyze-in-stages (or ANALYZE) on the target right after the restore, inside the window")
+	if tables > 0 {
+		p.add("target_not_empty", "info", "", fmt.Sprintf("the target already holds %d tables (%s...): is it the right database?", tables, some),
+			"restore with --clean --if-exists to replace them, or into an empty database")
+	}
+	return nil
+}
+
+// pfProviderName describes a database's collation provider (PostgreSQL 15+).
+func pfProviderName(s *pfServer) string {
+	name := map[string]string{"c": "libc", "i": "icu", "b": "builtin"}[s.provider]
+	if name == "" {
+		name = s.provider
+	}
+	if s.icuLocale != "" {
+		name += " " + s.icuLocale
+	}
+	return name
+}
+
+// extensions checks that every source extension can be created on the
+// target: an error when the target server does not offer it at all.
+func (p *preflight) extensions(ctx context.Context, srcConn, tgtConn *pgx.Conn) error {
+	type ext struct{ name, version string }
+	var exts []ext
+	var e ext
+	err := cmpEach(ctx, srcConn, "SELECT extname, extversion FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1", nil, []any{&e.name, &e.version}, func() error {
+		exts = append(exts, e)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("extensions check: %w", err)
+	}
+	for _, e := range exts {
+		var offered, sameVersion bool
+		var dflt string
+		err := tgtConn.QueryRow(ctx, `SELECT count(*) > 0, coalesce(bool_or(v.version = $2), false), coalesce(max(a.default_version), '')
+			FROM pg_available_extensions a LEFT JOIN pg_available_extension_versions v ON v.name = a.name
+			WHERE a.name = $1`, e.name, e.version).Scan(&offered, &sameVersion, &dflt)
+		if err != nil {
+			return fmt.Errorf("extensions check: %w", err)
+		}
+		switch {
+		case !offered:
+			p.add("extension_available", "error", e.name, fmt.Sprintf("extension %s %s is installed on the source but the target server does not offer it: its CREATE EXTENSION and everything using it fail to restore", e.name, e.version),
+				"install it on the target server (on RDS: check the extensions supported by the engine version), or drop it on the source if nothing uses it")
+		case !sameVersion:
+			p.add("extension_available", "info", e.name, fmt.Sprintf("extension %s is version %s on the source; the target will create its default version %s", e.name, e.version, dflt),
+				"check the extension's release notes between the two versions")
+		}
+	}
+	return nil
 }

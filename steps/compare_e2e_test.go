@@ -1,0 +1,112 @@
+package steps_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/planrun/planrun/internal/engine"
+	"github.com/planrun/planrun/internal/event"
+	"github.com/planrun/planrun/plan"
+	"github.com/planrun/planrun/steps"
+)
+
+// cmpRunPlanE2E writes an HCL plan, loads it with the built-in types and
+// runs it as `planrun check` would.
+func cmpRunPlanE2E(t *testing.T, src string, vars ...string) *engine.Result {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "plan.hcl")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, diags := plan.Load(path, plan.Options{Types: steps.Builtin(), Vars: vars, Environ: []string{}})
+	if diags.HasErrors() {
+		t.Fatalf("load: %v", diags)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return engine.Run(ctx, p, engine.Options{Registry: steps.Builtin(), Parallelism: 2})
+}
+
+// cmpExecE2E runs statements on a database as the superuser.
+func cmpExecE2E(t *testing.T, url, sql string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		t.Fatalf("%v\n%s", err, sql)
+	}
+}
+
+const comparePlan = `
+variable "source_url" {
+  type      = string
+  sensitive = true
+}
+variable "target_url" {
+  type      = string
+  sensitive = true
+}
+
+database "heroku" { url = var.source_url }
+database "rds"    { url = var.target_url }
+
+check "same_data" {
+  uses            = "compare"
+  source          = database.heroku
+  target          = database.rds
+  jobs            = 2
+  exclude_schemas = ["scratch"]
+  assert {
+    that    = "all(output.tables, {.source_rows == .target_rows})"
+    message = "row counts differ: {{ output.mismatched }}"
+  }
+  assert { that = "len(output.indexes.missing) == 0" }
+  assert { that = "all(output.sequences, {.target_value >= .source_value})" }
+  assert { that = "len(output.constraints.not_valid) == 0" }
+}
+`
+
+func TestCompareEndToEnd(t *testing.T) {
+	schema := `CREATE TABLE orders (id serial PRIMARY KEY, total int NOT NULL);
+		INSERT INTO orders (total) SELECT i FROM generate_series(1, 10) i;
+		CREATE TABLE items (id serial PRIMARY KEY, order_id int REFERENCES orders);
+		CREATE SCHEMA scratch; CREATE TABLE scratch.junk (i int)`
+	src, tgt := steps.Source.FreshDB(t), steps.Target.FreshDB(t)
+	cmpExecE2E(t, src, schema)
+	cmpExecE2E(t, tgt, schema+"; INSERT INTO scratch.junk VALUES (1)") // excluded: no difference
+	vars := []string{"source_url=" + src, "target_url=" + tgt}
+
+	res := cmpRunPlanE2E(t, comparePlan, vars...)
+	sr := res.Steps["check.same_data"]
+	if res.Status != event.StatusSucceeded || sr == nil {
+		t.Fatalf("identical: status %s: %v", res.Status, res.Err)
+	}
+	out := sr.Output.(map[string]any)
+	if out["equal"] != true || len(out["tables"].([]any)) != 2 {
+		t.Errorf("output %v", out)
+	}
+
+	cmpExecE2E(t, tgt, "DELETE FROM orders WHERE id = 10")
+	res = cmpRunPlanE2E(t, comparePlan, vars...)
+	sr = res.Steps["check.same_data"]
+	if res.Status != event.StatusFailed || sr.Err == nil {
+		t.Fatalf("a row missing: status %s, err %v", res.Status, sr.Err)
+	}
+	if msg := sr.Err.Error(); !strings.Contains(msg, "row counts differ") || !strings.Contains(msg, "public.orders") {
+		t.Errorf("the failure does not name the table: %s", msg)
+	}
+	if len(sr.Assertions) != 4 || sr.Assertions[0].Passed || !sr.Assertions[1].Passed || !sr.Assertions[2].Passed || !sr.Assertions[3].Passed {
+		t.Errorf("assertions %+v", sr.Assertions)
+	}
+}

@@ -1,20 +1,376 @@
 package steps
 
 import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
 )
 
 // PgDumpArgs are the arguments of pg_dump.
-type PgDumpArgs struct{}
+type PgDumpArgs struct {
+	Database       *Database `hcl:"database" doc:"The database to dump."`
+	Path           string    `hcl:"path" doc:"Where to write the dump, relative to the plan's directory: a directory for the directory format, a file otherwise."`
+	Format         string    `hcl:"format,optional" doc:"directory (the default; allows jobs), custom (one file) or plain (an SQL script)."`
+	Jobs           *int      `hcl:"jobs,optional" doc:"How many tables to dump at once; directory format only."`
+	SchemaOnly     bool      `hcl:"schema_only,optional" doc:"Dump only the schema, no data."`
+	DataOnly       bool      `hcl:"data_only,optional" doc:"Dump only the data, no schema."`
+	Tables         []string  `hcl:"tables,optional" doc:"Dump only these tables (pg_dump --table patterns)."`
+	ExcludeTables  []string  `hcl:"exclude_tables,optional" doc:"Leave these tables out (pg_dump --exclude-table patterns)."`
+	Schemas        []string  `hcl:"schemas,optional" doc:"Dump only these schemas (pg_dump --schema patterns)."`
+	ExcludeSchemas []string  `hcl:"exclude_schemas,optional" doc:"Leave these schemas out (pg_dump --exclude-schema patterns)."`
+	NoOwner        bool      `hcl:"no_owner,optional" doc:"Do not record who owns each object."`
+	NoACL          bool      `hcl:"no_acl,optional" doc:"Do not record privileges (GRANT and REVOKE)."`
+	Compress       *int      `hcl:"compress,optional" doc:"Compression level, 0 (none) to 9."`
+	ExtraArgs      []string  `hcl:"extra_args,optional" doc:"More pg_dump arguments, passed as they are."`
+	Overwrite      bool      `hcl:"overwrite,optional" doc:"Replace an earlier dump at path; without it a non-empty path is an error."`
+}
 
 // PgDumpOutput is the output of pg_dump.
-type PgDumpOutput struct{}
+type PgDumpOutput struct {
+	Path          string  `json:"path" doc:"The dump's absolute path."`
+	Format        string  `json:"format" doc:"directory, custom or plain."`
+	Bytes         int64   `json:"bytes" doc:"The dump's size on disk."`
+	Tables        int     `json:"tables" doc:"How many tables' data the dump holds."`
+	Seconds       float64 `json:"seconds" doc:"How long pg_dump ran."`
+	PgDumpVersion string  `json:"pg_dump_version" doc:"The version of the pg_dump that ran, such as 16.2."`
+}
 
-// pgDumpType is being written; it fails when run until then.
 var pgDumpType = Def[PgDumpArgs, PgDumpOutput]{
-	Summary: "(in progress)",
-	Fn: func(context.Context, *Env, *PgDumpArgs) (*PgDumpOutput, error) {
-		return nil, errors.New("pg_dump: not built yet")
-	},
+	Summary: "Dumps a database with pg_dump (directory, custom or plain format; parallel jobs; schema or data only; selected tables).",
+	Fn:      runPgDump,
+}
+
+var pgDumpFormats = map[string]string{"directory": "d", "custom": "c", "plain": "p"}
+
+func runPgDump(ctx context.Context, env *Env, a *PgDumpArgs) (*PgDumpOutput, error) {
+	name := "?"
+	if a.Database != nil {
+		name = a.Database.Name
+	}
+	out, err := pgDump(ctx, env, a)
+	if err != nil {
+		return nil, fmt.Errorf("pg_dump %s: %w", name, err)
+	}
+	return out, nil
+}
+
+func pgDump(ctx context.Context, env *Env, a *PgDumpArgs) (*PgDumpOutput, error) {
+	format := a.Format
+	if format == "" {
+		format = "directory"
+	}
+	if err := checkPgDumpArgs(a, format); err != nil {
+		return nil, err
+	}
+	path := a.Path
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(env.PlanDir, path)
+	}
+	path, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+
+	// The server's version picks the binary: pg_dump refuses newer servers.
+	conn, err := connect(ctx, env, a.Database, true)
+	if err != nil {
+		return nil, err
+	}
+	major, err := serverMajor(ctx, conn)
+	conn.Close(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bin, binMajor, err := pgTool(ctx, "pg_dump", major)
+	if err != nil {
+		return nil, err
+	}
+	version := pgToolVersion(ctx, bin, binMajor)
+	dsn, environ, err := libpq(env, a.Database)
+	if err != nil {
+		return nil, err
+	}
+	// Only now that the dump can run does an earlier one make way.
+	if err := clearDumpPath(env, path, a.Overwrite); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+
+	argv := pgDumpArgv(a, format, path, dsn)
+	env.Logf("dumping database %s with pg_dump %s (%s format) to %s", a.Database.Name, version, format, path)
+	start := time.Now()
+	if err := runPgClient(ctx, bin, argv, environ, nil); err != nil {
+		// Leave nothing half-written behind, so that a retry starts clean.
+		_ = os.RemoveAll(path)
+		return nil, err
+	}
+	out := &PgDumpOutput{Path: path, Format: format, Seconds: time.Since(start).Seconds(), PgDumpVersion: version}
+	if out.Bytes, err = diskSize(path); err != nil {
+		return nil, err
+	}
+	if out.Tables, err = dumpTableCount(ctx, path, format, binMajor); err != nil {
+		return nil, err
+	}
+	env.Logf("dumped %d tables, %d bytes in %.1fs", out.Tables, out.Bytes, out.Seconds)
+	return out, nil
+}
+
+func checkPgDumpArgs(a *PgDumpArgs, format string) error {
+	if a.Database == nil {
+		return errors.New("no database given")
+	}
+	if a.Path == "" {
+		return errors.New("path is empty")
+	}
+	if _, ok := pgDumpFormats[format]; !ok {
+		return fmt.Errorf("format is directory, custom or plain, not %q", format)
+	}
+	if a.Jobs != nil && format != "directory" {
+		return fmt.Errorf("jobs needs format = \"directory\" (pg_dump writes other formats from one process), not %q", format)
+	}
+	if a.Jobs != nil && *a.Jobs < 1 {
+		return errors.New("jobs must be at least 1")
+	}
+	if a.SchemaOnly && a.DataOnly {
+		return errors.New("give schema_only or data_only, not both")
+	}
+	if a.Compress != nil && (*a.Compress < 0 || *a.Compress > 9) {
+		return errors.New("compress is a level from 0 to 9")
+	}
+	return nil
+}
+
+// pgDumpArgv builds pg_dump's arguments. The connection string carries no
+// password (libpq passes it in the environment), so none shows in `ps`.
+func pgDumpArgv(a *PgDumpArgs, format, path, dsn string) []string {
+	argv := []string{"--format=" + pgDumpFormats[format], "--file=" + path, "--no-password"}
+	if a.Jobs != nil {
+		argv = append(argv, "--jobs="+strconv.Itoa(*a.Jobs))
+	}
+	flags := []struct {
+		on   bool
+		flag string
+	}{{a.SchemaOnly, "--schema-only"}, {a.DataOnly, "--data-only"}, {a.NoOwner, "--no-owner"}, {a.NoACL, "--no-acl"}}
+	for _, f := range flags {
+		if f.on {
+			argv = append(argv, f.flag)
+		}
+	}
+	lists := []struct {
+		names []string
+		flag  string
+	}{{a.Tables, "--table="}, {a.ExcludeTables, "--exclude-table="}, {a.Schemas, "--schema="}, {a.ExcludeSchemas, "--exclude-schema="}}
+	for _, l := range lists {
+		for _, n := range l.names {
+			argv = append(argv, l.flag+n)
+		}
+	}
+	if a.Compress != nil {
+		argv = append(argv, "--compress="+strconv.Itoa(*a.Compress))
+	}
+	argv = append(argv, a.ExtraArgs...)
+	return append(argv, "--dbname="+dsn)
+}
+
+// clearDumpPath makes room for a new dump. It deletes only what looks like
+// an earlier dump (a file, or a directory holding toc.dat) and only when
+// asked, so that a wrong path never costs someone their files.
+func clearDumpPath(env *Env, path string, overwrite bool) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		if fi.Size() > 0 && !overwrite {
+			return fmt.Errorf("%s already exists; set overwrite = true to replace it", path)
+		}
+		return os.Remove(path)
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return err
+	}
+	if len(entries) == 0 {
+		return os.Remove(path)
+	}
+	if !overwrite {
+		return fmt.Errorf("%s already exists and is not empty; set overwrite = true to replace an earlier dump", path)
+	}
+	if rel, err := filepath.Rel(path, env.PlanDir); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+		return fmt.Errorf("%s holds the plan itself: planrun will not delete it", path)
+	}
+	if _, err := os.Stat(filepath.Join(path, "toc.dat")); err != nil {
+		return fmt.Errorf("%s is not a pg_dump directory (no toc.dat): planrun will not delete it, even with overwrite = true", path)
+	}
+	return os.RemoveAll(path)
+}
+
+// runPgClient runs pg_dump or pg_restore. Their stderr goes to stderr when
+// given; either way the last lines of it end up in the error. On
+// cancellation the tools get SIGTERM (they then cancel their queries on
+// the server), and SIGKILL if they are still there 10 seconds later.
+func runPgClient(ctx context.Context, bin string, argv, environ []string, stderr io.Writer) error {
+	cmd := exec.CommandContext(ctx, bin, argv...)
+	cmd.Env = environ
+	// Its own process group, so that parallel workers get the signal too;
+	// and stopped if planrun dies, so that a crashed run leaves no dump or
+	// restore going while the next apply resumes.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	tail := &pgStderrTail{}
+	cmd.Stderr = tail
+	if stderr != nil {
+		cmd.Stderr = io.MultiWriter(tail, stderr)
+	}
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return fmt.Errorf("stopped: %w", ctx.Err())
+	}
+	if err != nil {
+		return fmt.Errorf("%w%s", err, tail.String())
+	}
+	return nil
+}
+
+// pgStderrTail keeps the last lines a tool wrote to stderr.
+type pgStderrTail struct{ buf []byte }
+
+const pgStderrKeep = 4 << 10
+
+func (t *pgStderrTail) Write(p []byte) (int, error) {
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - 2*pgStderrKeep; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+// String returns up to the last 10 lines, indented under the error.
+func (t *pgStderrTail) String() string {
+	s := strings.TrimSpace(string(t.buf))
+	if len(s) > pgStderrKeep {
+		s = s[len(s)-pgStderrKeep:]
+	}
+	if s == "" {
+		return ""
+	}
+	lines := strings.Split(s, "\n")
+	if len(lines) > 10 {
+		lines = lines[len(lines)-10:]
+	}
+	return "\n    " + strings.Join(lines, "\n    ")
+}
+
+var pgVersionRe = regexp.MustCompile(`\(PostgreSQL\) (\S+)`)
+
+// pgToolVersion returns the full version of a tool pgTool found (pgTool
+// returns only the major).
+func pgToolVersion(ctx context.Context, bin string, major int) string {
+	out, err := exec.CommandContext(ctx, bin, "--version").Output()
+	if m := pgVersionRe.FindSubmatch(out); err == nil && m != nil {
+		return string(m[1])
+	}
+	return strconv.Itoa(major)
+}
+
+// diskSize adds up the sizes of a file or of the files in a directory.
+func diskSize(path string) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(path, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			total += fi.Size()
+		}
+		return nil
+	})
+	return total, err
+}
+
+// dumpTableCount counts the TABLE DATA entries of a dump: from its table of
+// contents (pg_restore --list) for the archive formats, from the "Data for
+// Name" comments pg_dump writes before each table for the plain format.
+func dumpTableCount(ctx context.Context, path, format string, minMajor int) (int, error) {
+	if format == "plain" {
+		return plainTableCount(path)
+	}
+	bin, _, err := pgTool(ctx, "pg_restore", minMajor)
+	if err != nil {
+		return 0, err
+	}
+	out, err := exec.CommandContext(ctx, bin, "--list", path).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return 0, fmt.Errorf("pg_restore --list: %w: %s", err, strings.TrimSpace(string(ee.Stderr)))
+		}
+		return 0, fmt.Errorf("pg_restore --list: %w", err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		// "215; 0 16390 TABLE DATA public t postgres"; comments start with ";".
+		if !strings.HasPrefix(line, ";") && strings.Contains(line, " TABLE DATA ") {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func plainTableCount(path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	br := bufio.NewReader(f)
+	var r io.Reader = br
+	if magic, _ := br.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) { // compress gzips a plain dump
+		gz, err := gzip.NewReader(br)
+		if err != nil {
+			return 0, err
+		}
+		defer gz.Close()
+		r = gz
+	}
+	// Read line by line without a length limit: a COPY row may be huge, and
+	// only the start of each line matters.
+	lr := bufio.NewReaderSize(r, 64<<10)
+	n, lineStart := 0, true
+	for {
+		chunk, err := lr.ReadSlice('\n')
+		if lineStart && bytes.HasPrefix(chunk, []byte("-- Data for Name: ")) && bytes.Contains(chunk, []byte("; Type: TABLE DATA;")) {
+			n++
+		}
+		lineStart = err == nil // bufio.ErrBufferFull: the rest of this line comes next
+		switch {
+		case err == io.EOF:
+			return n, nil
+		case err != nil && !errors.Is(err, bufio.ErrBufferFull):
+			return n, err
+		}
+	}
 }

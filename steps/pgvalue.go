@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
@@ -18,44 +19,140 @@ import (
 // Go values (nil, bool, int64, float64, string, []any, map[string]any), so
 // that outputs read the same whether a step ran now or was read back from
 // the journal, and so that assertions compare numbers with numbers.
+//
+// Types with a natural JSON form (pgNative) are decoded by pgx, in binary
+// where it can. Every other type (interval, time, money, ranges, enums,
+// geometric and user-defined types) is asked for in the text format and
+// kept as the server's own text, which pgx's re-encoding would not always
+// reproduce ("12:34:56" would read "12:34:56.000000").
+
+// pgNative lists the types converted to JSON values; json and jsonb are
+// decoded here, the others by pgx.
+var pgNative = map[uint32]bool{
+	pgtype.BoolOID: true, pgtype.Int2OID: true, pgtype.Int4OID: true, pgtype.Int8OID: true,
+	pgtype.OIDOID: true, pgtype.Float4OID: true, pgtype.Float8OID: true, pgtype.NumericOID: true,
+	pgtype.TextOID: true, pgtype.VarcharOID: true, pgtype.BPCharOID: true, pgtype.NameOID: true,
+	pgtype.UUIDOID: true, pgtype.InetOID: true, pgtype.CIDROID: true, pgtype.ByteaOID: true,
+	pgtype.DateOID: true, pgtype.TimestampOID: true, pgtype.TimestamptzOID: true,
+	pgtype.JSONOID: true, pgtype.JSONBOID: true,
+}
+
+// pgResultFormats asks for native types and their arrays in the format pgx
+// prefers and for everything else in text (an OID missing from the map
+// means text).
+func pgResultFormats(m *pgtype.Map) pgx.QueryResultFormatsByOID {
+	formats := pgx.QueryResultFormatsByOID{}
+	for oid := range pgNative {
+		formats[oid] = m.FormatCodeForOID(oid)
+		if elem, ok := pgArrayOf(m, oid); ok && oid != pgtype.JSONOID && oid != pgtype.JSONBOID {
+			formats[elem] = m.FormatCodeForOID(elem)
+		}
+	}
+	return formats
+}
+
+// pgArrayOf returns the array type whose elements are oid.
+func pgArrayOf(m *pgtype.Map, oid uint32) (uint32, bool) {
+	t, ok := m.TypeForOID(oid)
+	if !ok {
+		return 0, false
+	}
+	at, ok := m.TypeForName("_" + t.Name)
+	if !ok {
+		return 0, false
+	}
+	return at.OID, true
+}
 
 // pgValue decodes one column value. raw is nil for NULL; format is the wire
-// format PostgreSQL used (text in the simple protocol, mostly binary in the
-// extended one): the result does not depend on it.
+// format PostgreSQL used (text in the simple protocol, as pgResultFormats
+// asked in the extended one): the result does not depend on it.
 func pgValue(m *pgtype.Map, oid uint32, format int16, raw []byte) (any, error) {
 	if raw == nil {
 		return nil, nil
 	}
-	switch oid {
-	case pgtype.JSONOID, pgtype.JSONBOID:
-		// Decoded here rather than by pgx so that numbers keep their digits
-		// (pgx would turn every JSON number into a float64).
+	if oid == pgtype.JSONOID || oid == pgtype.JSONBOID {
 		if oid == pgtype.JSONBOID && format == pgtype.BinaryFormatCode {
 			if len(raw) == 0 || raw[0] != 1 {
 				return nil, fmt.Errorf("jsonb: unknown binary version")
 			}
 			raw = raw[1:]
 		}
-		return decodeJSON(raw)
+		return pgJSON(raw)
 	}
 	t, ok := m.TypeForOID(oid)
-	if !ok {
-		// pgx asks for the text format for types it does not know (enums,
-		// user-defined types): that text is the value.
-		if format == pgtype.TextFormatCode {
-			return string(raw), nil
-		}
+	switch {
+	case !ok && format == pgtype.TextFormatCode:
+		return string(raw), nil // enums, user-defined types
+	case !ok:
 		return `\x` + hex.EncodeToString(raw), nil
+	}
+	if ac, isArray := t.Codec.(*pgtype.ArrayCodec); isArray {
+		return pgArray(m, oid, ac.ElementType.OID, format, raw)
+	}
+	if !pgNative[oid] && format == pgtype.TextFormatCode {
+		return string(raw), nil
 	}
 	v, err := t.Codec.DecodeValue(m, oid, format, raw)
 	if err != nil {
 		return nil, fmt.Errorf("decode %s value: %w", t.Name, err)
 	}
-	return plainValue(m, oid, v), nil
+	return pgPlain(m, oid, v), nil
 }
 
-// plainValue converts a value pgx decoded for a column of type oid.
-func plainValue(m *pgtype.Map, oid uint32, v any) any {
+// pgArray decodes an array into a list (nested lists for several
+// dimensions); elements of types without a JSON form keep their text.
+func pgArray(m *pgtype.Map, oid, elem uint32, format int16, raw []byte) (any, error) {
+	isJSON := elem == pgtype.JSONOID || elem == pgtype.JSONBOID
+	var values []any
+	var dims []pgtype.ArrayDimension
+	if format == pgtype.TextFormatCode && (!pgNative[elem] || isJSON) {
+		var arr pgtype.Array[*string]
+		if err := m.Scan(oid, format, raw, &arr); err != nil {
+			return nil, fmt.Errorf("decode array: %w", err)
+		}
+		values, dims = make([]any, len(arr.Elements)), arr.Dims
+		for i, e := range arr.Elements {
+			switch {
+			case e == nil:
+			case isJSON:
+				v, err := pgJSON([]byte(*e))
+				if err != nil {
+					return nil, err
+				}
+				values[i] = v
+			default:
+				values[i] = *e
+			}
+		}
+	} else {
+		var arr pgtype.Array[any]
+		if err := m.Scan(oid, format, raw, &arr); err != nil {
+			return nil, fmt.Errorf("decode array: %w", err)
+		}
+		values, dims = make([]any, len(arr.Elements)), arr.Dims
+		for i, e := range arr.Elements {
+			values[i] = pgPlain(m, elem, e)
+		}
+	}
+	return pgNest(values, dims), nil
+}
+
+// pgNest shapes an array's elements, stored flat, into nested lists.
+func pgNest(flat []any, dims []pgtype.ArrayDimension) []any {
+	if len(dims) <= 1 {
+		return flat
+	}
+	size := len(flat) / max(1, int(dims[0].Length))
+	out := make([]any, 0, dims[0].Length)
+	for i := 0; i+size <= len(flat) && size > 0; i += size {
+		out = append(out, pgNest(flat[i:i+size], dims[1:]))
+	}
+	return out
+}
+
+// pgPlain converts a value pgx decoded for a native type.
+func pgPlain(m *pgtype.Map, oid uint32, v any) any {
 	switch x := v.(type) {
 	case nil, bool, string:
 		return x
@@ -65,23 +162,26 @@ func plainValue(m *pgtype.Map, oid uint32, v any) any {
 		return int64(x)
 	case int64:
 		return x
-	case uint32: // oid, xid, cid
+	case uint32: // oid
 		return int64(x)
 	case float32:
 		// Through its shortest text so that real 0.1 reads 0.1, not 0.100000001.
 		f, _ := strconv.ParseFloat(strconv.FormatFloat(float64(x), 'g', -1, 32), 64)
-		return plainFloat(f)
+		return pgFloat(f)
 	case float64:
-		return plainFloat(x)
+		return pgFloat(x)
 	case pgtype.Numeric:
-		text, err := x.Value()
-		if s, ok := text.(string); err == nil && ok {
-			return decimal(s)
+		if text, err := x.Value(); err == nil {
+			if s, ok := text.(string); ok {
+				return exactNumber(s)
+			}
 		}
 	case time.Time:
-		if s, ok := isoTime(oid, x); ok {
+		if s, ok := pgISOTime(oid, x); ok {
 			return s
 		}
+	case pgtype.InfinityModifier: // infinite dates and timestamps
+		return x.String()
 	case [16]byte: // uuid
 		return fmt.Sprintf("%x-%x-%x-%x-%x", x[0:4], x[4:6], x[6:8], x[8:10], x[10:16])
 	case netip.Prefix:
@@ -92,46 +192,17 @@ func plainValue(m *pgtype.Map, oid uint32, v any) any {
 		return x.String()
 	case []byte: // bytea, as PostgreSQL prints it with bytea_output = hex
 		return `\x` + hex.EncodeToString(x)
-	case []any: // an array: its elements have the array's element type
-		elem := uint32(0)
-		if t, ok := m.TypeForOID(oid); ok {
-			if ac, ok := t.Codec.(*pgtype.ArrayCodec); ok {
-				elem = ac.ElementType.OID
-			}
-		}
-		out := make([]any, len(x))
-		for i, e := range x {
-			if oid == pgtype.JSONArrayOID || oid == pgtype.JSONBArrayOID {
-				out[i] = e // pgx decoded the JSON already
-				continue
-			}
-			out[i] = plainValue(m, elem, e)
-		}
-		return out
-	case map[string]*string: // hstore
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			if e == nil {
-				out[k] = nil
-			} else {
-				out[k] = *e
-			}
-		}
-		return out
-	case pgtype.InfinityModifier: // infinite dates and timestamps
-		return x.String()
 	}
-	// Anything else (interval, time, money, geometric and range types, …)
-	// becomes its text form, encoded by the same codec.
+	// Not reached for native types; kept so that nothing is ever lost.
 	if buf, err := m.Encode(oid, pgtype.TextFormatCode, v, nil); err == nil && buf != nil {
 		return string(buf)
 	}
 	return fmt.Sprint(v)
 }
 
-// plainFloat keeps finite floats; JSON has no NaN or infinities, so those
+// pgFloat keeps finite floats; JSON has no NaN or infinities, so those
 // become PostgreSQL's spelling of them.
-func plainFloat(f float64) any {
+func pgFloat(f float64) any {
 	switch {
 	case math.IsNaN(f):
 		return "NaN"
@@ -143,11 +214,11 @@ func plainFloat(f float64) any {
 	return f
 }
 
-// decimal turns an exact decimal (numeric, a JSON number) into an int64 when
-// it is a whole number that fits, a float64 when the float prints back as
-// the same number, and otherwise keeps the digits as a string, so that no
-// precision is lost silently.
-func decimal(s string) any {
+// exactNumber turns an exact decimal (numeric, a JSON number) into an int64
+// when it is a whole number that fits, a float64 when the float prints back
+// as the same number, and otherwise keeps the digits as a string, so that
+// no precision is lost silently.
+func exactNumber(s string) any {
 	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
 		return i
 	}
@@ -169,36 +240,37 @@ func decimal(s string) any {
 	return s
 }
 
-// decodeJSON decodes a JSON document, numbers included, with decimal.
-func decodeJSON(raw []byte) (any, error) {
+// pgJSON decodes a JSON document; numbers go through exactNumber rather
+// than all becoming float64s.
+func pgJSON(raw []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("decode json value: %w", err)
 	}
-	return jsonNumbers(v), nil
+	return pgJSONNumbers(v), nil
 }
 
-func jsonNumbers(v any) any {
+func pgJSONNumbers(v any) any {
 	switch x := v.(type) {
 	case json.Number:
-		return decimal(string(x))
+		return exactNumber(string(x))
 	case []any:
 		for i := range x {
-			x[i] = jsonNumbers(x[i])
+			x[i] = pgJSONNumbers(x[i])
 		}
 	case map[string]any:
 		for k := range x {
-			x[k] = jsonNumbers(x[k])
+			x[k] = pgJSONNumbers(x[k])
 		}
 	}
 	return v
 }
 
-// isoTime formats dates and timestamps as ISO 8601. Years outside 1-9999
-// (BC dates) have no ISO form Go can print; they keep PostgreSQL's text.
-func isoTime(oid uint32, t time.Time) (string, bool) {
+// pgISOTime formats dates and timestamps as ISO 8601. Years outside 1-9999
+// (BC dates) have no ISO form Go prints; they keep pgx's text form.
+func pgISOTime(oid uint32, t time.Time) (string, bool) {
 	if t.Year() < 1 || t.Year() > 9999 {
 		return "", false
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/planrun/planrun/internal/event"
 	"github.com/planrun/planrun/plan"
 )
 
@@ -33,6 +34,9 @@ type Env struct {
 	Prompt func(ctx context.Context, question string) (string, error)
 	// Log reports a progress line; the CLI decides how to show it.
 	Log func(format string, args ...any)
+	// Progress reports how far a long step has come (call it at most a few
+	// times a second); the CLI shows it live on a terminal. May be nil.
+	Progress func(p event.Progress)
 	// RunNested runs another step type with an HCL body evaluated in this
 	// step's context (wait's probe).
 	RunNested func(ctx context.Context, uses string, body hcl.Body) (any, error)

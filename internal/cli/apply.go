@@ -221,6 +221,10 @@ func (c *CLI) execute(p *plan.Plan, sel func(*plan.Step) bool, af applyFlags, st
 	}
 	var journalErr error
 	events := func(ev event.Event) {
+		if ev.Type == event.StepProgress {
+			render(ev) // shown live, not recorded: it would swamp the journal
+			return
+		}
 		if err := rec.Record(ev); err != nil && journalErr == nil {
 			journalErr = err
 			fmt.Fprintf(c.stderr, "planrun: cannot write the run record: %s\n", red.String(err.Error()))

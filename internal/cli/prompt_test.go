@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/planrun/planrun/internal/event"
 	"github.com/planrun/planrun/steps"
 )
 
@@ -138,4 +139,22 @@ func TestCancelledQuestionDoesNotSwallowTheNextAnswer(t *testing.T) {
 		t.Fatalf("the line typed after the cancellation answers the next question: %q, %v", got, err)
 	}
 	w.Close()
+}
+
+func TestProgressLine(t *testing.T) {
+	ev := event.Event{Type: event.StepProgress, Step: "step.copy", Progress: &event.Progress{
+		Unit: "bytes", Done: 3 << 30, Total: 4 << 30, Rate: 200 << 20, ETA: 5, Message: "data",
+		Items: []event.ProgressItem{{Name: "app.orders", Done: 1, Total: 4}, {Name: "app.items"}},
+	}}
+	want := "step.copy: data 3.0 GiB of 4.0 GiB (75%) at 200.0 MiB/s, ETA 5.0s — app.orders 25%, app.items"
+	if got := progressLine(ev); got != want {
+		t.Fatalf("\n got %s\nwant %s", got, want)
+	}
+	var buf bytes.Buffer
+	render := textRenderer(&buf, "Applying")
+	render(ev)
+	render(ev) // throttled when not a terminal
+	if strings.Count(buf.String(), "step.copy: data") != 1 {
+		t.Fatalf("plain progress lines are throttled:\n%s", buf.String())
+	}
 }

@@ -3,8 +3,11 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"golang.org/x/term"
+
 	"github.com/planrun/planrun/internal/event"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,9 +25,16 @@ func jsonRenderer(w io.Writer) func(event.Event) {
 }
 
 // textRenderer prints events as they happen, one or a few lines each. verb
-// says what the run does ("Applying", "Checking").
+// says what the run does ("Applying", "Checking"). Progress is redrawn in
+// place on a terminal, and printed every few seconds otherwise.
 func textRenderer(w io.Writer, verb string) func(event.Event) {
+	pv := &progressView{w: w, live: isTerminalWriter(w), last: map[string]time.Time{}}
 	return func(ev event.Event) {
+		if ev.Type == event.StepProgress {
+			pv.show(ev)
+			return
+		}
+		pv.clear()
 		switch ev.Type {
 		case event.RunStarted:
 			what := plural(len(ev.Steps), "step")
@@ -162,4 +172,94 @@ func writeSummary(w io.Writer, p *plan.Plan, res *engine.Result, sel func(*plan.
 	if res.RollbackInterrupted {
 		fmt.Fprintln(w, "\nRollbacks were interrupted: some hooks did not run. Check the state of the systems, then run 'planrun rollback'.")
 	}
+}
+
+// progressView draws step progress: one line redrawn in place on a
+// terminal, or a plain line at most every plainEvery otherwise (CI logs).
+type progressView struct {
+	w     io.Writer
+	live  bool
+	shown bool
+	last  map[string]time.Time
+}
+
+const plainEvery = 10 * time.Second
+
+func (v *progressView) show(ev event.Event) {
+	line := progressLine(ev)
+	if v.live {
+		fmt.Fprintf(v.w, "\r\033[K%s", line)
+		v.shown = true
+		return
+	}
+	if time.Since(v.last[ev.Step]) < plainEvery {
+		return
+	}
+	v.last[ev.Step] = time.Now()
+	fmt.Fprintln(v.w, line)
+}
+
+func (v *progressView) clear() {
+	if v.shown {
+		fmt.Fprint(v.w, "\r\033[K")
+		v.shown = false
+	}
+}
+
+func progressLine(ev event.Event) string {
+	p := ev.Progress
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s:", ev.Step)
+	if p.Message != "" {
+		fmt.Fprintf(&b, " %s", p.Message)
+	}
+	amount := func(n int64) string {
+		if p.Unit == "bytes" {
+			return humanBytes(n)
+		}
+		return fmt.Sprintf("%d %s", n, p.Unit)
+	}
+	fmt.Fprintf(&b, " %s", amount(p.Done))
+	if p.Total > 0 {
+		fmt.Fprintf(&b, " of %s (%.0f%%)", amount(p.Total), 100*float64(p.Done)/float64(p.Total))
+	}
+	if p.Rate > 0 {
+		fmt.Fprintf(&b, " at %s/s", amount(int64(p.Rate)))
+	}
+	if p.ETA > 0 {
+		fmt.Fprintf(&b, ", ETA %s", fmtDuration(secs(p.ETA)))
+	}
+	for i, it := range p.Items {
+		if i == 3 {
+			fmt.Fprintf(&b, " +%d more", len(p.Items)-3)
+			break
+		}
+		sep := ","
+		if i == 0 {
+			sep = " —"
+		}
+		fmt.Fprintf(&b, "%s %s", sep, it.Name)
+		if it.Total > 0 {
+			fmt.Fprintf(&b, " %.0f%%", 100*float64(it.Done)/float64(it.Total))
+		}
+	}
+	return b.String()
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func isTerminalWriter(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

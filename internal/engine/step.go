@@ -233,6 +233,10 @@ func (r *run) env(st *plan.Step, a *plan.Action) *steps.Env {
 		Log: func(format string, args ...any) {
 			r.emit(event.Event{Type: event.StepLog, Step: st.Addr, Uses: a.Uses, Message: r.opts.Redactor.String(fmt.Sprintf(format, args...))})
 		},
+		Progress: func(p event.Progress) {
+			p.Message = r.opts.Redactor.String(p.Message)
+			r.emit(event.Event{Type: event.StepProgress, Step: st.Addr, Uses: a.Uses, Progress: &p})
+		},
 	}
 	if r.opts.StateDir != nil {
 		env.StateDir = r.opts.StateDir(st.Addr)

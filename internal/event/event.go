@@ -10,6 +10,7 @@ const (
 	StepStarted      = "step_started"
 	StepLog          = "step_log"
 	StepRetrying     = "step_retrying"
+	StepProgress     = "step_progress" // frequent; rendered live, not recorded
 	StepFinished     = "step_finished"
 	RollbackStarted  = "rollback_started"
 	RollbackFinished = "rollback_finished"
@@ -49,6 +50,7 @@ type Event struct {
 	Error      string         `json:"error,omitempty"`
 	Output     any            `json:"output,omitempty"`
 	Assertions []AssertResult `json:"assertions,omitempty"`
+	Progress   *Progress      `json:"progress,omitempty"`
 
 	// run_started and run_finished
 	Plan         string            `json:"plan,omitempty"`
@@ -73,4 +75,23 @@ type AssertResult struct {
 type ReadValue struct {
 	Expr  string `json:"expr"`
 	Value string `json:"value"`
+}
+
+// Progress is how far a long step (copy, restore) has come.
+type Progress struct {
+	Unit    string         `json:"unit"`            // what Done and Total count: "bytes", "rows"
+	Done    int64          `json:"done"`            // so far
+	Total   int64          `json:"total,omitempty"` // expected; 0 when unknown
+	Rate    float64        `json:"rate,omitempty"`  // units per second, recent
+	ETA     float64        `json:"eta_seconds,omitempty"`
+	Items   []ProgressItem `json:"items,omitempty"`   // the parts in flight (tables)
+	Message string         `json:"message,omitempty"` // the phase: "schema", "data", "indexes"
+}
+
+// ProgressItem is one part of a step's work, such as a table being copied.
+type ProgressItem struct {
+	Name  string `json:"name"`
+	Done  int64  `json:"done"`
+	Total int64  `json:"total,omitempty"`
+	Rows  int64  `json:"rows,omitempty"`
 }

@@ -96,6 +96,7 @@ func Builtin() *Registry {
 	return New(map[string]Type{
 		"approve":    approveType,
 		"compare":    compareType,
+		"copy":       copyType,
 		"exec":       execType,
 		"http":       httpType,
 		"pg_dump":    pgDumpType,

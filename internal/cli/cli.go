@@ -63,6 +63,7 @@ func commands() []command {
 		{"graph", "Print the plan's DAG as DOT or Mermaid", runGraph},
 		{"fmt", "Rewrite HCL plans in canonical style", runFmt},
 		{"schema", "Print the JSON Schema of plan files, or of a step type's arguments and output", runSchema},
+		{"demo", "Run the Heroku → RDS runbook end to end between two throwaway local Postgres servers", runDemo},
 		{"version", "Print planrun's version", runVersion},
 	}
 }

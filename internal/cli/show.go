@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/zclconf/go-cty/cty"
 
@@ -134,11 +135,14 @@ func writeArgs(w io.Writer, args []plan.Arg, indent string) {
 	}
 }
 
-// showValue renders a value as HCL, or says why it cannot be shown.
+// showValue renders a value as HCL, or says why it cannot be shown. A
+// collection with some sensitive elements shows the others.
 func showValue(v cty.Value, indent string) string {
 	switch {
-	case plan.IsSensitive(v):
+	case v.IsMarked():
 		return "(sensitive)"
+	case v.ContainsMarked() && v.IsKnown() && !v.IsNull() && v.CanIterateElements():
+		return showCollection(v, indent)
 	case !v.IsWhollyKnown():
 		return "(known after apply)"
 	case v.IsNull():
@@ -149,6 +153,35 @@ func showValue(v cty.Value, indent string) string {
 	}
 	out := strings.TrimSpace(string(hclwrite.Format(hclwrite.TokensForValue(v).Bytes())))
 	return strings.ReplaceAll(out, "\n", "\n"+indent)
+}
+
+func showCollection(v cty.Value, indent string) string {
+	ty := v.Type()
+	var b strings.Builder
+	if ty.IsObjectType() || ty.IsMapType() {
+		b.WriteString("{\n")
+		for it := v.ElementIterator(); it.Next(); {
+			k, e := it.Element()
+			key := k.AsString()
+			if !hclsyntax.ValidIdentifier(key) {
+				key = fmt.Sprintf("%q", key)
+			}
+			fmt.Fprintf(&b, "%s  %s = %s\n", indent, key, showValue(e, indent+"  "))
+		}
+		b.WriteString(indent + "}")
+		return b.String()
+	}
+	b.WriteString("[")
+	i := 0
+	for it := v.ElementIterator(); it.Next(); i++ {
+		_, e := it.Element()
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(showValue(e, indent))
+	}
+	b.WriteString("]")
+	return b.String()
 }
 
 func sourceText(p *plan.Plan, rng hcl.Range) string {

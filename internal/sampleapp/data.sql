@@ -24,7 +24,7 @@ FROM generate_series(1, {{.Products}}) AS i;
 INSERT INTO app.orders (customer_id, status, total, placed_at, ship_by, handling, notes, shipping)
 SELECT 1 + (i * 7) % {{.Customers}},
        (ARRAY['pending', 'paid', 'shipped', 'cancelled', 'refunded'])[1 + i % 5]::app.order_status,
-       CASE WHEN i % 41 = 0 THEN NULL ELSE ((i * 104729) % 5000000) / 100.0 END,
+       CASE WHEN i % 41 = 0 THEN NULL ELSE ((i::bigint * 104729) % 5000000) / 100.0 END,
        timestamptz '2025-01-01 00:00:00+00' + (i * interval '9 minutes 17 seconds'),
        date '2025-01-03' + (i % 700),
        CASE WHEN i % 3 = 0 THEN NULL ELSE make_interval(hours => i % 72, mins => i % 60) END,
@@ -33,7 +33,7 @@ SELECT 1 + (i * 7) % {{.Customers}},
 FROM generate_series(1, {{.Orders}}) AS i;
 
 INSERT INTO app.order_items (order_id, line, product_id, quantity, unit_price)
-SELECT o, l, 1 + (o * 31 + l * 17) % {{.Products}}, 1 + (o + l) % 4, ((o * 13 + l) % 20000) / 100.0
+SELECT o, l, 1 + (o::bigint * 31 + l * 17) % {{.Products}}, 1 + (o + l) % 4, ((o::bigint * 13 + l) % 20000) / 100.0
 FROM generate_series(1, {{.Orders}}) AS o, generate_series(1, {{.ItemsPerOrder}}) AS l
 WHERE (o + l) % 3 <> 0 OR l = 1;
 
@@ -44,7 +44,7 @@ FROM generate_series(1, {{.Sessions}}) AS i;
 
 INSERT INTO billing.invoices (order_id, number, issued_on, amount, pdf, paid)
 SELECT o, 'INV-' || nextval('billing.invoice_number_seq'), date '2025-01-02' + (o % 650),
-       ((o * 104729) % 5000000) / 100.0,
+       ((o::bigint * 104729) % 5000000) / 100.0,
        CASE WHEN o % 50 = 0 THEN decode(repeat(md5(o::text), 4), 'hex') ELSE NULL END,
        CASE WHEN o % 10 = 0 THEN NULL ELSE o % 3 <> 0 END
 FROM generate_series(1, {{.Orders}}, 2) AS o;

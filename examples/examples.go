@@ -1,0 +1,10 @@
+// Package examples embeds the example plans, so that `planrun demo` runs the
+// real runbook wherever the binary is.
+package examples
+
+import _ "embed"
+
+// HerokuToRDS is examples/heroku-to-rds/plan.hcl.
+//
+//go:embed heroku-to-rds/plan.hcl
+var HerokuToRDS []byte

@@ -1,0 +1,214 @@
+# Move a production Postgres from Heroku to AWS RDS with a short maintenance
+# window: pre-flight checks while the app still runs, then maintenance on,
+# dump, parallel restore, sequences, validation, switch, maintenance off.
+# Any failure rolls back: maintenance off, the app left on the old database.
+#
+#   planrun apply examples/heroku-to-rds/plan.hcl \
+#     -var source_url=... -var target_url=... -var heroku_app=myapp -var heroku_api_token=...
+#
+# Without heroku_app the platform calls are skipped (rehearsals, the demo).
+
+plan "heroku-to-rds" {
+  description = "Move the app's Postgres from Heroku to RDS in a short maintenance window"
+  on_failure  = "rollback"
+  downtime {
+    from = step.maintenance_on
+    to   = step.maintenance_off
+  }
+}
+
+variable "source_url" {
+  type        = string
+  sensitive   = true
+  description = "The Heroku database (heroku config:get DATABASE_URL)."
+}
+
+variable "target_url" {
+  type        = string
+  sensitive   = true
+  description = "The RDS database, with sslmode=require."
+}
+
+variable "heroku_app" {
+  type        = string
+  default     = ""
+  description = "The Heroku app; empty skips the platform calls."
+}
+
+variable "heroku_api_token" {
+  type        = string
+  default     = ""
+  sensitive   = true
+  description = "A Heroku API token (heroku auth:token)."
+}
+
+variable "heroku_api" {
+  type        = string
+  default     = "https://api.heroku.com"
+  description = "The Heroku Platform API (a test server in rehearsals)."
+}
+
+variable "jobs" {
+  type        = number
+  default     = 4
+  description = "Parallel dump, restore and count jobs: about the number of cores of the smaller server."
+  validation {
+    condition     = var.jobs >= 1 && var.jobs <= 32
+    error_message = "jobs must be between 1 and 32."
+  }
+}
+
+locals {
+  platform = var.heroku_app != ""
+  app_url  = "${var.heroku_api}/apps/${var.heroku_app}"
+  headers = {
+    Authorization = "Bearer ${var.heroku_api_token}"
+    Accept        = "application/vnd.heroku+json; version=3"
+  }
+}
+
+database "heroku" { url = var.source_url }
+database "rds" { url = var.target_url }
+
+# 1. Before the window: what would make the move fail or lose data.
+check "preflight" {
+  uses   = "preflight"
+  source = database.heroku
+  target = database.rds
+  assert {
+    that    = "output.errors == 0"
+    message = "fix these before the window: {{ map(filter(output.findings, {.severity == 'error'}), {(.object == '' ? '' : .object + ': ') + .message + ' Fix: ' + .fix}) }}"
+  }
+  assert {
+    that     = "output.warnings == 0"
+    severity = "warn"
+    message  = "read these: {{ map(filter(output.findings, {.severity == 'warning'}), {(.object == '' ? '' : .object + ': ') + .message}) }}"
+  }
+}
+
+# 2. The window opens: the app answers with its maintenance page.
+step "maintenance_on" {
+  uses       = "http"
+  when       = local.platform
+  method     = "PATCH"
+  url        = local.app_url
+  headers    = local.headers
+  json       = { maintenance = true }
+  depends_on = [check.preflight]
+  assert { that = "output.json.maintenance == true" }
+  rollback {
+    uses    = "http"
+    method  = "PATCH"
+    url     = local.app_url
+    headers = local.headers
+    json    = { maintenance = false }
+  }
+}
+
+# 3. Dump in parallel (directory format), while no one writes.
+step "dump" {
+  uses       = "pg_dump"
+  database   = database.heroku
+  format     = "directory"
+  jobs       = var.jobs
+  path       = "dump"
+  overwrite  = true
+  no_owner   = true
+  no_acl     = true
+  depends_on = [step.maintenance_on]
+  timeout    = "2h"
+  assert {
+    that    = "output.bytes > 0 && output.tables > 0"
+    message = "the dump is empty"
+  }
+}
+
+# 4. Restore in parallel; RDS has no Heroku roles, hence no owners or grants.
+step "restore" {
+  uses      = "pg_restore"
+  database  = database.rds
+  path      = step.dump.output.path
+  jobs      = var.jobs
+  clean     = true
+  if_exists = true
+  no_owner  = true
+  no_acl    = true
+  timeout   = "4h"
+  retry {
+    attempts = 2
+    backoff  = "30s"
+  }
+  assert {
+    that    = "output.errors == 0"
+    message = "pg_restore reported errors: {{ filter(output.messages, {.level == 'error'}) }}"
+  }
+}
+
+# 5. pg_restore sets sequences from the dump; this makes sure every one
+#    (serial, identity, free-standing) matches the source exactly.
+step "sequences" {
+  uses       = "sequences"
+  source     = database.heroku
+  target     = database.rds
+  depends_on = [step.restore]
+  assert { that = "all(output.sequences, {.after == .source_value})" }
+}
+
+# 6. Validate: same rows, same schema objects, sequences not behind.
+check "verify" {
+  uses       = "compare"
+  source     = database.heroku
+  target     = database.rds
+  jobs       = var.jobs
+  depends_on = [step.sequences]
+  assert {
+    that    = "len(output.mismatched) == 0"
+    message = "row counts differ: {{ filter(output.tables, {!.match}) }}"
+  }
+  assert {
+    that    = "len(output.indexes.missing) == 0 && len(output.indexes.invalid) == 0"
+    message = "indexes missing {{ output.indexes.missing }}, invalid {{ output.indexes.invalid }}"
+  }
+  assert {
+    that    = "len(output.foreign_keys.missing) == 0 && len(output.constraints.missing) == 0"
+    message = "foreign keys missing {{ output.foreign_keys.missing }}, constraints missing {{ output.constraints.missing }}"
+  }
+  assert {
+    that    = "len(output.sequences_behind) == 0"
+    message = "sequences behind the source: {{ output.sequences_behind }}"
+  }
+  assert {
+    that    = "len(output.extensions.missing) == 0 && len(output.views.missing) == 0 && len(output.missing_tables) == 0"
+    message = "missing: extensions {{ output.extensions.missing }}, views {{ output.views.missing }}, tables {{ output.missing_tables }}"
+  }
+}
+
+# 7. Point the app at RDS. Heroku restarts the dynos on a config change.
+step "switch" {
+  uses       = "http"
+  when       = local.platform
+  method     = "PATCH"
+  url        = "${local.app_url}/config-vars"
+  headers    = local.headers
+  json       = { DATABASE_URL = var.target_url }
+  depends_on = [check.verify]
+  rollback {
+    uses    = "http"
+    method  = "PATCH"
+    url     = "${local.app_url}/config-vars"
+    headers = local.headers
+    json    = { DATABASE_URL = var.source_url }
+  }
+}
+
+# 8. The window closes.
+step "maintenance_off" {
+  uses       = "http"
+  when       = local.platform
+  method     = "PATCH"
+  url        = local.app_url
+  headers    = local.headers
+  json       = { maintenance = false }
+  depends_on = [step.switch]
+  assert { that = "output.json.maintenance == false" }
+}

@@ -43,8 +43,11 @@ func TestScripts(t *testing.T) {
 		Setup: func(env *testscript.Env) error {
 			tb := scriptTB{env: env, name: filepath.Base(env.WorkDir)}
 			env.Setenv("SOURCE_URL", Source.FreshDB(tb))
-			env.Setenv("TARGET_URL", Target.FreshDB(tb))
 			env.Setenv("SOURCE_PASSWORD", Source.Password)
+			target := Target.FreshDB(tb)
+			env.Setenv("TARGET_URL", target)
+			env.Setenv("TARGET_PASSWORD", Target.Password)
+			env.Setenv("TARGET_BAD_URL", strings.Replace(target, ":"+Target.Password+"@", ":Wr0ng-pw-Zz@", 1))
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){

@@ -54,7 +54,7 @@ SELECT i, lo_from_bytea(0, convert_to('Contract for customer ' || i || E'\n' || 
 FROM generate_series(1, {{.Contracts}}) AS i;
 
 INSERT INTO audit.events (at, actor, action, payload)
-SELECT timestamptz '2025-01-01 00:00:00+00' + (i * interval '10 minutes 31 seconds'),
+SELECT timestamptz '2025-01-01 00:00:00+00' + (i * interval '20 minutes 59 seconds'),
        CASE WHEN i % 8 = 0 THEN NULL ELSE 'user' || (i % 500) END,
        (ARRAY['login', 'logout', 'order.create', 'order.pay', 'profile.update'])[1 + i % 5],
        jsonb_build_object('n', i, 'ok', i % 19 <> 0)

@@ -1,0 +1,72 @@
+# planrun/postgres: the checks that prove a Postgres copy is whole.
+#
+#   library "integrity" {
+#     source     = "planrun/postgres"
+#     inputs     = { source = database.heroku, target = database.rds }
+#     depends_on = [step.restore]
+#   }
+
+variable "source" {
+  type        = object({ name = string, url = string })
+  description = "The database copied from: database.NAME."
+}
+
+variable "target" {
+  type        = object({ name = string, url = string })
+  description = "The database copied to: database.NAME."
+}
+
+variable "jobs" {
+  type        = number
+  default     = 4
+  description = "How many tables are counted or checksummed at once on each side."
+}
+
+check "row_counts" {
+  uses   = "compare"
+  source = var.source
+  target = var.target
+  jobs   = var.jobs
+  assert {
+    that    = "len(output.mismatched) == 0"
+    message = "row counts differ: {{ map(filter(output.tables, {!.match}), {.schema + '.' + .name + ' ' + string(.source_rows) + ' vs ' + string(.target_rows)}) }}"
+  }
+}
+
+check "schema_objects" {
+  uses   = "compare"
+  source = var.source
+  target = var.target
+  counts = false
+  assert {
+    that    = "len(output.missing_tables) == 0 && len(output.columns.missing) == 0"
+    message = "missing tables {{ output.missing_tables }}, columns {{ output.columns.missing }}"
+  }
+  assert {
+    that    = "len(output.indexes.missing) == 0 && len(output.indexes.invalid) == 0"
+    message = "indexes missing {{ output.indexes.missing }}, invalid {{ output.indexes.invalid }}"
+  }
+  assert {
+    that    = "len(output.constraints.not_valid) == 0"
+    message = "constraints NOT VALID on the target: {{ output.constraints.not_valid }}"
+  }
+  assert {
+    that    = "len(output.foreign_keys.missing) == 0"
+    message = "foreign keys missing: {{ output.foreign_keys.missing }}"
+  }
+  assert {
+    that    = "len(output.extensions.missing) == 0"
+    message = "extensions missing: {{ output.extensions.missing }}"
+  }
+}
+
+check "sequences" {
+  uses   = "compare"
+  source = var.source
+  target = var.target
+  counts = false
+  assert {
+    that    = "len(output.sequences_behind) == 0"
+    message = "sequences behind the source (inserts would collide): {{ output.sequences_behind }}"
+  }
+}

@@ -7,8 +7,13 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/checker"
+	"github.com/expr-lang/expr/compiler"
+	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/optimizer"
 	"github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/vm"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
@@ -57,17 +62,16 @@ func (l *loader) compileAssert(blk *hcl.Block, st *Step, out *Shape) (*Assertion
 			})
 		}
 	}
-	prog, err := expr.Compile(as.That, expr.Env(AssertEnv()), expr.AsBool())
-	if err != nil {
-		return nil, nil, append(diags, l.exprDiag("Invalid assertion", thatAttr.Expr, as.That, err))
+	c := l.compileCached(as.That, true)
+	if c.parseErr {
+		return nil, nil, append(diags, l.exprDiag("Invalid assertion", thatAttr.Expr, as.That, c.err))
 	}
-	as.Program = prog
-	tree, err := parser.Parse(as.That)
-	if err != nil {
-		return nil, nil, append(diags, l.exprDiag("Invalid assertion", thatAttr.Expr, as.That, err))
-	}
-	refs, reads, d := l.checkAssertReads(tree.Node, st, out, thatAttr.Expr, as.That)
+	refs, reads, d := l.checkAssertReads(c.chains, st, out, thatAttr.Expr, as.That, 0, true)
 	diags = append(diags, d...)
+	if c.err != nil {
+		return nil, nil, append(diags, l.exprDiag("Invalid assertion", thatAttr.Expr, as.That, c.err))
+	}
+	as.Program = c.prog
 	as.Reads = reads
 	if a := content.Attributes["message"]; a != nil {
 		if d := decodeString(a, ctx, &as.Message); d.HasErrors() {
@@ -79,6 +83,64 @@ func (l *loader) compileAssert(blk *hcl.Block, st *Step, out *Shape) (*Assertion
 		refs = append(refs, r...)
 	}
 	return as, uniqueSorted(refs), diags
+}
+
+// exprConfigs are the expr-lang configurations of one Load. expr.Compile
+// builds a configuration (a map of every builtin) for each call, which was
+// most of the time spent loading a large plan; a configuration caches type
+// information as it is used, so it is not shared between goroutines.
+type exprConfigs struct {
+	asBool, any *conf.Config
+}
+
+func newExprConfig(ops ...expr.Option) *conf.Config {
+	c := conf.CreateNew()
+	for _, op := range ops {
+		op(c)
+	}
+	for name := range c.Disabled {
+		delete(c.Builtins, name)
+	}
+	c.Check()
+	return c
+}
+
+func (l *loader) exprConfig(asBool bool) *conf.Config {
+	if l.exprConfigs == nil {
+		l.exprConfigs = &exprConfigs{
+			asBool: newExprConfig(expr.Env(AssertEnv()), expr.AsBool()),
+			any:    newExprConfig(expr.Env(AssertEnv())),
+		}
+	}
+	if asBool {
+		return l.exprConfigs.asBool
+	}
+	return l.exprConfigs.any
+}
+
+// parseExpr and finishExpr do what expr.Compile(src, expr.Env(AssertEnv()))
+// does, plus expr.AsBool() when asBool, with the loader's configurations.
+// parseExpr returns the syntax tree, as written.
+func (l *loader) parseExpr(src string) (*parser.Tree, error) {
+	return parser.ParseWithConfig(src, l.exprConfig(false))
+}
+
+// finishExpr type checks, optimizes and compiles the tree (rewriting it).
+func (l *loader) finishExpr(tree *parser.Tree, asBool bool) (*vm.Program, error) {
+	config := l.exprConfig(asBool)
+	if _, err := new(checker.Checker).PatchAndCheck(tree, config); err != nil {
+		return nil, err
+	}
+	if config.Optimize {
+		if err := optimizer.Optimize(&tree.Node, config); err != nil {
+			var fe *file.Error
+			if errors.As(err, &fe) {
+				return nil, fe.Bind(tree.Source)
+			}
+			return nil, err
+		}
+	}
+	return compiler.Compile(tree, config)
 }
 
 // compileMessage splits "text {{ expr }} text" and compiles each expression.
@@ -95,32 +157,74 @@ func (l *loader) compileMessage(msg string, st *Step, out *Shape, hclExpr hcl.Ex
 			}
 			return parts, refs, diags
 		}
-		closeAt := strings.Index(rest[open:], "}}")
+		closeAt := closingBraces(rest[open:])
 		if closeAt < 0 {
 			return parts, refs, append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError, Summary: "Invalid message",
 				Detail:  "A {{ in the message has no closing }}.",
-				Subject: l.stringRange(hclExpr, offset+open, offset+open+2).Ptr(),
+				Subject: l.stringRange(hclExpr, msg, offset+open, offset+open+2).Ptr(),
 			})
 		}
 		if open > 0 {
 			parts = append(parts, MsgPart{Text: rest[:open]})
 		}
 		src := rest[open+2 : open+closeAt]
-		prog, err := expr.Compile(src, expr.Env(AssertEnv()))
-		if err != nil {
-			diags = append(diags, l.exprDiagAt("Invalid message expression", hclExpr, msg, offset+open+2, err))
-		} else {
-			tree, _ := parser.Parse(src)
-			r, _, d := l.checkAssertReads(tree.Node, st, out, hclExpr, msg)
+		c := l.compileCached(src, false)
+		if !c.parseErr {
+			r, _, d := l.checkAssertReads(c.chains, st, out, hclExpr, msg, offset+open+2, false)
 			diags = append(diags, d...)
 			refs = append(refs, r...)
-			parts = append(parts, MsgPart{Text: src, Program: prog})
+		}
+		if c.err != nil {
+			diags = append(diags, l.exprDiagAt("Invalid message expression", hclExpr, msg, offset+open+2, c.err))
+		} else {
+			parts = append(parts, MsgPart{Text: src, Program: c.prog})
 		}
 		consumed := open + closeAt + 2
 		rest = rest[consumed:]
 		offset += consumed
 	}
+}
+
+// closingBraces returns the index in s, which starts with "{{", of the "}}"
+// that closes it, or -1. A "}}" inside a string literal or closing a map or
+// predicate ({...}) of the expression does not count, so "{{ '}}' }}" and
+// "{{ filter(x, {.a > {b: 1}.b}) }}" are one expression each.
+func closingBraces(s string) int {
+	depth := 0
+	var quote byte
+	for i := 2; i < len(s); i++ {
+		c := s[i]
+		if quote != 0 {
+			switch {
+			case c == '\\' && quote != '`':
+				i++
+			case c == quote:
+				quote = 0
+			}
+			continue
+		}
+		switch c {
+		case '"', '\'', '`':
+			quote = c
+		case '{':
+			depth++
+		case '}':
+			if depth > 0 {
+				depth--
+			} else if i+1 < len(s) && s[i+1] == '}' {
+				return i
+			}
+		}
+	}
+	// Not closed as an expression (an unterminated string?): take the first
+	// "}}" and let the compiler say what is wrong, unless another {{ opens
+	// first ("{{ a {{ b }}": the first is not closed).
+	end := strings.Index(s, "}}")
+	if end < 0 || strings.Contains(s[2:end], "{{") {
+		return -1
+	}
+	return end
 }
 
 type chainCollector struct {
@@ -142,56 +246,122 @@ type pathElem struct {
 	name    string
 	isIndex bool
 	dynamic bool
+	loc     file.Location // of the name or index, in runes
 }
 
-// chainPath reads output.tables[0].name as a root and a path; ok is false
-// for chains that do not start at an identifier.
-func chainPath(n ast.Node) (string, []pathElem, bool) {
+// chainPath reads output.tables[0].name as a root (with its location) and a
+// path; ok is false for chains that do not start at an identifier.
+func chainPath(n ast.Node) (string, file.Location, []pathElem, bool) {
 	switch v := n.(type) {
 	case *ast.IdentifierNode:
-		return v.Value, nil, true
+		return v.Value, v.Location(), nil, true
 	case *ast.MemberNode:
-		root, path, ok := chainPath(v.Node)
+		root, rootLoc, path, ok := chainPath(v.Node)
 		if !ok {
-			return "", nil, false
+			return "", rootLoc, nil, false
 		}
+		loc := v.Location()
 		switch p := v.Property.(type) {
 		case *ast.StringNode:
-			path = append(path, pathElem{name: p.Value})
+			path = append(path, pathElem{name: p.Value, loc: loc})
 		case *ast.IntegerNode:
-			path = append(path, pathElem{isIndex: true})
+			path = append(path, pathElem{isIndex: true, loc: loc})
 		default:
-			path = append(path, pathElem{isIndex: true, dynamic: true})
+			path = append(path, pathElem{isIndex: true, dynamic: true, loc: loc})
 		}
-		return root, path, true
+		return root, rootLoc, path, true
 	}
-	return "", nil, false
+	return "", file.Location{}, nil, false
 }
 
-// checkAssertReads finds every value an expression reads (output.x,
-// steps.NAME.y, var.z), checks each against what exists, and returns the
-// step addresses read plus a program per value for failure reports.
-func (l *loader) checkAssertReads(node ast.Node, st *Step, out *Shape, hclExpr hcl.Expression, src string) ([]string, []Read, hcl.Diagnostics) {
+// chain is one value an expression reads: output.tables[0].name.
+type chain struct {
+	text    string // as expr-lang prints it
+	root    string
+	rootLoc file.Location
+	path    []pathElem
+}
+
+// readChains lists the values an expression reads from the assertion
+// roots (output, steps, checks, var), outermost chains only.
+func readChains(node ast.Node) []chain {
 	c := &chainCollector{covered: map[ast.Node]bool{}}
 	ast.Walk(&node, c)
-	var refs []string
-	var reads []Read
-	var diags hcl.Diagnostics
-	seen := map[string]bool{}
+	var out []chain
 	for _, n := range c.nodes {
 		if c.covered[n] {
 			continue
 		}
-		root, path, ok := chainPath(n)
+		root, rootLoc, path, ok := chainPath(n)
 		if !ok || !assertRoots[root] {
 			continue
 		}
-		loc := n.Location()
-		rng := l.stringRange(hclExpr, loc.From, loc.To)
+		out = append(out, chain{text: n.String(), root: root, rootLoc: rootLoc, path: path})
+	}
+	return out
+}
+
+// compiledExpr is an expression compiled once per Load, whatever the number
+// of assertions that repeat it ("output.exit_code == 0").
+type compiledExpr struct {
+	chains   []chain // what it reads, from the tree as written
+	prog     *vm.Program
+	err      error
+	parseErr bool // err is a syntax error
+}
+
+// compileCached parses and compiles src once per Load. A program is safe
+// to share: expr-lang runs it on a new VM each time.
+func (l *loader) compileCached(src string, asBool bool) *compiledExpr {
+	key := src
+	if asBool {
+		key = "bool\x00" + src
+	}
+	if c, ok := l.exprCache[key]; ok {
+		return c
+	}
+	c := &compiledExpr{}
+	tree, err := l.parseExpr(src)
+	if err != nil {
+		c.err, c.parseErr = err, true
+	} else {
+		// What it reads, before the checker and optimizer rewrite the tree.
+		c.chains = readChains(tree.Node)
+		c.prog, c.err = l.finishExpr(tree, asBool)
+	}
+	if l.exprCache == nil {
+		l.exprCache = map[string]*compiledExpr{}
+	}
+	l.exprCache[key] = c
+	return c
+}
+
+// checkAssertReads checks every value an expression reads (output.x,
+// steps.NAME.y, var.z) against what exists, and returns the step addresses
+// read plus, when withPrograms, a program per value for failure reports.
+// The expression is at byte offset within src, the text of hclExpr.
+func (l *loader) checkAssertReads(chains []chain, st *Step, out *Shape, hclExpr hcl.Expression, src string, offset int, withPrograms bool) ([]string, []Read, hcl.Diagnostics) {
+	var refs []string
+	var reads []Read
+	var diags hcl.Diagnostics
+	seen := map[string]bool{}
+	for _, ch := range chains {
+		root, rootLoc, path := ch.root, ch.rootLoc, ch.path
+		// expr-lang counts runes from the start of the expression.
+		rangeOf := func(from, to int) hcl.Range {
+			sub := src[offset:]
+			return l.stringRange(hclExpr, src, offset+runeOffset(sub, from), offset+runeOffset(sub, to))
+		}
+		// The first name after the root (steps.NAME, var.NAME) with its root.
+		nameRng := func() *hcl.Range {
+			rng := rangeOf(rootLoc.From, path[0].loc.To)
+			return &rng
+		}
 		shape, base := out, root
 		switch root {
 		case "steps", "checks":
 			if len(path) == 0 || path[0].dynamic || path[0].isIndex {
+				shape = nil // steps[expr]: not known before the run
 				break
 			}
 			kind := "step"
@@ -205,7 +375,7 @@ func (l *loader) checkAssertReads(node ast.Node, st *Step, out *Shape, hclExpr h
 					Severity: hcl.DiagError, Summary: "Reference to undeclared " + kind,
 					Detail: fmt.Sprintf("The assertion reads %s.%s, but there is no %s named %q.%s",
 						root, path[0].name, kind, path[0].name, suggestion(path[0].name, l.stepNames(st.Scope, StepKind(kind)))),
-					Subject: rng.Ptr(),
+					Subject: nameRng(),
 				})
 				continue
 			}
@@ -214,7 +384,7 @@ func (l *loader) checkAssertReads(node ast.Node, st *Step, out *Shape, hclExpr h
 			}
 			shape, base, path = nil, root+"."+path[0].name, path[1:]
 			if target.Type != nil {
-				shape = OutputShape(target.Type.Output())
+				shape = outputShape(target.Type.Output())
 			}
 		case "var":
 			if len(path) > 0 && !path[0].dynamic && !path[0].isIndex {
@@ -222,37 +392,42 @@ func (l *loader) checkAssertReads(node ast.Node, st *Step, out *Shape, hclExpr h
 					diags = append(diags, &hcl.Diagnostic{
 						Severity: hcl.DiagError, Summary: "Reference to undeclared input variable",
 						Detail:  fmt.Sprintf("There is no variable named %q.%s", path[0].name, suggestion(path[0].name, mapKeys(st.Scope.vars))),
-						Subject: rng.Ptr(),
+						Subject: nameRng(),
 					})
 					continue
 				}
 			}
 			shape = nil
 		}
-		if d := walkExprPath(shape, path, base, rng); d != nil {
+		if d := walkExprPath(shape, path, base, rootLoc.From, rangeOf); d != nil {
 			diags = append(diags, d)
 			continue
 		}
-		text := n.String()
-		if seen[text] {
+		if !withPrograms {
 			continue
 		}
-		seen[text] = true
-		if prog, err := expr.Compile(text, expr.Env(AssertEnv())); err == nil {
-			reads = append(reads, Read{Expr: text, Program: prog})
+		if seen[ch.text] {
+			continue
+		}
+		seen[ch.text] = true
+		if c := l.compileCached(ch.text, false); c.err == nil {
+			reads = append(reads, Read{Expr: ch.text, Program: c.prog})
 		}
 	}
 	return refs, reads, diags
 }
 
-func walkExprPath(shape *Shape, path []pathElem, base string, rng hcl.Range) *hcl.Diagnostic {
+// walkExprPath checks a path against a shape; a problem is reported from
+// the start of the chain (at from) to the name or index that does not fit.
+func walkExprPath(shape *Shape, path []pathElem, base string, from int, rangeOf func(from, to int) hcl.Range) *hcl.Diagnostic {
 	cur := base
 	for _, p := range path {
 		if shape == nil || p.dynamic {
 			return nil
 		}
-		next, d := stepShape(shape, p.name, p.isIndex, cur, rng)
+		next, d := stepShape(shape, p.name, p.isIndex, cur, hcl.Range{})
 		if d != nil {
+			d.Subject = rangeOf(from, p.loc.To).Ptr()
 			return d
 		}
 		shape = next
@@ -272,15 +447,20 @@ func (l *loader) exprDiag(summary string, hclExpr hcl.Expression, src string, er
 
 func (l *loader) exprDiagAt(summary string, hclExpr hcl.Expression, src string, offset int, err error) *hcl.Diagnostic {
 	msg := err.Error()
-	rng := l.stringRange(hclExpr, offset, len(src))
+	rng := l.stringRange(hclExpr, src, offset, len(src))
 	var fe *file.Error
 	if errors.As(err, &fe) {
 		msg = fe.Message
-		from, to := fe.From, fe.To
+		// expr-lang counts runes; the file is bytes.
+		sub := src[offset:]
+		from, to := runeOffset(sub, fe.From), runeOffset(sub, fe.To)
 		if to <= from {
 			to = from + 1
 		}
-		rng = l.stringRange(hclExpr, offset+from, offset+to)
+		if to > len(sub) {
+			to = len(sub)
+		}
+		rng = l.stringRange(hclExpr, src, offset+from, offset+to)
 	}
 	return &hcl.Diagnostic{
 		Severity: hcl.DiagError,
@@ -290,38 +470,47 @@ func (l *loader) exprDiagAt(summary string, hclExpr hcl.Expression, src string, 
 	}
 }
 
-// stringRange maps byte offsets within a string argument to a range in the
-// file, so that an error inside an assertion points at its own column.
-func (l *loader) stringRange(hclExpr hcl.Expression, from, to int) hcl.Range {
-	start := hclExpr.Range().Start
-	switch e := hclExpr.(type) {
-	case *yamlhcl.StringExpr:
-		start = e.ContentStart()
-	case *hclsyntax.TemplateExpr:
-		if len(e.Parts) > 0 {
-			start = e.Parts[0].Range().Start
-		}
+// runeOffset is the byte offset of rune n of s.
+func runeOffset(s string, n int) int {
+	if n <= 0 {
+		return 0
 	}
+	i := 0
+	for off := range s {
+		if i == n {
+			return off
+		}
+		i++
+	}
+	return len(s)
+}
+
+// stringRange maps byte offsets within value, the decoded text of a string
+// argument, to a range in the file, so that an error inside an assertion
+// points at its own column even after escapes and doubled quotes.
+func (l *loader) stringRange(hclExpr hcl.Expression, value string, from, to int) hcl.Range {
 	name := hclExpr.Range().Filename
+	if to < from {
+		to = from
+	}
+	if e, ok := hclExpr.(*yamlhcl.StringExpr); ok {
+		return hcl.Range{Filename: name, Start: e.PosAt(from), End: e.PosAt(to)}
+	}
+	start := hclExpr.Range().Start
+	if e, ok := hclExpr.(*hclsyntax.TemplateExpr); ok && len(e.Parts) > 0 {
+		start = e.Parts[0].Range().Start
+	}
 	f := l.plan.Files[name]
 	if f == nil {
 		return hcl.Range{Filename: name, Start: start, End: start}
 	}
-	advance := func(pos hcl.Pos, n int) hcl.Pos {
-		for i := 0; i < n && pos.Byte < len(f.Bytes); i++ {
-			if f.Bytes[pos.Byte] == '\n' {
-				pos.Line++
-				pos.Column = 1
-			} else {
-				pos.Column++
-			}
-			pos.Byte++
-		}
-		return pos
+	var quote byte
+	if start.Byte > 0 && start.Byte <= len(f.Bytes) && f.Bytes[start.Byte-1] == '"' {
+		quote = '"'
 	}
-	if to < from {
-		to = from
+	return hcl.Range{
+		Filename: name,
+		Start:    yamlhcl.SourcePos(f.Bytes, start, value, from, quote),
+		End:      yamlhcl.SourcePos(f.Bytes, start, value, to, quote),
 	}
-	s := advance(start, from)
-	return hcl.Range{Filename: name, Start: s, End: advance(s, to-from)}
 }

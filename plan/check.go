@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -26,7 +27,7 @@ func (l *loader) validateContext(scope *Scope) (*hcl.EvalContext, hcl.Diagnostic
 		if st == nil || st.Type == nil {
 			return cty.DynamicVal, true
 		}
-		return cty.UnknownVal(OutputShape(st.Type.Output()).CtyType()), true
+		return cty.UnknownVal(outputShape(st.Type.Output()).CtyType()), true
 	}
 	var addrs []string
 	for addr := range l.stepIndex {
@@ -85,23 +86,28 @@ func (l *loader) checkStep(st *Step, ctx *hcl.EvalContext) hcl.Diagnostics {
 			}
 		}
 	}
-	for _, dep := range st.DependsOn {
+	for i, dep := range st.DependsOn {
+		var subject *hcl.Range
+		if i < len(st.dependsOnRanges) {
+			subject = st.dependsOnRanges[i].Ptr()
+		}
 		if strings.HasPrefix(dep, "library.") {
 			if !l.isLibrary(dep) {
 				diags = append(diags, &hcl.Diagnostic{
 					Severity: hcl.DiagError, Summary: "Reference to undeclared library",
 					Detail:  fmt.Sprintf("depends_on names %s, which is not declared.", dep),
-					Subject: st.dependsOnRange.Ptr(),
+					Subject: subject,
 				})
 			}
 			continue
 		}
 		addr := st.Scope.Prefix + dep
 		if l.stepIndex[addr] == nil {
+			kind, _, _ := strings.Cut(dep, ".")
 			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError, Summary: "Reference to undeclared step",
+				Severity: hcl.DiagError, Summary: "Reference to undeclared " + kind,
 				Detail:  fmt.Sprintf("depends_on names %s, which is not declared.%s", dep, l.suggestStep(addr)),
-				Subject: st.dependsOnRange.Ptr(),
+				Subject: subject,
 			})
 		}
 	}
@@ -130,7 +136,11 @@ func (l *loader) checkAction(a *Action, st *Step, ctx *hcl.EvalContext, isStep b
 	a.Retry = Retry{Attempts: 1}
 	for i, blk := range a.pendingRetry {
 		if i > 0 {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate retry block", Subject: blk.DefRange.Ptr()})
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError, Summary: "Duplicate retry block",
+				Detail:  fmt.Sprintf("A step has at most one retry block; the first is at %s.", a.pendingRetry[0].DefRange),
+				Subject: blk.DefRange.Ptr(),
+			})
 			continue
 		}
 		diags = append(diags, decodeRetry(blk, sctx, &a.Retry)...)
@@ -139,12 +149,16 @@ func (l *loader) checkAction(a *Action, st *Step, ctx *hcl.EvalContext, isStep b
 		return nil, diags
 	}
 	var refs []string
-	r, d := l.checkArgs(a, st.Scope, ctx)
+	outer := rollbackSchema
+	if isStep {
+		outer = stepSchema
+	}
+	r, d := l.checkArgs(a, st.Scope, ctx, outer)
 	diags = append(diags, d...)
 	refs = append(refs, r...)
 	a.refs = uniqueSorted(append([]string(nil), r...))
 	for _, blk := range a.pendingAsserts {
-		as, r, d := l.compileAssert(blk, st, OutputShape(a.Type.Output()))
+		as, r, d := l.compileAssert(blk, st, outputShape(a.Type.Output()))
 		diags = append(diags, d...)
 		if as != nil {
 			a.Asserts = append(a.Asserts, as)
@@ -186,18 +200,20 @@ func decodeRetry(blk *hcl.Block, ctx *hcl.EvalContext, r *Retry) hcl.Diagnostics
 }
 
 // checkArgs checks the type's own arguments: unknown ones, missing required
-// ones, references, and each value against the argument's type.
-func (l *loader) checkArgs(a *Action, scope *Scope, ctx *hcl.EvalContext) ([]string, hcl.Diagnostics) {
-	refs, args, diags := l.checkBody(a.Body, a.Type.Args(), scope, ctx)
+// ones, references, and each value against the argument's type. outer is
+// the schema of what the enclosing block decoded already (uses, depends_on,
+// ...): its names are suggested for a misspelt argument too.
+func (l *loader) checkArgs(a *Action, scope *Scope, ctx *hcl.EvalContext, outer *hcl.BodySchema) ([]string, hcl.Diagnostics) {
+	refs, args, diags := l.checkBody(a.Body, a.Type.Args(), scope, ctx, outer)
 	a.Args = args
 	return refs, diags
 }
 
-func (l *loader) checkBody(body hcl.Body, argsType reflect.Type, scope *Scope, ctx *hcl.EvalContext) ([]string, []Arg, hcl.Diagnostics) {
+func (l *loader) checkBody(body hcl.Body, argsType reflect.Type, scope *Scope, ctx *hcl.EvalContext, outer *hcl.BodySchema) ([]string, []Arg, hcl.Diagnostics) {
 	for argsType.Kind() == reflect.Pointer {
 		argsType = argsType.Elem()
 	}
-	schema, _ := gohcl.ImpliedBodySchema(reflect.New(argsType).Interface())
+	schema := withSuggestions(impliedSchema(argsType), outer)
 	content, diags := body.Content(schema)
 	var refs []string
 	var args []Arg
@@ -249,11 +265,55 @@ func (l *loader) checkBody(body hcl.Body, argsType reflect.Type, scope *Scope, c
 			refs = append(refs, r...)
 			continue
 		}
-		r, _, d := l.checkBody(blk.Body, ft, scope, ctx)
+		r, _, d := l.checkBody(blk.Body, ft, scope, ctx, nil)
 		diags = append(diags, d...)
 		refs = append(refs, r...)
 	}
 	return refs, args, diags
+}
+
+var schemaCache sync.Map // reflect.Type -> *hcl.BodySchema
+
+// impliedSchema is gohcl's schema of an arguments struct, computed once per type.
+func impliedSchema(t reflect.Type) *hcl.BodySchema {
+	if s, ok := schemaCache.Load(t); ok {
+		return s.(*hcl.BodySchema)
+	}
+	s, _ := gohcl.ImpliedBodySchema(reflect.New(t).Interface())
+	schemaCache.Store(t, s)
+	return s
+}
+
+// withSuggestions adds the names of outer to schema as optional, so that
+// "Unsupported argument" suggests them too ("dependson": did you mean
+// "depends_on"?). They were decoded by the enclosing block, so they never
+// show up in the content.
+func withSuggestions(schema, outer *hcl.BodySchema) *hcl.BodySchema {
+	if outer == nil {
+		return schema
+	}
+	out := &hcl.BodySchema{
+		Attributes: append([]hcl.AttributeSchema(nil), schema.Attributes...),
+		Blocks:     append([]hcl.BlockHeaderSchema(nil), schema.Blocks...),
+	}
+	has := map[string]bool{}
+	for _, a := range schema.Attributes {
+		has[a.Name] = true
+	}
+	for _, b := range schema.Blocks {
+		has[b.Type] = true
+	}
+	for _, a := range outer.Attributes {
+		if !has[a.Name] {
+			out.Attributes = append(out.Attributes, hcl.AttributeSchema{Name: a.Name})
+		}
+	}
+	for _, b := range outer.Blocks {
+		if !has[b.Type] {
+			out.Blocks = append(out.Blocks, hcl.BlockHeaderSchema{Type: b.Type, LabelNames: b.LabelNames})
+		}
+	}
+	return out
 }
 
 // nestedAction reports whether a block struct is a nested step invocation
@@ -285,7 +345,7 @@ func (l *loader) checkNested(blk *hcl.Block, _ reflect.StructField, scope *Scope
 	if a.Type == nil {
 		return nil, diags
 	}
-	refs, _, d := l.checkBody(rest, a.Type.Args(), scope, ctx)
+	refs, _, d := l.checkBody(rest, a.Type.Args(), scope, ctx, nil)
 	return refs, append(diags, d...)
 }
 

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -84,7 +85,7 @@ func formatDiag(d *hcl.Diagnostic) string {
 }
 
 // checkPos verifies that a range's byte offsets agree with its line and
-// column (for ASCII sources), so that snippets underline the right text.
+// column (columns count characters), so that snippets underline the right text.
 func checkPos(t *testing.T, src []byte, rng hcl.Range) {
 	t.Helper()
 	for _, p := range []hcl.Pos{rng.Start, rng.End} {
@@ -92,8 +93,9 @@ func checkPos(t *testing.T, src []byte, rng hcl.Range) {
 			t.Errorf("%s: byte offset %d outside the file (%d bytes)", rng, p.Byte, len(src))
 			return
 		}
-		line := 1 + strings.Count(string(src[:p.Byte]), "\n")
-		col := p.Byte - strings.LastIndex(string(src[:p.Byte]), "\n")
+		before := string(src[:p.Byte])
+		line := 1 + strings.Count(before, "\n")
+		col := 1 + utf8.RuneCountInString(before[strings.LastIndex(before, "\n")+1:])
 		if line != p.Line || col != p.Column {
 			t.Errorf("%s: byte offset %d is at %d:%d, but the range says %d:%d", rng, p.Byte, line, col, p.Line, p.Column)
 		}

@@ -3,10 +3,12 @@ package plan
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/planrun/planrun/plan/yamlhcl"
@@ -23,6 +25,9 @@ type loader struct {
 	steps     []*Step
 	libraries []*Library
 	stepIndex map[string]*Step
+
+	exprConfigs *exprConfigs             // see parseExpr
+	exprCache   map[string]*compiledExpr // see compileCached
 }
 
 var planBlockSchema = &hcl.BodySchema{
@@ -81,10 +86,14 @@ func (l *loader) decode(blocks hcl.Blocks) hcl.Diagnostics {
 	seen := map[string]*hcl.Block{}
 	dup := func(b *hcl.Block, key, what string) bool {
 		if prev, ok := seen[key]; ok {
+			detail := fmt.Sprintf("A %s named %q was already declared at %s.", what, b.Labels[0], prev.DefRange)
+			if prev.Type != b.Type {
+				detail = fmt.Sprintf("A %s named %q was already declared at %s; steps and checks share one set of names.", prev.Type, b.Labels[0], prev.DefRange)
+			}
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "Duplicate " + what,
-				Detail:   fmt.Sprintf("A %s named %q was already declared at %s.", what, b.Labels[0], prev.DefRange),
+				Detail:   detail,
 				Subject:  b.DefRange.Ptr(),
 			})
 			return true
@@ -94,6 +103,11 @@ func (l *loader) decode(blocks hcl.Blocks) hcl.Diagnostics {
 	}
 	var planBlock *hcl.Block
 	var stateBlocks hcl.Blocks
+	// fatal holds the problems that would make the checks of steps report
+	// false errors (a database or local that cannot be evaluated); with
+	// other problems the steps are still checked, so that every problem is
+	// reported at once.
+	var fatal hcl.Diagnostics
 	for _, b := range blocks {
 		switch b.Type {
 		case "plan":
@@ -110,6 +124,7 @@ func (l *loader) decode(blocks hcl.Blocks) hcl.Diagnostics {
 			if !dup(b, "var."+b.Labels[0], "variable") {
 				v, d := decodeVariable(b, l.plan)
 				diags = append(diags, d...)
+				fatal = append(fatal, d...)
 				l.vars = append(l.vars, v)
 			}
 		case "locals":
@@ -131,9 +146,14 @@ func (l *loader) decode(blocks hcl.Blocks) hcl.Diagnostics {
 			if !dup(b, "database."+b.Labels[0], "database") {
 				content, d := b.Body.Content(databaseSchema)
 				diags = append(diags, d...)
+				db := &Database{Name: b.Labels[0], DeclRange: b.DefRange}
 				if a := content.Attributes["url"]; a != nil {
-					l.databases = append(l.databases, &Database{Name: b.Labels[0], URL: a.Expr, DeclRange: b.DefRange})
+					db.URL = a.Expr
+				} else {
+					// Reported; references to it still resolve.
+					db.URL = hcl.StaticExpr(cty.UnknownVal(cty.String), b.DefRange)
 				}
+				l.databases = append(l.databases, db)
 			}
 		case "step", "check":
 			// Steps and checks share one namespace so that addresses read unambiguously.
@@ -158,7 +178,11 @@ func (l *loader) decode(blocks hcl.Blocks) hcl.Diagnostics {
 	}
 	for _, b := range stateBlocks {
 		if l.plan.State != nil {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate state block", Subject: b.DefRange.Ptr()})
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError, Summary: "Duplicate state block",
+				Detail:  fmt.Sprintf("A plan has one state block; the first is at %s.", l.plan.State.Range),
+				Subject: b.DefRange.Ptr(),
+			})
 			continue
 		}
 		content, d := b.Body.Content(stateSchema)
@@ -173,14 +197,18 @@ func (l *loader) decode(blocks hcl.Blocks) hcl.Diagnostics {
 	p.root.locals, p.root.databases = l.locals, l.databases
 
 	// Variables first: everything else may read them.
-	diags = append(diags, l.resolveVariables()...)
-	if diags.HasErrors() {
+	d := l.resolveVariables()
+	diags = append(diags, d...)
+	fatal = append(fatal, d...)
+	if fatal.HasErrors() {
 		return diags
 	}
 	if planBlock != nil {
 		diags = append(diags, l.decodePlanBlock(planBlock)...)
 	}
-	diags = append(diags, l.orderLocals()...)
+	d = l.orderLocals()
+	diags = append(diags, d...)
+	fatal = append(fatal, d...)
 	diags = append(diags, l.loadLibraries()...)
 	l.stepIndex = p.byAddr
 	for _, st := range l.steps {
@@ -193,17 +221,17 @@ func (l *loader) decode(blocks hcl.Blocks) hcl.Diagnostics {
 			p.byAddr[st.Addr] = st
 		}
 	}
-	if diags.HasErrors() {
+	if fatal.HasErrors() {
 		return diags
 	}
 	diags = append(diags, l.checkSteps()...)
 	if p.Downtime != nil {
-		for _, addr := range []string{p.Downtime.From, p.Downtime.To} {
+		for i, addr := range []string{p.Downtime.From, p.Downtime.To} {
 			if p.byAddr[addr] == nil {
 				diags = append(diags, &hcl.Diagnostic{
 					Severity: hcl.DiagError, Summary: "Unknown downtime step",
 					Detail:  fmt.Sprintf("The downtime window names %s, which is not declared.%s", addr, l.suggestStep(addr)),
-					Subject: p.Downtime.Range.Ptr(),
+					Subject: p.Downtime.ranges[i].Ptr(),
 				})
 			}
 		}
@@ -263,7 +291,9 @@ func (l *loader) decodePlanBlock(b *hcl.Block) hcl.Diagnostics {
 		diags = append(diags, d1...)
 		diags = append(diags, d2...)
 		if from != "" && to != "" {
-			p.Downtime = &Downtime{From: from, To: to, Range: db.DefRange}
+			p.Downtime = &Downtime{From: from, To: to, Range: db.DefRange, ranges: [2]hcl.Range{
+				dc.Attributes["from"].Expr.Range(), dc.Attributes["to"].Expr.Range(),
+			}}
 		}
 	}
 	return diags
@@ -350,6 +380,7 @@ func decodeVariable(b *hcl.Block, p *Plan) (*Variable, hcl.Diagnostics) {
 	if a := content.Attributes["default"]; a != nil {
 		val, d := a.Expr.Value(ctx)
 		diags = append(diags, d...)
+		v.badDefault = d.HasErrors()
 		if !d.HasErrors() {
 			conv, err := convertValue(val, v.Type)
 			if err != nil {
@@ -358,6 +389,7 @@ func decodeVariable(b *hcl.Block, p *Plan) (*Variable, hcl.Diagnostics) {
 					Detail:  fmt.Sprintf("The default for variable %q does not match its type: %s.", v.Name, err),
 					Subject: a.Expr.Range().Ptr(),
 				})
+				v.badDefault = true
 			} else {
 				v.Default = conv
 			}
@@ -386,43 +418,68 @@ func decodeLibrary(b *hcl.Block) (*Library, hcl.Diagnostics) {
 		lib.Inputs = a.Expr
 	}
 	if a := content.Attributes["depends_on"]; a != nil {
-		deps, d := dependsOn(a)
+		deps, _, d := dependsOn(a)
 		diags = append(diags, d...)
 		lib.DependsOn = deps
 	}
 	return lib, diags
 }
 
-// dependsOn reads a list of step, check or library references.
-func dependsOn(a *hcl.Attribute) ([]string, hcl.Diagnostics) {
+// dependsOn reads a list of step, check or library references, with the
+// range of each.
+func dependsOn(a *hcl.Attribute) ([]string, []hcl.Range, hcl.Diagnostics) {
 	exprs, diags := hcl.ExprList(a.Expr)
 	if diags.HasErrors() {
-		return nil, diags
+		return nil, nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError, Summary: "Invalid depends_on",
+			Detail:  "depends_on is a list of references, such as [step.dump, check.same_data].",
+			Subject: a.Expr.Range().Ptr(),
+		}}
 	}
 	var out []string
+	var ranges []hcl.Range
 	for _, e := range exprs {
 		trav, d := hcl.AbsTraversalForExpr(e)
 		if d.HasErrors() || len(trav) < 2 {
+			detail := "depends_on lists references such as step.dump, check.same_data or library.integrity."
+			if v, d := e.Value(nil); !d.HasErrors() && v.Type() == cty.String && v.IsKnown() && !v.IsNull() {
+				if _, d := hclsyntax.ParseTraversalAbs([]byte(v.AsString()), "", hcl.InitialPos); !d.HasErrors() && strings.Contains(v.AsString(), ".") {
+					detail = fmt.Sprintf("depends_on lists references, not strings: write %s without quotes.", v.AsString())
+				}
+			}
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError, Summary: "Invalid depends_on",
-				Detail:  "depends_on lists references such as step.dump, check.same_data or library.integrity.",
+				Detail:  detail,
 				Subject: e.Range().Ptr(),
 			})
 			continue
 		}
 		attr, ok := trav[1].(hcl.TraverseAttr)
 		root := trav.RootName()
-		if !ok || len(trav) != 2 || (root != "step" && root != "check" && root != "library") {
+		switch {
+		case root != "step" && root != "check" && root != "library":
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError, Summary: "Invalid depends_on",
-				Detail:  "depends_on lists whole steps, checks or libraries (step.dump), not their attributes.",
+				Detail:  fmt.Sprintf("depends_on lists steps, checks or libraries (step.dump, check.same_data, library.integrity), not %s references.", root),
+				Subject: e.Range().Ptr(),
+			})
+			continue
+		case !ok || len(trav) != 2:
+			detail := "depends_on lists whole steps, checks or libraries (step.dump), not their attributes."
+			if ok {
+				detail = fmt.Sprintf("depends_on lists whole steps, checks or libraries, not their attributes: write %s.%s.", root, attr.Name)
+			}
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError, Summary: "Invalid depends_on",
+				Detail:  detail,
 				Subject: e.Range().Ptr(),
 			})
 			continue
 		}
 		out = append(out, root+"."+attr.Name)
+		ranges = append(ranges, e.Range())
 	}
-	return out, diags
+	return out, ranges, diags
 }
 
 // decodeStep decodes what every step shares; the type's own arguments stay in
@@ -445,10 +502,10 @@ func (l *loader) decodeStep(b *hcl.Block) (*Step, hcl.Diagnostics) {
 		})
 	}
 	if a := content.Attributes["depends_on"]; a != nil {
-		deps, d := dependsOn(a)
+		deps, ranges, d := dependsOn(a)
 		diags = append(diags, d...)
 		st.DependsOn = deps
-		st.dependsOnRange = a.Range
+		st.dependsOnRanges = ranges
 	}
 	if a := content.Attributes["when"]; a != nil {
 		st.When = a.Expr

@@ -39,7 +39,7 @@ func stdFuncs() map[string]function.Function {
 			"flatten": stdlib.FlattenFunc, "floor": stdlib.FloorFunc, "format": stdlib.FormatFunc,
 			"formatdate": stdlib.FormatDateFunc, "formatlist": stdlib.FormatListFunc, "indent": stdlib.IndentFunc,
 			"index": stdlib.IndexFunc, "join": stdlib.JoinFunc, "jsondecode": stdlib.JSONDecodeFunc,
-			"jsonencode": stdlib.JSONEncodeFunc, "keys": stdlib.KeysFunc, "length": stdlib.LengthFunc,
+			"jsonencode": stdlib.JSONEncodeFunc, "keys": stdlib.KeysFunc, "length": lengthFunc,
 			"lookup": stdlib.LookupFunc, "lower": stdlib.LowerFunc, "max": stdlib.MaxFunc, "merge": stdlib.MergeFunc,
 			"min": stdlib.MinFunc, "parseint": stdlib.ParseIntFunc, "pow": stdlib.PowFunc, "range": stdlib.RangeFunc,
 			"regex": stdlib.RegexFunc, "regexall": stdlib.RegexAllFunc, "regex_replace": stdlib.RegexReplaceFunc,
@@ -55,6 +55,42 @@ func stdFuncs() map[string]function.Function {
 	})
 	return commonFuncs
 }
+
+// lengthFunc is Terraform's length: the number of characters of a string,
+// or of elements of a list, map, set or tuple, or of attributes of an
+// object. go-cty's LengthFunc refuses strings, which made
+// `length(var.token) >= 8` fail.
+var lengthFunc = function.New(&function.Spec{
+	Description: "Returns the number of characters of a string, or of elements of a collection.",
+	Params: []function.Parameter{{
+		Name: "value", Type: cty.DynamicPseudoType, AllowDynamicType: true, AllowUnknown: true,
+	}},
+	Type: func(args []cty.Value) (cty.Type, error) {
+		ty := args[0].Type()
+		switch {
+		case ty == cty.String, ty == cty.DynamicPseudoType, ty.IsCollectionType(), ty.IsTupleType(), ty.IsObjectType():
+			return cty.Number, nil
+		}
+		return cty.NilType, function.NewArgErrorf(0, "a string or a collection is required, not %s", ty.FriendlyName())
+	},
+	RefineResult: func(b *cty.RefinementBuilder) *cty.RefinementBuilder { return b.NotNull() },
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		v := args[0]
+		ty := v.Type()
+		switch {
+		case ty == cty.String:
+			if !v.IsKnown() {
+				return cty.UnknownVal(cty.Number), nil
+			}
+			return stdlib.Strlen(v)
+		case ty.IsObjectType():
+			return cty.NumberIntVal(int64(len(ty.AttributeTypes()))), nil
+		case ty == cty.DynamicPseudoType || !v.IsKnown():
+			return cty.UnknownVal(cty.Number), nil
+		}
+		return v.Length(), nil
+	},
+})
 
 // functions returns the HCL functions: go-cty's stdlib plus env() and file().
 func (p *Plan) functions() map[string]function.Function {

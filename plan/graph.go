@@ -42,10 +42,15 @@ func (l *loader) buildGraph() hcl.Diagnostics {
 	}
 	for _, cycle := range g.Cycles() {
 		first := p.byAddr[cycle[0]]
+		detail := fmt.Sprintf("These depend on each other, so none can run first: %s.", strings.Join(cycle, " -> "))
+		if len(cycle) == 2 {
+			detail = fmt.Sprintf("%s depends on itself (%s): a step cannot name itself in depends_on or read its own output in its arguments. Its assertions read its output as output.FIELD.",
+				cycle[0], strings.Join(cycle, " -> "))
+		}
 		diags = append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
 			Summary:  "Dependency cycle",
-			Detail:   fmt.Sprintf("These depend on each other, so none can run first: %s.", strings.Join(cycle, " -> ")),
+			Detail:   detail,
 			Subject:  first.DeclRange.Ptr(),
 		})
 	}

@@ -64,21 +64,26 @@ func Load(path string, opts Options) (*Plan, hcl.Diagnostics) {
 
 	var blocks hcl.Blocks
 	var diags hcl.Diagnostics
+	syntaxOK := true
 	hash := sha256.New()
 	for _, name := range files {
 		src, err := os.ReadFile(name)
 		if err != nil {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read plan file", Detail: err.Error()})
+			syntaxOK = false
 			continue
 		}
 		fmt.Fprintf(hash, "%s\x00%d\x00", filepath.Base(name), len(src))
 		hash.Write(src)
-		b, d := l.parseFile(name, src)
+		b, ok, d := l.parseFile(name, src)
 		diags = append(diags, d...)
 		blocks = append(blocks, b...)
+		syntaxOK = syntaxOK && ok
 	}
 	p.Hash = hex.EncodeToString(hash.Sum(nil))
-	if diags.HasErrors() {
+	// An unknown top-level block is reported and skipped; the rest is
+	// still checked. A file that does not parse stops here.
+	if !syntaxOK {
 		return p, diags
 	}
 	diags = append(diags, l.decode(blocks)...)
@@ -161,12 +166,17 @@ var yamlBlockTypes = map[string]string{
 	"checks": "check", "libraries": "library",
 }
 
-func (l *loader) parseFile(name string, src []byte) (hcl.Blocks, hcl.Diagnostics) {
+// parseFile returns a file's top-level blocks; ok is false when the file
+// does not parse at all.
+func (l *loader) parseFile(name string, src []byte) (hcl.Blocks, bool, hcl.Diagnostics) {
 	if isYAML(name) {
 		yf, diags := yamlhcl.Parse(src, name)
 		l.plan.Files[name] = &hcl.File{Bytes: src}
-		if diags.HasErrors() || yf.Root == nil {
-			return nil, diags
+		if diags.HasErrors() {
+			return nil, false, diags
+		}
+		if yf.Root == nil {
+			return nil, true, diags
 		}
 		content, d := yf.Body(yf.Root).Content(yamlRootSchema)
 		diags = append(diags, d...)
@@ -175,16 +185,16 @@ func (l *loader) parseFile(name string, src []byte) (hcl.Blocks, hcl.Diagnostics
 				b.Type = t
 			}
 		}
-		return content.Blocks, diags
+		return content.Blocks, true, diags
 	}
 	f, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
 	if f == nil {
-		return nil, diags
+		return nil, false, diags
 	}
 	l.plan.Files[name] = f
 	if diags.HasErrors() {
-		return nil, diags
+		return nil, false, diags
 	}
 	content, d := f.Body.Content(rootSchema)
-	return content.Blocks, append(diags, d...)
+	return content.Blocks, true, append(diags, d...)
 }

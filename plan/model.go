@@ -57,6 +57,8 @@ type Plan struct {
 type Downtime struct {
 	From, To string // step addresses
 	Range    hcl.Range
+
+	ranges [2]hcl.Range // of from and to
 }
 
 // State says where the journal lives when not in .planrun/ beside the plan.
@@ -74,6 +76,8 @@ type Variable struct {
 	Sensitive   bool
 	Validations []*Validation
 	DeclRange   hcl.Range
+
+	badDefault bool // its default is invalid (and reported)
 }
 
 // Validation is a variable's condition.
@@ -154,8 +158,8 @@ type Step struct {
 	Deps        []string // every dependency, explicit and implicit, sorted
 	Scope       *Scope
 
-	dependsOnRange hcl.Range
-	reads          []string // every step address its when, arguments and assertions read
+	dependsOnRanges []hcl.Range // of each DependsOn entry
+	reads           []string    // every step address its when, arguments and assertions read
 }
 
 // Severity of an assertion.

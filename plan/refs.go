@@ -130,7 +130,7 @@ func (l *loader) checkTraversal(trav hcl.Traversal, scope *Scope) ([]string, hcl
 			}
 			if target.Type != nil {
 				base := fmt.Sprintf("%s.%s.output", root, name)
-				if d := checkPath(OutputShape(target.Type.Output()), trav[3:], base); d != nil {
+				if d := checkPath(outputShape(target.Type.Output()), trav[3:], base); d != nil {
 					return nil, hcl.Diagnostics{d}
 				}
 			}
@@ -248,6 +248,7 @@ func (l *loader) suggestStep(addr string) string {
 	for a := range l.stepIndex {
 		addrs = append(addrs, a)
 	}
+	sort.Strings(addrs) // ties go to the same name every run
 	if s := yamlhcl.Suggest(addr, addrs); s != "" {
 		return fmt.Sprintf(" Did you mean %s?", s)
 	}
@@ -296,10 +297,11 @@ func (l *loader) orderScopeLocals(scope *Scope) hcl.Diagnostics {
 	visit = func(lo *Local, path []string) bool {
 		switch state[lo.Name] {
 		case 1:
-			cycle := append(path, "local."+lo.Name)
+			cycle := append(append([]string(nil), path...), "local."+lo.Name)
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError, Summary: "Cycle in locals",
-				Detail:  strings.Join(cycle[indexOf(cycle, "local."+lo.Name):], " -> "),
+				Detail: fmt.Sprintf("These locals read each other, so none can be evaluated first: %s.",
+					strings.Join(cycle[indexOf(cycle, "local."+lo.Name):], " -> ")),
 				Subject: lo.Range.Ptr(),
 			})
 			return false

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
@@ -93,6 +94,19 @@ var (
 
 // OutputShape derives a shape from a Go type using json tags.
 func OutputShape(t reflect.Type) *Shape { return shapeOf(t, "json") }
+
+// outputShapes caches OutputShape for the loader, which asks once per
+// reference and assertion; the loader never changes a shape.
+var outputShapes sync.Map // reflect.Type -> *Shape
+
+func outputShape(t reflect.Type) *Shape {
+	if s, ok := outputShapes.Load(t); ok {
+		return s.(*Shape)
+	}
+	s := OutputShape(t)
+	outputShapes.Store(t, s)
+	return s
+}
 
 // ArgsShape derives a shape from an arguments struct using hcl tags.
 func ArgsShape(t reflect.Type) *Shape { return shapeOf(t, "hcl") }

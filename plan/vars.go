@@ -103,6 +103,8 @@ func (l *loader) resolveVariables() hcl.Diagnostics {
 			val = g.val
 		case v.Default != cty.NilVal:
 			val = v.Default
+		case v.badDefault:
+			continue // reported where the default is
 		default:
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError, Summary: "No value for required variable",

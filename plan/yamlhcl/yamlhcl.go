@@ -30,6 +30,9 @@ type File struct {
 	Bytes []byte
 	Root  *yaml.Node // the document's top mapping (nil for an empty file)
 	lines []int      // byte offset of each line start
+
+	expanding map[*yaml.Node]bool // the anchors whose aliases are being expanded
+	aliases   int                 // aliases expanded so far
 }
 
 // Parse parses YAML source. An empty document gives a File with a nil Root.
@@ -37,11 +40,7 @@ func Parse(src []byte, filename string) (*File, hcl.Diagnostics) {
 	f := &File{Name: filename, Bytes: src, lines: lineStarts(src)}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
-		line, msg := 1, strings.TrimPrefix(err.Error(), "yaml: ")
-		if m := yamlErrLine.FindStringSubmatch(msg); m != nil {
-			line, _ = strconv.Atoi(m[1])
-			msg = m[2]
-		}
+		line, msg := yamlErrorLine(err)
 		pos := f.Pos(line, 1)
 		return f, hcl.Diagnostics{{
 			Severity: hcl.DiagError,
@@ -66,6 +65,42 @@ func Parse(src []byte, filename string) (*File, hcl.Diagnostics) {
 }
 
 var yamlErrLine = regexp.MustCompile(`^line (\d+): (.*)$`)
+
+// parserProblems are the messages of yaml.v3's parser (as opposed to its
+// scanner), with a hint. yaml.v3 reports their line 0-based: usually the
+// line where the enclosing collection starts, or where the problem is when
+// that collection starts on the first line.
+var parserProblems = map[string]string{
+	"did not find expected ',' or ']'":       " (a [ list is not closed)",
+	"did not find expected ',' or '}'":       " (a { mapping is not closed)",
+	"did not find expected key":              " (check the indentation)",
+	"did not find expected '-' indicator":    " (check the indentation)",
+	"did not find expected node content":     "",
+	"did not find expected <document start>": "",
+	"did not find expected <stream-start>":   "",
+	"found duplicate %TAG directive":         "",
+	"found duplicate %YAML directive":        "",
+	"found incompatible YAML document":       "",
+	"found undefined tag handle":             "",
+}
+
+// yamlErrorLine reads the 1-based line and the message of a yaml.v3 error.
+func yamlErrorLine(err error) (int, string) {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line, lineGiven := 0, false
+	if m := yamlErrLine.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg, lineGiven = m[2], true
+	}
+	if hint, ok := parserProblems[msg]; ok {
+		// 0-based; when the line is 0, yaml.v3 leaves the prefix out.
+		return line + 1, msg + hint
+	}
+	if !lineGiven {
+		line = 1
+	}
+	return line, msg
+}
 
 func lineStarts(src []byte) []int {
 	starts := []int{0}
@@ -104,6 +139,29 @@ func (f *File) advance(pos hcl.Pos, n int) hcl.Pos {
 	return pos
 }
 
+// quotedEnd finds the end of the quoted scalar that starts at start (on its
+// opening quote), past the closing quote.
+func (f *File) quotedEnd(start hcl.Pos) (hcl.Pos, bool) {
+	if start.Byte >= len(f.Bytes) {
+		return start, false
+	}
+	quote := f.Bytes[start.Byte]
+	if quote != '"' && quote != '\'' {
+		return start, false
+	}
+	for i := start.Byte + 1; i < len(f.Bytes); i++ {
+		switch c := f.Bytes[i]; {
+		case quote == '"' && c == '\\':
+			i++
+		case c == quote && quote == '\'' && i+1 < len(f.Bytes) && f.Bytes[i+1] == '\'':
+			i++
+		case c == quote:
+			return SourcePos(f.Bytes, start, string(f.Bytes[start.Byte:i+1]), i+1-start.Byte, 0), true
+		}
+	}
+	return start, false
+}
+
 // NodeRange is the source range of a node: exact for one-line scalars, from
 // the node's start to the end of its last child for collections.
 func (f *File) NodeRange(n *yaml.Node) hcl.Range {
@@ -123,7 +181,14 @@ func (f *File) nodeEnd(n *yaml.Node) hcl.Pos {
 	width := len(n.Value)
 	switch n.Style {
 	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
+		// Escapes make the source longer than the value: find the closing quote.
+		if end, ok := f.quotedEnd(start); ok {
+			return end
+		}
 		width += 2
+	}
+	if n.Kind == yaml.AliasNode {
+		width++ // the *
 	}
 	if n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode {
 		width = 2 // "{}" or "[]"
@@ -136,6 +201,12 @@ func (f *File) Body(n *yaml.Node) hcl.Body {
 	return &body{file: f, node: n, hidden: map[string]bool{}}
 }
 
+// blockBody is the body of a block whose key (or list item) is at keyRange:
+// a missing required argument is reported there.
+func (f *File) blockBody(n *yaml.Node, keyRange hcl.Range) *body {
+	return &body{file: f, node: n, hidden: map[string]bool{}, missing: &keyRange}
+}
+
 // Expr returns n as an HCL expression.
 func (f *File) Expr(n *yaml.Node) (hcl.Expression, hcl.Diagnostics) {
 	return f.expr(n)
@@ -144,7 +215,7 @@ func (f *File) Expr(n *yaml.Node) (hcl.Expression, hcl.Diagnostics) {
 func (f *File) expr(n *yaml.Node) (hclsyntax.Expression, hcl.Diagnostics) {
 	switch n.Kind {
 	case yaml.AliasNode:
-		return f.expr(n.Alias)
+		return f.aliasExpr(n)
 	case yaml.SequenceNode:
 		rng := f.NodeRange(n)
 		tuple := &hclsyntax.TupleConsExpr{SrcRange: rng, OpenRange: f.openRange(n)}
@@ -172,6 +243,39 @@ func (f *File) expr(n *yaml.Node) (hclsyntax.Expression, hcl.Diagnostics) {
 		return obj, diags
 	}
 	return f.scalarExpr(n)
+}
+
+// maxAliasExpansions bounds the values aliases expand to in one file, so
+// that a few lines of nested aliases ("billion laughs") cannot exhaust memory.
+const maxAliasExpansions = 10000
+
+// aliasExpr expands *name; an alias inside the value it names would expand
+// forever and is an error.
+func (f *File) aliasExpr(n *yaml.Node) (hclsyntax.Expression, hcl.Diagnostics) {
+	rng := f.NodeRange(n)
+	fail := func(summary, detail string) (hclsyntax.Expression, hcl.Diagnostics) {
+		return &hclsyntax.LiteralValueExpr{Val: cty.DynamicVal, SrcRange: rng}, hcl.Diagnostics{{
+			Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: rng.Ptr(),
+		}}
+	}
+	if n.Alias == nil {
+		return fail("Invalid alias", fmt.Sprintf("There is no anchor &%s.", n.Value))
+	}
+	if f.expanding[n.Alias] {
+		return fail("Invalid alias", fmt.Sprintf("The alias *%s is inside the value it names, which would never end.", n.Value))
+	}
+	if f.aliases++; f.aliases > maxAliasExpansions {
+		if f.aliases == maxAliasExpansions+1 {
+			return fail("Too many aliases", fmt.Sprintf("Aliases in this file expand to more than %d values.", maxAliasExpansions))
+		}
+		return &hclsyntax.LiteralValueExpr{Val: cty.DynamicVal, SrcRange: rng}, nil
+	}
+	if f.expanding == nil {
+		f.expanding = map[*yaml.Node]bool{}
+	}
+	f.expanding[n.Alias] = true
+	defer delete(f.expanding, n.Alias)
+	return f.expr(n.Alias)
 }
 
 func (f *File) openRange(n *yaml.Node) hcl.Range {
@@ -205,11 +309,20 @@ func (f *File) scalarExpr(n *yaml.Node) (hclsyntax.Expression, hcl.Diagnostics) 
 	}
 	// Strings (and anything else) are templates, as in HCL.
 	start := rng.Start
-	if n.Style == yaml.DoubleQuotedStyle || n.Style == yaml.SingleQuotedStyle {
-		start = f.advance(start, 1)
+	var quote byte
+	switch n.Style {
+	case yaml.DoubleQuotedStyle:
+		start, quote = f.advance(start, 1), '"'
+	case yaml.SingleQuotedStyle:
+		start, quote = f.advance(start, 1), '\''
+	case yaml.LiteralStyle, yaml.FoldedStyle:
+		// The text starts on the line after the | or > indicator.
+		if n.Line < len(f.lines) {
+			start = f.Pos(n.Line+1, 1)
+		}
 	}
 	tmpl, diags := hclsyntax.ParseTemplate([]byte(n.Value), f.Name, start)
-	return &StringExpr{Expression: tmpl, Raw: n.Value, file: f, start: start, rng: rng}, diags
+	return &StringExpr{Expression: tmpl, Raw: n.Value, file: f, start: start, rng: rng, quote: quote}, diags
 }
 
 func scalarDiag(rng hcl.Range, err error) hcl.Diagnostics {
@@ -224,6 +337,7 @@ type StringExpr struct {
 	file  *File
 	start hcl.Pos
 	rng   hcl.Range
+	quote byte // '"' or '\'' for quoted scalars
 }
 
 // Range covers the whole scalar, quotes included.
@@ -237,6 +351,114 @@ func (e *StringExpr) UnwrapExpression() hcl.Expression { return e.Expression }
 
 // ContentStart is where the string's text starts in the file (after a quote).
 func (e *StringExpr) ContentStart() hcl.Pos { return e.start }
+
+// PosAt is the position in the file of byte off of the string's value
+// (Raw), seeing through quotes, escapes and the indentation of
+// multi-line scalars.
+func (e *StringExpr) PosAt(off int) hcl.Pos {
+	return SourcePos(e.file.Bytes, e.start, e.Raw, off, e.quote)
+}
+
+// SourcePos maps byte off of value, a string decoded from the source text
+// that starts at start in src, to its position in src. quote says how the
+// text was written: '"' with backslash escapes (YAML double quotes, HCL
+// strings), a single quote for YAML single quotes (two of them stand for
+// one), 0 for text taken as is. Bytes of the source that are not in the
+// value (indentation, folded line breaks, the second $ of $${) are skipped. When value and source do not line up,
+// it returns start rather than a wrong place.
+func SourcePos(src []byte, start hcl.Pos, value string, off int, quote byte) hcl.Pos {
+	if off <= 0 || start.Byte < 0 || start.Byte > len(src) {
+		return start
+	}
+	if off > len(value) {
+		off = len(value)
+	}
+	pos := start
+	step := func(n int) {
+		for ; n > 0 && pos.Byte < len(src); n-- {
+			c := src[pos.Byte]
+			pos.Byte++
+			switch {
+			case c == '\n':
+				pos.Line++
+				pos.Column = 1
+			case c&0xC0 != 0x80: // not a UTF-8 continuation byte
+				pos.Column++
+			}
+		}
+	}
+	v, skipped := 0, 0
+	for v < off && pos.Byte < len(src) {
+		c := src[pos.Byte]
+		switch {
+		case quote == '"' && c == '\\' && pos.Byte+1 < len(src):
+			n, k := escapeWidth(src[pos.Byte:])
+			if v+k > off {
+				return pos // inside the escape: point at it
+			}
+			v += k
+			step(n)
+			continue
+		case quote == '\'' && c == '\'' && pos.Byte+1 < len(src) && src[pos.Byte+1] == '\'':
+			v++
+			step(2)
+			continue
+		case c == value[v]:
+			v++
+			skipped = 0
+			step(1)
+			continue
+		}
+		if skipped++; skipped > 256 {
+			return start
+		}
+		step(1)
+	}
+	if v < off {
+		return start
+	}
+	// At the byte asked for: step over indentation the value does not have.
+	for off < len(value) && pos.Byte < len(src) && src[pos.Byte] != value[off] &&
+		(src[pos.Byte] == ' ' || src[pos.Byte] == '\t') {
+		step(1)
+	}
+	return pos
+}
+
+// escapeWidth reads a backslash escape: its length in the source and the
+// number of bytes it decodes to.
+func escapeWidth(src []byte) (n, k int) {
+	hex := func(digits int) (int, int) {
+		if len(src) < 2+digits {
+			return 2, 1
+		}
+		r, err := strconv.ParseUint(string(src[2:2+digits]), 16, 32)
+		if err != nil || !utf8.ValidRune(rune(r)) {
+			return 2 + digits, 1
+		}
+		return 2 + digits, utf8.RuneLen(rune(r))
+	}
+	switch src[1] {
+	case 'x':
+		return hex(2)
+	case 'u':
+		return hex(4)
+	case 'U':
+		return hex(8)
+	case 'N', '_':
+		return 2, 2 // U+0085, U+00A0
+	case 'L', 'P':
+		return 2, 3 // U+2028, U+2029
+	case '\n':
+		return 2, 0 // an escaped line break joins the lines
+	case '\r':
+		if len(src) > 2 && src[2] == '\n' {
+			return 3, 0
+		}
+		return 2, 0
+	}
+	return 2, 1
+}
 
 // AsTraversal reads "step.dump" or "${step.dump}" as a traversal, so that
 // hcl.AbsTraversalForExpr works on YAML strings as it does on HCL references.
@@ -269,12 +491,17 @@ func (e *StringExpr) ExprCall() *hcl.StaticCall {
 }
 
 type body struct {
-	file   *File
-	node   *yaml.Node
-	hidden map[string]bool
+	file    *File
+	node    *yaml.Node
+	hidden  map[string]bool
+	missing *hcl.Range // where a missing argument is reported; nil: the node
+	derived bool       // the remains of PartialContent: duplicates are already reported
 }
 
 func (b *body) MissingItemRange() hcl.Range {
+	if b.missing != nil {
+		return *b.missing
+	}
 	start := b.file.Pos(b.node.Line, b.node.Column)
 	return hcl.Range{Filename: b.file.Name, Start: start, End: start}
 }
@@ -286,13 +513,13 @@ type entry struct {
 // entries lists the mapping's visible keys in order, reporting duplicates.
 func (b *body) entries() ([]entry, hcl.Diagnostics) {
 	if b.node.Kind != yaml.MappingNode {
-		if b.node.Kind == yaml.ScalarNode && b.node.ShortTag() == "!!null" {
+		if b.derived || (b.node.Kind == yaml.ScalarNode && b.node.ShortTag() == "!!null") {
 			return nil, nil
 		}
 		return nil, hcl.Diagnostics{{
 			Severity: hcl.DiagError,
 			Summary:  "Invalid block",
-			Detail:   "A mapping is required here.",
+			Detail:   fmt.Sprintf("A mapping (key: value lines) is required here, not %s.", describeNode(b.node)),
 			Subject:  b.file.NodeRange(b.node).Ptr(),
 		}}
 	}
@@ -305,6 +532,9 @@ func (b *body) entries() ([]entry, hcl.Diagnostics) {
 			continue
 		}
 		if prev, dup := seen[k.Value]; dup {
+			if b.derived {
+				continue
+			}
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "Duplicate key",
@@ -319,8 +549,28 @@ func (b *body) entries() ([]entry, hcl.Diagnostics) {
 	return out, diags
 }
 
+// describeNode names a node's kind for messages.
+func describeNode(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias"
+	case yaml.ScalarNode:
+		v := n.Value
+		if len(v) > 40 {
+			v = v[:37] + "..."
+		}
+		return fmt.Sprintf("the value %q", v)
+	}
+	return "this"
+}
+
 func (b *body) Content(schema *hcl.BodySchema) (*hcl.BodyContent, hcl.Diagnostics) {
 	content, remain, diags := b.PartialContent(schema)
+	if !b.isMapping() {
+		return content, diags
+	}
 	rest, d := remain.(*body).entries()
 	diags = append(diags, d...)
 	var names []string
@@ -345,6 +595,10 @@ func (b *body) Content(schema *hcl.BodySchema) (*hcl.BodyContent, hcl.Diagnostic
 	return content, diags
 }
 
+func (b *body) isMapping() bool {
+	return b.node.Kind == yaml.MappingNode || (b.node.Kind == yaml.ScalarNode && b.node.ShortTag() == "!!null")
+}
+
 func (b *body) PartialContent(schema *hcl.BodySchema) (*hcl.BodyContent, hcl.Body, hcl.Diagnostics) {
 	entries, diags := b.entries()
 	byName := map[string]entry{}
@@ -352,9 +606,13 @@ func (b *body) PartialContent(schema *hcl.BodySchema) (*hcl.BodyContent, hcl.Bod
 		byName[e.key.Value] = e
 	}
 	content := &hcl.BodyContent{Attributes: hcl.Attributes{}, MissingItemRange: b.MissingItemRange()}
-	remain := &body{file: b.file, node: b.node, hidden: map[string]bool{}}
+	remain := &body{file: b.file, node: b.node, hidden: map[string]bool{}, missing: b.missing, derived: true}
 	for k := range b.hidden {
 		remain.hidden[k] = true
+	}
+	if !b.isMapping() {
+		// Not a mapping at all: that one problem is enough.
+		return content, remain, diags
 	}
 	for _, as := range schema.Attributes {
 		e, ok := byName[as.Name]
@@ -406,7 +664,7 @@ func (b *body) blocks(bs hcl.BlockHeaderSchema, e entry) (hcl.Blocks, hcl.Diagno
 			out = append(out, &hcl.Block{
 				Type:        bs.Type,
 				Labels:      []string{it.key.Value},
-				Body:        b.file.Body(it.value),
+				Body:        b.file.blockBody(it.value, lr),
 				DefRange:    lr,
 				TypeRange:   keyRange,
 				LabelRanges: []hcl.Range{lr},
@@ -415,10 +673,10 @@ func (b *body) blocks(bs hcl.BlockHeaderSchema, e entry) (hcl.Blocks, hcl.Diagno
 		return out, diags
 	}
 	var nodes []*yaml.Node
-	switch e.value.Kind {
-	case yaml.SequenceNode:
+	isList := e.value.Kind == yaml.SequenceNode
+	if isList {
 		nodes = e.value.Content
-	default:
+	} else {
 		nodes = []*yaml.Node{e.value}
 	}
 	var out hcl.Blocks
@@ -433,10 +691,15 @@ func (b *body) blocks(bs hcl.BlockHeaderSchema, e entry) (hcl.Blocks, hcl.Diagno
 			})
 			continue
 		}
+		// A list item is its own block: it is defined where it starts.
+		defRange := hcl.RangeBetween(keyRange, b.file.openRange(n))
+		if isList {
+			defRange = b.file.openRange(n)
+		}
 		out = append(out, &hcl.Block{
 			Type:      bs.Type,
-			Body:      b.file.Body(n),
-			DefRange:  hcl.RangeBetween(keyRange, b.file.openRange(n)),
+			Body:      b.file.blockBody(n, defRange),
+			DefRange:  defRange,
 			TypeRange: keyRange,
 		})
 	}

@@ -10,5 +10,5 @@ step "dump" {
     that    = "len(output.stdout) > " # ERROR: Invalid assertion
     message = "nothing was written"
   }
-  assert { that = "output.exit_code + 1" } # ERROR: Invalid assertion
+  assert { that = "len(output.stdout)" } # ERROR: Invalid assertion
 }

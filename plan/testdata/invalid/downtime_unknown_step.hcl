@@ -1,8 +1,8 @@
 plan "heroku-to-rds" {
   on_failure = "rollback"
-  downtime { # ERROR: Unknown downtime step
+  downtime {
     from = step.maintenance_on
-    to   = step.maintenance_of
+    to   = step.maintenance_of # ERROR: Unknown downtime step
   }
 }
 

@@ -5,7 +5,7 @@ step "dump" {
   command = ["pg_dump", "-Fd", "-f", "dump"]
   assert {
     that    = "output.exit_code == 0"
-    message = "pg_dump failed with {{ output.exit_code: {{ output.stderr }}" # ERROR: Invalid message expression
+    message = "pg_dump failed with {{ output.exit_code: {{ output.stderr }}" # ERROR: Invalid message
   }
   assert {
     that    = "output.stderr == ''"

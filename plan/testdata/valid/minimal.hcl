@@ -1,0 +1,4 @@
+step "hello" {
+  uses    = "exec"
+  command = ["echo", "hello"]
+}

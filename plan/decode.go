@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"hash"
 	"sort"
 	"strings"
 	"time"
@@ -25,6 +26,7 @@ type loader struct {
 	steps     []*Step
 	libraries []*Library
 	stepIndex map[string]*Step
+	hash      hash.Hash // of every file read, libraries included
 
 	exprConfigs *exprConfigs             // see parseExpr
 	exprCache   map[string]*compiledExpr // see compileCached
@@ -81,11 +83,28 @@ var stateSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "postgres", Required: true}},
 }
 
-func (l *loader) decode(blocks hcl.Blocks) hcl.Diagnostics {
-	var diags hcl.Diagnostics
-	seen := map[string]*hcl.Block{}
-	dup := func(b *hcl.Block, key, what string) bool {
-		if prev, ok := seen[key]; ok {
+// declarations are the blocks of one scope (the plan, or a library).
+type declarations struct {
+	vars      []*Variable
+	locals    []*Local
+	databases []*Database
+	steps     []*Step
+	libraries []*Library
+	plans     hcl.Blocks
+	states    hcl.Blocks
+	seen      map[string]*hcl.Block
+}
+
+// declare decodes one top-level block into d. fatal holds the problems that
+// would make the checks of steps report false errors (a variable that
+// cannot be decoded); with other problems the steps are still checked, so
+// that every problem is reported at once.
+func (l *loader) declare(b *hcl.Block, d *declarations) (diags, fatal hcl.Diagnostics) {
+	if d.seen == nil {
+		d.seen = map[string]*hcl.Block{}
+	}
+	dup := func(key, what string) bool {
+		if prev, ok := d.seen[key]; ok {
 			detail := fmt.Sprintf("A %s named %q was already declared at %s.", what, b.Labels[0], prev.DefRange)
 			if prev.Type != b.Type {
 				detail = fmt.Sprintf("A %s named %q was already declared at %s; steps and checks share one set of names.", prev.Type, b.Labels[0], prev.DefRange)
@@ -98,85 +117,92 @@ func (l *loader) decode(blocks hcl.Blocks) hcl.Diagnostics {
 			})
 			return true
 		}
-		seen[key] = b
+		d.seen[key] = b
 		return false
 	}
-	var planBlock *hcl.Block
-	var stateBlocks hcl.Blocks
-	// fatal holds the problems that would make the checks of steps report
-	// false errors (a database or local that cannot be evaluated); with
-	// other problems the steps are still checked, so that every problem is
-	// reported at once.
-	var fatal hcl.Diagnostics
-	for _, b := range blocks {
-		switch b.Type {
-		case "plan":
-			if planBlock != nil {
+	switch b.Type {
+	case "plan":
+		d.plans = append(d.plans, b)
+	case "state":
+		d.states = append(d.states, b)
+	case "variable":
+		if !dup("var."+b.Labels[0], "variable") {
+			v, vd := decodeVariable(b, l.plan)
+			diags = append(diags, vd...)
+			fatal = append(fatal, vd...)
+			d.vars = append(d.vars, v)
+		}
+	case "locals":
+		attrs, ad := b.Body.JustAttributes()
+		diags = append(diags, ad...)
+		for _, a := range sortedAttrs(attrs) {
+			if prev, ok := d.seen["local."+a.Name]; ok {
 				diags = append(diags, &hcl.Diagnostic{
-					Severity: hcl.DiagError, Summary: "Duplicate plan block",
-					Detail:  fmt.Sprintf("A plan has one plan block; the first is at %s.", planBlock.DefRange),
-					Subject: b.DefRange.Ptr(),
+					Severity: hcl.DiagError, Summary: "Duplicate local",
+					Detail:  fmt.Sprintf("A local named %q was already declared at %s.", a.Name, prev.DefRange),
+					Subject: a.NameRange.Ptr(),
 				})
 				continue
 			}
-			planBlock = b
-		case "variable":
-			if !dup(b, "var."+b.Labels[0], "variable") {
-				v, d := decodeVariable(b, l.plan)
-				diags = append(diags, d...)
-				fatal = append(fatal, d...)
-				l.vars = append(l.vars, v)
+			d.seen["local."+a.Name] = &hcl.Block{DefRange: a.NameRange}
+			d.locals = append(d.locals, &Local{Name: a.Name, Expr: a.Expr, Range: a.Range})
+		}
+	case "database":
+		if !dup("database."+b.Labels[0], "database") {
+			content, cd := b.Body.Content(databaseSchema)
+			diags = append(diags, cd...)
+			db := &Database{Name: b.Labels[0], DeclRange: b.DefRange}
+			if a := content.Attributes["url"]; a != nil {
+				db.URL = a.Expr
+			} else {
+				// Reported; references to it still resolve.
+				db.URL = hcl.StaticExpr(cty.UnknownVal(cty.String), b.DefRange)
 			}
-		case "locals":
-			attrs, d := b.Body.JustAttributes()
-			diags = append(diags, d...)
-			for _, a := range sortedAttrs(attrs) {
-				if prev, ok := seen["local."+a.Name]; ok {
-					diags = append(diags, &hcl.Diagnostic{
-						Severity: hcl.DiagError, Summary: "Duplicate local",
-						Detail:  fmt.Sprintf("A local named %q was already declared at %s.", a.Name, prev.DefRange),
-						Subject: a.NameRange.Ptr(),
-					})
-					continue
-				}
-				seen["local."+a.Name] = &hcl.Block{DefRange: a.NameRange}
-				l.locals = append(l.locals, &Local{Name: a.Name, Expr: a.Expr, Range: a.Range})
+			d.databases = append(d.databases, db)
+		}
+	case "step", "check":
+		// Steps and checks share one namespace so that addresses read unambiguously.
+		if !dup("step:"+b.Labels[0], b.Type) {
+			st, sd := l.decodeStep(b)
+			diags = append(diags, sd...)
+			if st != nil {
+				d.steps = append(d.steps, st)
 			}
-		case "database":
-			if !dup(b, "database."+b.Labels[0], "database") {
-				content, d := b.Body.Content(databaseSchema)
-				diags = append(diags, d...)
-				db := &Database{Name: b.Labels[0], DeclRange: b.DefRange}
-				if a := content.Attributes["url"]; a != nil {
-					db.URL = a.Expr
-				} else {
-					// Reported; references to it still resolve.
-					db.URL = hcl.StaticExpr(cty.UnknownVal(cty.String), b.DefRange)
-				}
-				l.databases = append(l.databases, db)
+		}
+	case "library":
+		if !dup("library."+b.Labels[0], "library") {
+			lib, ld := decodeLibrary(b)
+			diags = append(diags, ld...)
+			if lib != nil {
+				d.libraries = append(d.libraries, lib)
 			}
-		case "step", "check":
-			// Steps and checks share one namespace so that addresses read unambiguously.
-			if !dup(b, "step:"+b.Labels[0], b.Type) {
-				st, d := l.decodeStep(b)
-				diags = append(diags, d...)
-				if st != nil {
-					l.steps = append(l.steps, st)
-				}
-			}
-		case "library":
-			if !dup(b, "library."+b.Labels[0], "library") {
-				lib, d := decodeLibrary(b)
-				diags = append(diags, d...)
-				if lib != nil {
-					l.libraries = append(l.libraries, lib)
-				}
-			}
-		case "state":
-			stateBlocks = append(stateBlocks, b)
 		}
 	}
-	for _, b := range stateBlocks {
+	return diags, fatal
+}
+
+func (l *loader) decode(blocks hcl.Blocks) hcl.Diagnostics {
+	var diags, fatal hcl.Diagnostics
+	var decls declarations
+	for _, b := range blocks {
+		d, f := l.declare(b, &decls)
+		diags = append(diags, d...)
+		fatal = append(fatal, f...)
+	}
+	l.vars, l.locals, l.databases, l.steps, l.libraries = decls.vars, decls.locals, decls.databases, decls.steps, decls.libraries
+	var planBlock *hcl.Block
+	for _, b := range decls.plans {
+		if planBlock != nil {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError, Summary: "Duplicate plan block",
+				Detail:  fmt.Sprintf("A plan has one plan block; the first is at %s.", planBlock.DefRange),
+				Subject: b.DefRange.Ptr(),
+			})
+			continue
+		}
+		planBlock = b
+	}
+	for _, b := range decls.states {
 		if l.plan.State != nil {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError, Summary: "Duplicate state block",
@@ -209,7 +235,9 @@ func (l *loader) decode(blocks hcl.Blocks) hcl.Diagnostics {
 	d = l.orderLocals()
 	diags = append(diags, d...)
 	fatal = append(fatal, d...)
-	diags = append(diags, l.loadLibraries()...)
+	d, f := l.loadLibraries()
+	diags = append(diags, d...)
+	fatal = append(fatal, f...)
 	l.stepIndex = p.byAddr
 	for _, st := range l.steps {
 		p.Steps = append(p.Steps, st)
@@ -223,6 +251,17 @@ func (l *loader) decode(blocks hcl.Blocks) hcl.Diagnostics {
 	}
 	if fatal.HasErrors() {
 		return diags
+	}
+	for _, lib := range l.libraries {
+		for i, dep := range lib.DependsOn {
+			if p.byAddr[dep] == nil && !l.isLibrary(dep) {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError, Summary: "Reference to undeclared step",
+					Detail:  fmt.Sprintf("library %q depends on %s, which is not declared.%s", lib.Name, dep, l.suggestStep(dep)),
+					Subject: lib.dependsOnRanges[i].Ptr(),
+				})
+			}
+		}
 	}
 	diags = append(diags, l.checkSteps()...)
 	if p.Downtime != nil {
@@ -413,14 +452,16 @@ func decodeLibrary(b *hcl.Block) (*Library, hcl.Diagnostics) {
 	lib := &Library{Name: b.Labels[0], DeclRange: b.DefRange}
 	if a := content.Attributes["source"]; a != nil {
 		diags = append(diags, decodeString(a, &hcl.EvalContext{}, &lib.Source)...)
+		lib.sourceRange = a.Expr.Range()
 	}
 	if a := content.Attributes["inputs"]; a != nil {
 		lib.Inputs = a.Expr
 	}
 	if a := content.Attributes["depends_on"]; a != nil {
-		deps, _, d := dependsOn(a)
+		deps, ranges, d := dependsOn(a)
 		diags = append(diags, d...)
 		lib.DependsOn = deps
+		lib.dependsOnRanges = ranges
 	}
 	return lib, diags
 }

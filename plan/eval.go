@@ -141,8 +141,12 @@ func (p *Plan) functions() map[string]function.Function {
 func (s *Scope) varObject(marked bool) cty.Value {
 	attrs := make(map[string]cty.Value, len(s.vars))
 	for name, v := range s.vars {
-		if marked && s.sensitive[name] {
+		switch {
+		case !marked:
+		case s.sensitive[name]:
 			v = v.Mark(sensitiveMark)
+		case s.markedVars[name] != cty.NilVal:
+			v = s.markedVars[name]
 		}
 		attrs[name] = v
 	}

@@ -21,7 +21,7 @@ func (l *loader) buildGraph() hcl.Diagnostics {
 	}
 	var diags hcl.Diagnostics
 	for _, st := range p.Steps {
-		deps := append([]string(nil), st.reads...)
+		deps := append(append([]string(nil), st.reads...), st.libraryDeps...)
 		for _, d := range st.DependsOn {
 			if strings.HasPrefix(d, "library.") {
 				for _, other := range p.Steps {
@@ -63,9 +63,20 @@ func (l *loader) buildGraph() hcl.Diagnostics {
 func (l *loader) collectSecrets() {
 	p := l.plan
 	var secrets []string
-	for name, v := range p.root.vars {
-		if p.root.sensitive[name] {
-			secrets = append(secrets, stringLeaves(v)...)
+	scopes := []*Scope{p.root}
+	for _, lib := range l.libraries {
+		if lib.scope != nil {
+			scopes = append(scopes, lib.scope)
+		}
+	}
+	for _, scope := range scopes {
+		for name, v := range scope.vars {
+			if scope.sensitive[name] {
+				secrets = append(secrets, stringLeaves(v)...)
+			}
+		}
+		for _, v := range scope.markedVars {
+			secrets = append(secrets, markedLeaves(v, false)...)
 		}
 	}
 	if ctx := p.root.validateCtx; ctx != nil {
@@ -82,6 +93,28 @@ func (l *loader) collectSecrets() {
 		}
 	}
 	p.secrets = uniqueSorted(secrets)
+}
+
+// markedLeaves returns the string leaves of v that are marked sensitive
+// (or inside a marked collection).
+func markedLeaves(v cty.Value, inMarked bool) []string {
+	inMarked = inMarked || v.IsMarked()
+	v, _ = v.Unmark()
+	if v.IsNull() || !v.IsKnown() {
+		return nil
+	}
+	if v.CanIterateElements() {
+		var out []string
+		for it := v.ElementIterator(); it.Next(); {
+			_, e := it.Element()
+			out = append(out, markedLeaves(e, inMarked)...)
+		}
+		return out
+	}
+	if inMarked {
+		return stringLeaves(v)
+	}
+	return nil
 }
 
 func stringLeaves(v cty.Value) []string {
@@ -128,17 +161,4 @@ func URLPassword(conn string) string {
 		}
 	}
 	return ""
-}
-
-// loadLibraries binds library blocks; see library.go.
-func (l *loader) loadLibraries() hcl.Diagnostics {
-	var diags hcl.Diagnostics
-	for _, lib := range l.libraries {
-		diags = append(diags, &hcl.Diagnostic{
-			Severity: hcl.DiagError, Summary: "Libraries are not supported yet",
-			Detail:  fmt.Sprintf("library %q: this version of planrun cannot load check libraries.", lib.Name),
-			Subject: lib.DeclRange.Ptr(),
-		})
-	}
-	return diags
 }

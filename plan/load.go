@@ -21,9 +21,9 @@ type Options struct {
 	Vars     []string // "-var name=value", in order
 	VarFiles []string // "-var-file FILE" (.hcl, .json, .yaml), in order
 	Environ  []string // the process environment for env() and PLANRUN_VAR_*; nil means os.Environ()
-	// Libraries resolves a library source to a local directory; nil allows
-	// only local paths relative to the plan.
-	Libraries func(lib *Library) (dir string, diags hcl.Diagnostics)
+	// Libraries finds the files of library blocks; nil means a plan with a
+	// library block does not load.
+	Libraries LibraryResolver
 }
 
 // Load reads a plan file (or a directory of .hcl/.yaml files), resolves its
@@ -60,12 +60,11 @@ func Load(path string, opts Options) (*Plan, hcl.Diagnostics) {
 	// Built now, so that concurrent RunContext calls only read them.
 	p.functions()
 	p.pathObject()
-	l := &loader{plan: p, opts: opts, stepIndex: map[string]*Step{}}
+	l := &loader{plan: p, opts: opts, stepIndex: map[string]*Step{}, hash: sha256.New()}
 
 	var blocks hcl.Blocks
 	var diags hcl.Diagnostics
 	syntaxOK := true
-	hash := sha256.New()
 	for _, name := range files {
 		src, err := os.ReadFile(name)
 		if err != nil {
@@ -73,24 +72,30 @@ func Load(path string, opts Options) (*Plan, hcl.Diagnostics) {
 			syntaxOK = false
 			continue
 		}
-		fmt.Fprintf(hash, "%s\x00%d\x00", filepath.Base(name), len(src))
-		hash.Write(src)
+		l.hashFile(filepath.Base(name), src)
 		b, ok, d := l.parseFile(name, src)
 		diags = append(diags, d...)
 		blocks = append(blocks, b...)
 		syntaxOK = syntaxOK && ok
 	}
-	p.Hash = hex.EncodeToString(hash.Sum(nil))
 	// An unknown top-level block is reported and skipped; the rest is
 	// still checked. A file that does not parse stops here.
 	if !syntaxOK {
+		p.Hash = hex.EncodeToString(l.hash.Sum(nil))
 		return p, diags
 	}
 	diags = append(diags, l.decode(blocks)...)
+	p.Hash = hex.EncodeToString(l.hash.Sum(nil))
 	if p.Name == "" {
 		p.Name = strings.TrimSuffix(filepath.Base(abs), filepath.Ext(abs))
 	}
 	return p, diags
+}
+
+// hashFile adds a file to the plan's content hash.
+func (l *loader) hashFile(name string, src []byte) {
+	fmt.Fprintf(l.hash, "%s\x00%d\x00", name, len(src))
+	l.hash.Write(src)
 }
 
 // planFiles lists the files of a plan: the file itself, or a directory's

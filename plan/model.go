@@ -160,6 +160,7 @@ type Step struct {
 
 	dependsOnRanges []hcl.Range // of each DependsOn entry
 	reads           []string    // every step address its when, arguments and assertions read
+	libraryDeps     []string    // a library's step: the library block's depends_on, in the plan's scope
 }
 
 // Severity of an assertion.
@@ -204,7 +205,12 @@ type Library struct {
 	DeclRange hcl.Range
 	Dir       string
 
-	steps []*Step // its checks (and steps), addressed library.NAME.check.X
+	Variables []*Variable // the library's own variables, bound to Inputs
+
+	steps           []*Step // its checks (and steps), addressed library.NAME.check.X
+	scope           *Scope
+	sourceRange     hcl.Range
+	dependsOnRanges []hcl.Range
 }
 
 // Scope is a namespace of variables and locals: the plan's own, or one per library.
@@ -216,10 +222,11 @@ type Scope struct {
 	databases []*Database
 	plan      *Plan
 
-	localOrder   []*Local            // locals after the locals they read
-	localRefs    map[string][]string // local name -> step addresses it reads
-	databaseRefs map[string][]string // database name -> step addresses it reads
-	dynamicRefs  []string            // every step address read by a local or database
+	markedVars   map[string]cty.Value // library inputs that carry sensitive parts, marks kept
+	localOrder   []*Local             // locals after the locals they read
+	localRefs    map[string][]string  // local name -> step addresses it reads
+	databaseRefs map[string][]string  // database name -> step addresses it reads
+	dynamicRefs  []string             // every step address read by a local or database
 	validateCtx  *hcl.EvalContext
 }
 

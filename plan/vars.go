@@ -143,28 +143,35 @@ func (l *loader) resolveVariables() hcl.Diagnostics {
 		Functions: l.plan.functions(),
 	}
 	for _, v := range l.vars {
-		for _, val := range v.Validations {
-			res, d := val.Condition.Value(ctx)
-			diags = append(diags, d...)
-			if d.HasErrors() {
-				continue
-			}
-			res, _ = res.UnmarkDeep()
-			if res.IsNull() || !res.IsKnown() || res.Type() != cty.Bool {
-				diags = append(diags, &hcl.Diagnostic{
-					Severity: hcl.DiagError, Summary: "Invalid validation condition",
-					Detail:  "A validation condition must be true or false.",
-					Subject: val.Condition.Range().Ptr(),
-				})
-				continue
-			}
-			if res.False() {
-				diags = append(diags, &hcl.Diagnostic{
-					Severity: hcl.DiagError, Summary: "Invalid value for variable",
-					Detail:  fmt.Sprintf("%s\n\nThis was checked by the validation rule at %s.", val.ErrorMessage, val.Range),
-					Subject: v.DeclRange.Ptr(),
-				})
-			}
+		diags = append(diags, checkValidations(v, ctx)...)
+	}
+	return diags
+}
+
+// checkValidations evaluates a variable's validation rules.
+func checkValidations(v *Variable, ctx *hcl.EvalContext) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, val := range v.Validations {
+		res, d := val.Condition.Value(ctx)
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			continue
+		}
+		res, _ = res.UnmarkDeep()
+		if res.IsNull() || !res.IsKnown() || res.Type() != cty.Bool {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError, Summary: "Invalid validation condition",
+				Detail:  "A validation condition must be true or false.",
+				Subject: val.Condition.Range().Ptr(),
+			})
+			continue
+		}
+		if res.False() {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError, Summary: "Invalid value for variable",
+				Detail:  fmt.Sprintf("%s\n\nThis was checked by the validation rule at %s.", val.ErrorMessage, val.Range),
+				Subject: v.DeclRange.Ptr(),
+			})
 		}
 	}
 	return diags

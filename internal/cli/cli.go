@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"golang.org/x/term"
 
+	"github.com/planrun/planrun/internal/library"
 	"github.com/planrun/planrun/plan"
 	"github.com/planrun/planrun/steps"
 )
@@ -60,6 +62,7 @@ func commands() []command {
 		{"status", "Show the last run of a plan: each step's status, attempts and duration", runStatus},
 		{"history", "List a plan's runs", runHistory},
 		{"rollback", "Run the rollback hooks of the last run's completed steps, newest first", runRollback},
+		{"get", "Fetch the plan's git libraries and pin them in planrun.lock.hcl", runGet},
 		{"graph", "Print the plan's DAG as DOT or Mermaid", runGraph},
 		{"fmt", "Rewrite HCL plans in canonical style", runFmt},
 		{"schema", "Print the JSON Schema of plan files, or of a step type's arguments and output", runSchema},
@@ -206,11 +209,26 @@ func (c *CLI) planPath(pos []string) (string, bool) {
 
 // load loads a plan and prints its diagnostics; ok is false on errors.
 func (c *CLI) load(path string, vf varFlags) (*plan.Plan, bool) {
+	return c.loadWith(path, vf, nil)
+}
+
+// loadWith loads a plan with a library resolver; nil means the libraries
+// pinned in the plan directory's lock file (planrun get fetches them).
+func (c *CLI) loadWith(path string, vf varFlags, libs plan.LibraryResolver) (*plan.Plan, bool) {
+	if libs == nil {
+		resolver, err := library.NewResolver(planDir(path))
+		if err != nil {
+			fmt.Fprintf(c.stderr, "planrun: %v\n", err)
+			return nil, false
+		}
+		libs = resolver.Resolve
+	}
 	p, diags := plan.Load(path, plan.Options{
-		Types:    c.registry,
-		Vars:     vf.vars,
-		VarFiles: vf.varFiles,
-		Environ:  c.environ,
+		Types:     c.registry,
+		Vars:      vf.vars,
+		VarFiles:  vf.varFiles,
+		Environ:   c.environ,
+		Libraries: libs,
 	})
 	files := map[string]*hcl.File{}
 	if p != nil {
@@ -222,6 +240,14 @@ func (c *CLI) load(path string, vf varFlags) (*plan.Plan, bool) {
 	}
 	writeDiagnostics(c.stderr, files, diags, secrets)
 	return p, !diags.HasErrors() && p != nil
+}
+
+// planDir is the directory a plan's relative paths (and lock file) live in.
+func planDir(path string) string {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return path
+	}
+	return filepath.Dir(path)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -48,17 +48,9 @@ func runApply(c *CLI, args []string) int {
 	fs.BoolVar(&af.noRollback, "no-rollback", false, "on failure or interruption, do not run rollback hooks")
 	fs.BoolVar(&af.restart, "restart", false, "start a fresh run instead of resuming the last unfinished one")
 	fs.DurationVar(&af.timeout, "timeout", 0, "cancel the run after this long (then roll back), such as 2h")
-	pos, code, ok := c.parseFlags(fs, args, 1)
+	p, _, code, ok := c.parsePlan(fs, args, &af.vf, ExitUsage)
 	if !ok {
 		return code
-	}
-	path, ok := c.planPath(pos)
-	if !ok {
-		return ExitUsage
-	}
-	p, ok := c.load(path, af.vf)
-	if !ok {
-		return ExitUsage
 	}
 	sel, ok := c.selectTargets(p, af.targets)
 	if !ok {

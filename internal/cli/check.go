@@ -23,17 +23,9 @@ func runCheck(c *CLI, args []string) int {
 	fs.Var(&targets, "target", "run only this check (repeatable)")
 	jsonOut := fs.Bool("json", false, "print one JSON event per line instead of text")
 	parallelism := fs.Int("parallelism", 0, "run at most N checks at once (default: number of CPUs, at most 8)")
-	pos, code, ok := c.parseFlags(fs, args, 1)
+	p, path, code, ok := c.parsePlan(fs, args, &vf, ExitUsage)
 	if !ok {
 		return code
-	}
-	path, ok := c.planPath(pos)
-	if !ok {
-		return ExitUsage
-	}
-	p, ok := c.load(path, vf)
-	if !ok {
-		return ExitUsage
 	}
 	sel, ok := c.selectTargets(p, targets)
 	if !ok {

@@ -207,6 +207,25 @@ func (c *CLI) planPath(pos []string) (string, bool) {
 	return "", false
 }
 
+// parsePlan parses a command's flags and loads the plan its argument names
+// (vf must be registered on fs). invalid is the exit code for a plan that
+// does not load.
+func (c *CLI) parsePlan(fs *flag.FlagSet, args []string, vf *varFlags, invalid int) (*plan.Plan, string, int, bool) {
+	pos, code, ok := c.parseFlags(fs, args, 1)
+	if !ok {
+		return nil, "", code, false
+	}
+	path, ok := c.planPath(pos)
+	if !ok {
+		return nil, "", ExitUsage, false
+	}
+	p, ok := c.load(path, *vf)
+	if !ok {
+		return nil, path, invalid, false
+	}
+	return p, path, 0, true
+}
+
 // load loads a plan and prints its diagnostics; ok is false on errors.
 func (c *CLI) load(path string, vf varFlags) (*plan.Plan, bool) {
 	return c.loadWith(path, vf, nil)

@@ -13,20 +13,12 @@ func runGraph(c *CLI, args []string) int {
 	var vf varFlags
 	vf.register(fs)
 	format := fs.String("format", "dot", "output format: dot or mermaid")
-	pos, code, ok := c.parseFlags(fs, args, 1)
+	p, _, code, ok := c.parsePlan(fs, args, &vf, ExitUsage)
 	if !ok {
 		return code
 	}
 	if *format != "dot" && *format != "mermaid" {
 		fmt.Fprintf(c.stderr, "planrun graph: --format is dot or mermaid, not %q\n", *format)
-		return ExitUsage
-	}
-	path, ok := c.planPath(pos)
-	if !ok {
-		return ExitUsage
-	}
-	p, ok := c.load(path, vf)
-	if !ok {
 		return ExitUsage
 	}
 	if *format == "mermaid" {

@@ -17,17 +17,9 @@ func runPlan(c *CLI, args []string) int {
 	sf.register(fs)
 	var targets multiFlag
 	fs.Var(&targets, "target", "show only this step and what it depends on (repeatable)")
-	pos, code, ok := c.parseFlags(fs, args, 1)
+	p, _, code, ok := c.parsePlan(fs, args, &vf, ExitUsage)
 	if !ok {
 		return code
-	}
-	path, ok := c.planPath(pos)
-	if !ok {
-		return ExitUsage
-	}
-	p, ok := c.load(path, vf)
-	if !ok {
-		return ExitUsage
 	}
 	sel, ok := c.selectTargets(p, targets)
 	if !ok {

@@ -15,7 +15,7 @@ import (
 // still stands, newest first, and records that in the run.
 func runRollback(c *CLI, args []string) int {
 	var autoApprove, jsonOut bool
-	p, store, _, code, ok := c.openRecords("rollback", "[flags] PLAN", args, func(fs *flag.FlagSet) {
+	p, store, code, ok := c.openRecords("rollback", "[flags] PLAN", args, func(fs *flag.FlagSet) {
 		fs.BoolVar(&autoApprove, "auto-approve", false, "roll back without asking for confirmation")
 		fs.BoolVar(&jsonOut, "json", false, "print one JSON event per line instead of text")
 	})

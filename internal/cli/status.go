@@ -18,7 +18,7 @@ type recordFlags struct {
 }
 
 // openRecords loads the plan and opens its journal, for status, history and rollback.
-func (c *CLI) openRecords(name, usage string, args []string, extra func(*flag.FlagSet)) (*plan.Plan, journal.Store, []string, int, bool) {
+func (c *CLI) openRecords(name, usage string, args []string, extra func(*flag.FlagSet)) (*plan.Plan, journal.Store, int, bool) {
 	fs := c.newFlags(name, usage)
 	var rf recordFlags
 	rf.vf.register(fs)
@@ -26,27 +26,19 @@ func (c *CLI) openRecords(name, usage string, args []string, extra func(*flag.Fl
 	if extra != nil {
 		extra(fs)
 	}
-	pos, code, ok := c.parseFlags(fs, args, 1)
+	p, _, code, ok := c.parsePlan(fs, args, &rf.vf, ExitUsage)
 	if !ok {
-		return nil, nil, nil, code, false
-	}
-	path, ok := c.planPath(pos)
-	if !ok {
-		return nil, nil, nil, ExitUsage, false
-	}
-	p, ok := c.load(path, rf.vf)
-	if !ok {
-		return nil, nil, nil, ExitUsage, false
+		return nil, nil, code, false
 	}
 	store, ok := c.openStore(c.ctx, p, rf.sf)
 	if !ok {
-		return nil, nil, nil, ExitFailed, false
+		return nil, nil, ExitFailed, false
 	}
-	return p, store, pos, 0, true
+	return p, store, 0, true
 }
 
 func runStatus(c *CLI, args []string) int {
-	p, store, _, code, ok := c.openRecords("status", "[flags] [PLAN]", args, nil)
+	p, store, code, ok := c.openRecords("status", "[flags] [PLAN]", args, nil)
 	if !ok {
 		return code
 	}
@@ -117,7 +109,7 @@ func joinMax(items []string, n int) string {
 }
 
 func runHistory(c *CLI, args []string) int {
-	p, store, _, code, ok := c.openRecords("history", "[flags] [PLAN]", args, nil)
+	p, store, code, ok := c.openRecords("history", "[flags] [PLAN]", args, nil)
 	if !ok {
 		return code
 	}

@@ -8,17 +8,9 @@ func runValidate(c *CLI, args []string) int {
 	fs := c.newFlags("validate", "[flags] PLAN")
 	var vf varFlags
 	vf.register(fs)
-	pos, code, ok := c.parseFlags(fs, args, 1)
+	p, path, code, ok := c.parsePlan(fs, args, &vf, ExitFailed)
 	if !ok {
 		return code
-	}
-	path, ok := c.planPath(pos)
-	if !ok {
-		return ExitUsage
-	}
-	p, ok := c.load(path, vf)
-	if !ok {
-		return ExitFailed
 	}
 	waves, _ := p.Graph.Waves()
 	nSteps, nChecks := 0, 0

@@ -452,3 +452,57 @@ func TestRollbackCommand(t *testing.T) {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+func TestSecondInterruptStopsRollbacks(t *testing.T) {
+	dir := t.TempDir()
+	plan := `
+plan "twice" {}
+step "a" {
+  uses  = "exec"
+  shell = "echo a >> log.txt"
+  rollback {
+    uses  = "exec"
+    shell = "echo undo-a-start >> log.txt; sleep 30; echo undo-a-end >> log.txt"
+  }
+}
+step "b" {
+  uses       = "exec"
+  shell      = "echo b-start >> log.txt; sleep 30"
+  depends_on = [step.a]
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "plan.hcl"), []byte(plan), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startPlanrun(t, dir, "apply", "--auto-approve", "plan.hcl")
+	waitForLog(t, dir, "b-start")
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	waitForLog(t, dir, "undo-a-start")
+	start := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t); code != 130 {
+		t.Fatalf("exit %d\n%s%s", code, p.stdout, p.stderr)
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Fatal("the second interrupt must stop the running rollback")
+	}
+	if got := logLines(t, dir); got["undo-a-end"] != 0 {
+		t.Fatalf("the rollback was not stopped: %v", got)
+	}
+	if !strings.Contains(p.stdout.String(), "Rollbacks were interrupted") {
+		t.Fatalf("the summary says so:\n%s", p.stdout)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, ".planrun", "twice", "runs", "*.jsonl"))
+	raw, _ := os.ReadFile(files[0])
+	if !bytes.Contains(raw, []byte(`"rollbacks were interrupted: some hooks did not run"`)) {
+		t.Fatalf("the record says so:\n%s", raw)
+	}
+	code, out, _ := runPlanrun(t, dir, "status", "plan.hcl")
+	if code != 0 || !strings.Contains(out, "cancelled") {
+		t.Fatalf("status shows the cancelled rollback:\n%s", out)
+	}
+}

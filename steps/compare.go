@@ -16,12 +16,14 @@ import (
 type CompareArgs struct {
 	Source         *Database `hcl:"source" doc:"The database copied from."`
 	Target         *Database `hcl:"target" doc:"The database copied to."`
-	Jobs           *int      `hcl:"jobs,optional" doc:"How many tables are counted at once on each side, each on its own connection (default 4)."`
+	Jobs           *int      `hcl:"jobs,optional" doc:"How many queries run at once on each side, each on its own connection (default 4)."`
 	Schemas        []string  `hcl:"schemas,optional" doc:"Compare only these schemas (default: every schema but pg_catalog, information_schema and pg_toast)."`
 	ExcludeSchemas []string  `hcl:"exclude_schemas,optional" doc:"Schemas left out of the comparison."`
 	Tables         []string  `hcl:"tables,optional" doc:"Compare only these tables and their columns, indexes and constraints (\"schema.table\" or \"table\", with * and ? wildcards; views and sequences follow schemas only)."`
 	ExcludeTables  []string  `hcl:"exclude_tables,optional" doc:"Tables left out of the comparison, written as in tables."`
 	Counts         *bool     `hcl:"counts,optional" doc:"Count the rows of every table exactly on both sides (default true); false compares the schema only."`
+	Data           *string   `hcl:"data,optional" doc:"How table data is compared: \"counts\" (default: exact row counts) or \"checksum\" (a checksum of every row, computed in both databases, which also counts; a difference is narrowed by key range to the first differing keys)."`
+	ChunkRows      *int      `hcl:"chunk_rows,optional" doc:"With data = \"checksum\": about how many rows each key range holds when a table whose data differs is split to find the rows that differ (default 100000)."`
 }
 
 // CompareOutput is the output of compare. Every list is sorted; tables and
@@ -29,7 +31,7 @@ type CompareArgs struct {
 // "schema.name on schema.table".
 type CompareOutput struct {
 	Tables          []CompareTable     `json:"tables" doc:"Every table on either side with its exact row count on each (null on the side that lacks it, or with counts = false); a partitioned table counts the rows of its partitions."`
-	Mismatched      []string           `json:"mismatched" doc:"Tables whose row counts differ or that exist on one side only."`
+	Mismatched      []string           `json:"mismatched" doc:"Tables whose row counts differ, whose data differs (data = \"checksum\") or that exist on one side only."`
 	MissingTables   []string           `json:"missing_tables" doc:"Tables on the source that the target lacks."`
 	ExtraTables     []string           `json:"extra_tables" doc:"Tables on the target that the source lacks."`
 	Columns         CompareColumns     `json:"columns" doc:"Column differences in the tables present on both sides."`
@@ -40,7 +42,8 @@ type CompareOutput struct {
 	SequencesBehind []string           `json:"sequences_behind" doc:"Sequences the target lacks or that would hand out values the source already handed out."`
 	Extensions      CompareDefs        `json:"extensions" doc:"Extension differences (name, version and schema)."`
 	Views           CompareObjects     `json:"views" doc:"View and materialized view differences."`
-	Equal           bool               `json:"equal" doc:"Nothing differs: every count and sequence matches and every list of differences is empty."`
+	Checksums       []CompareChecksum  `json:"checksums" doc:"With data = \"checksum\": every table on either side with whether its data matches and, when not, where it differs (empty with data = \"counts\")."`
+	Equal           bool               `json:"equal" doc:"Nothing differs: every count, checksum and sequence matches and every list of differences is empty."`
 	Seconds         float64            `json:"seconds" doc:"How long the comparison took."`
 }
 
@@ -51,6 +54,27 @@ type CompareTable struct {
 	SourceRows *int64 `json:"source_rows" doc:"Exact row count on the source; null when the source lacks the table or counts = false."`
 	TargetRows *int64 `json:"target_rows" doc:"Exact row count on the target; null when the target lacks the table or counts = false."`
 	Match      bool   `json:"match" doc:"The table exists on both sides with the same row count."`
+}
+
+// CompareChecksum is one table's data checksum on both sides.
+type CompareChecksum struct {
+	Schema           string       `json:"schema" doc:"The table's schema."`
+	Name             string       `json:"name" doc:"The table's name."`
+	Match            bool         `json:"match" doc:"The table exists on both sides and every row is the same on both (compared over the columns both sides have)."`
+	SourceRows       *int64       `json:"source_rows" doc:"Rows on the source; null when the source lacks the table."`
+	TargetRows       *int64       `json:"target_rows" doc:"Rows on the target; null when the target lacks the table."`
+	Key              []string     `json:"key" doc:"The key columns a difference is narrowed by (the primary key, else a unique key on NOT NULL columns); empty when the table has none."`
+	Chunks           int          `json:"chunks" doc:"How many checksums were computed for the table, both sides counted: one of the whole table on each, then one per key range while narrowing a difference."`
+	MismatchedRanges []string     `json:"mismatched_ranges" doc:"The smallest key ranges found to differ, in which differing_keys were found (\"id 1000..1999\", \"(order_id, line) (7, 1)..(93, 2)\"), at most 10."`
+	DifferingKeys    []CompareKey `json:"differing_keys" doc:"The first differing rows in key order, at most 10."`
+	Note             string       `json:"note" doc:"Why a difference could not be narrowed to keys, which columns were left out as on one side only, or \"\"."`
+}
+
+// CompareKey is a row that differs, named by its key.
+type CompareKey struct {
+	Key    string   `json:"key" doc:"The key, as column=value pairs: \"id=42\", \"order_id=7, line=2\"."`
+	Values []string `json:"values" doc:"The key's values as text, in key column order."`
+	Kind   string   `json:"kind" doc:"\"changed\" (on both sides, different), \"missing\" (on the source only) or \"extra\" (on the target only)."`
 }
 
 // CompareSequence is one sequence's value on both sides.
@@ -100,7 +124,7 @@ type CompareConstraints struct {
 }
 
 var compareType = Def[CompareArgs, CompareOutput]{
-	Summary:    "Compares two databases: exact row counts (in parallel, in one snapshot per side), columns, indexes, constraints, foreign keys, sequences, extensions and views.",
+	Summary:    "Compares two databases: exact row counts or data checksums (in parallel, in one snapshot per side), columns, indexes, constraints, foreign keys, sequences, extensions and views.",
 	IsReadOnly: true,
 	Fn:         runCompare,
 }
@@ -108,7 +132,9 @@ var compareType = Def[CompareArgs, CompareOutput]{
 // compareOptions are the arguments, checked and with defaults applied.
 type compareOptions struct {
 	jobs                    int
-	counts                  bool
+	counts                  bool // count rows (data = "counts" or "checksum")
+	checksum                bool // data = "checksum"
+	chunkRows               int64
 	schemas, excludeSchemas []string // never nil: they are query parameters
 	tables, excludeTables   []string
 }
@@ -119,10 +145,13 @@ func runCompare(ctx context.Context, env *Env, a *CompareArgs) (*CompareOutput, 
 	if err != nil {
 		return nil, fmt.Errorf("compare: %w", err)
 	}
-	// Both sides at once: a failure on one cancels the other.
+	// Both sides at once: a failure on one cancels the other. Each side
+	// keeps its snapshot open until the end, for the checksum workers.
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var src, tgt *cmpSide
+	defer func() { src.close(ctx) }()
+	defer func() { tgt.close(ctx) }()
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		var err error
@@ -140,7 +169,14 @@ func runCompare(ctx context.Context, env *Env, a *CompareArgs) (*CompareOutput, 
 	if err := context.Cause(ctx); err != nil {
 		return nil, fmt.Errorf("compare: %w", err)
 	}
+	var sums []*cmpTableSum
+	if o.checksum {
+		if sums, err = cmpChecksum(ctx, env, src, tgt, o); err != nil {
+			return nil, fmt.Errorf("compare: %w", err)
+		}
+	}
 	out := cmpDiff(src, tgt)
+	cmpAddChecksums(out, sums)
 	out.Seconds = time.Since(start).Seconds()
 	return out, nil
 }
@@ -152,6 +188,7 @@ func newCompareOptions(a *CompareArgs) (*compareOptions, error) {
 	o := &compareOptions{
 		jobs:           4,
 		counts:         a.Counts == nil || *a.Counts,
+		chunkRows:      100000,
 		schemas:        append([]string{}, a.Schemas...),
 		excludeSchemas: append([]string{}, a.ExcludeSchemas...),
 		tables:         a.Tables,
@@ -162,6 +199,24 @@ func newCompareOptions(a *CompareArgs) (*compareOptions, error) {
 			return nil, fmt.Errorf("jobs must be at least 1, not %d", *a.Jobs)
 		}
 		o.jobs = *a.Jobs
+	}
+	if a.Data != nil {
+		switch *a.Data {
+		case "counts":
+		case "checksum":
+			if !o.counts {
+				return nil, errors.New(`data = "checksum" compares data, counts = false compares the schema only: give one or the other`)
+			}
+			o.checksum = true
+		default:
+			return nil, fmt.Errorf(`data must be "counts" or "checksum", not %q`, *a.Data)
+		}
+	}
+	if a.ChunkRows != nil {
+		if *a.ChunkRows < 1 {
+			return nil, fmt.Errorf("chunk_rows must be at least 1, not %d", *a.ChunkRows)
+		}
+		o.chunkRows = int64(*a.ChunkRows)
 	}
 	for _, p := range append(append([]string{}, a.Tables...), a.ExcludeTables...) {
 		if _, err := path.Match(p, ""); err != nil {
@@ -191,10 +246,21 @@ func cmpMatch(patterns []string, schema, name string) bool {
 	return false
 }
 
-// cmpSide is what compare learned about one database.
+// cmpSide is what compare learned about one database, and the open
+// transaction whose snapshot its workers share.
 type cmpSide struct {
-	cat  *cmpCatalog
-	rows map[string]int64 // exact counts of plain tables and partitions; nil with counts = false
+	db       *Database
+	conn     *pgx.Conn
+	snapshot string // "" when the server could not export one
+	cat      *cmpCatalog
+	rows     map[string]int64 // exact counts of plain tables and partitions; nil with counts = false
+}
+
+// close ends the side's transaction and connection; nil does nothing.
+func (s *cmpSide) close(ctx context.Context) {
+	if s != nil && s.conn != nil {
+		cmpClose(ctx, s.conn)
+	}
 }
 
 // cmpSettings are set in every transaction compare opens.
@@ -202,51 +268,50 @@ const cmpSettings = `
 SET LOCAL search_path = pg_catalog;      -- catalog renderings then qualify every name alike on both sides
 SET LOCAL row_security = off;            -- a count that row-level security would filter fails instead (as in pg_dump)
 SET LOCAL statement_timeout = 0;         -- the step's timeout bounds the work, not a server default meant for the application
-SET LOCAL idle_in_transaction_session_timeout = 0; -- the exporting transaction sits idle while the workers count
+SET LOCAL idle_in_transaction_session_timeout = 0; -- the exporting transaction sits idle while the workers count or checksum
 `
 
-// cmpInspect reads one database's catalogs and counts its tables, all in
-// one snapshot: the coordinating transaction exports it and every counting
-// connection imports it (as pg_dump --jobs does), so the counts and the
-// schema describe a single instant even while the application writes.
+// cmpInspect opens one database's side of the comparison: a transaction
+// whose snapshot it exports, the catalogs read in it, and (with data =
+// "counts") every table counted in it. Counting and checksum connections
+// import the snapshot (as pg_dump --jobs does), so the data and the schema
+// describe a single instant even while the application writes. The side
+// stays open until closed, even when an error is returned.
 func cmpInspect(ctx context.Context, env *Env, db *Database, o *compareOptions) (*cmpSide, error) {
 	conn, err := connect(ctx, env, db, true)
 	if err != nil {
 		return nil, err
 	}
-	defer cmpClose(ctx, conn) // closing also ends the read-only transaction
+	s := &cmpSide{db: db, conn: conn}
 	major, err := serverMajor(ctx, conn)
 	if err != nil {
-		return nil, fmt.Errorf("database %s: %w", db.Name, err)
+		return s, fmt.Errorf("database %s: %w", db.Name, err)
 	}
 	if major < 12 {
-		return nil, fmt.Errorf("database %s runs PostgreSQL %d; compare needs 12 or newer", db.Name, major)
+		return s, fmt.Errorf("database %s runs PostgreSQL %d; compare needs 12 or newer", db.Name, major)
 	}
 	tx, err := cmpBegin(ctx, conn, "")
 	if err != nil {
-		return nil, fmt.Errorf("database %s: begin a read-only transaction: %w", db.Name, err)
+		return s, fmt.Errorf("database %s: begin a read-only transaction: %w", db.Name, err)
 	}
-	var snapshot string
-	if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&snapshot); err != nil {
+	if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&s.snapshot); err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return s, ctx.Err()
 		}
 		// Some poolers and old standbys cannot export snapshots: each count
-		// is still exact, only not all taken at the same instant.
-		env.Logf("database %s: cannot share one snapshot between connections (%v); each count is exact but taken at its own time", db.Name, err)
+		// or checksum is still exact, only not all taken at the same instant.
+		env.Logf("database %s: cannot share one snapshot between connections (%v); each table is read exactly but at its own time", db.Name, err)
 		_ = tx.Rollback(ctx)
 		if tx, err = cmpBegin(ctx, conn, ""); err != nil {
-			return nil, fmt.Errorf("database %s: begin a read-only transaction: %w", db.Name, err)
+			return s, fmt.Errorf("database %s: begin a read-only transaction: %w", db.Name, err)
 		}
 	}
-	cat, err := cmpReadCatalog(ctx, tx, o)
-	if err != nil {
-		return nil, fmt.Errorf("read the catalogs of database %s: %w", db.Name, err)
+	if s.cat, err = cmpReadCatalog(ctx, tx, o); err != nil {
+		return s, fmt.Errorf("read the catalogs of database %s: %w", db.Name, err)
 	}
-	s := &cmpSide{cat: cat}
-	if o.counts {
-		if s.rows, err = cmpCount(ctx, env, db, snapshot, cat.countable(), o.jobs); err != nil {
-			return nil, err
+	if o.counts && !o.checksum {
+		if s.rows, err = cmpCount(ctx, env, db, s.snapshot, s.cat.countable(), o.jobs); err != nil {
+			return s, err
 		}
 	}
 	return s, nil

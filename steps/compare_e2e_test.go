@@ -110,3 +110,52 @@ func TestCompareEndToEnd(t *testing.T) {
 		t.Errorf("assertions %+v", sr.Assertions)
 	}
 }
+
+const compareChecksumPlan = `
+variable "source_url" {
+  type      = string
+  sensitive = true
+}
+variable "target_url" {
+  type      = string
+  sensitive = true
+}
+
+database "heroku" { url = var.source_url }
+database "rds"    { url = var.target_url }
+
+check "same_rows" {
+  uses   = "compare"
+  source = database.heroku
+  target = database.rds
+  data   = "checksum"
+  assert {
+    that    = "all(output.checksums, {.match})"
+    message = "data differs: {{ map(filter(output.checksums, {!.match}), {.name + ': ' + join(map(.differing_keys, {.kind + ' ' + .key}), ', ')}) }}"
+  }
+}
+`
+
+func TestCompareChecksumEndToEnd(t *testing.T) {
+	schema := `CREATE TABLE orders (id serial PRIMARY KEY, total numeric(10,2) NOT NULL, note text);
+		INSERT INTO orders (total) SELECT i / 4.0 FROM generate_series(1, 1000) i`
+	src, tgt := steps.Source.FreshDB(t), steps.Target.FreshDB(t)
+	cmpExecE2E(t, src, schema)
+	cmpExecE2E(t, tgt, schema)
+	vars := []string{"source_url=" + src, "target_url=" + tgt}
+
+	res := cmpRunPlanE2E(t, compareChecksumPlan, vars...)
+	if sr := res.Steps["check.same_rows"]; res.Status != event.StatusSucceeded || sr == nil {
+		t.Fatalf("identical: status %s: %v", res.Status, res.Err)
+	}
+
+	cmpExecE2E(t, tgt, "UPDATE orders SET total = 1.50 WHERE id = 700; DELETE FROM orders WHERE id = 800")
+	res = cmpRunPlanE2E(t, compareChecksumPlan, vars...)
+	sr := res.Steps["check.same_rows"]
+	if res.Status != event.StatusFailed || sr.Err == nil {
+		t.Fatalf("rows changed: status %s, err %v", res.Status, sr.Err)
+	}
+	if msg := sr.Err.Error(); !strings.Contains(msg, "orders: changed id=700, missing id=800") {
+		t.Errorf("the failure does not name the rows: %s", msg)
+	}
+}

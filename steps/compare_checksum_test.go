@@ -1,0 +1,405 @@
+package steps
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os/exec"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/planrun/planrun/internal/event"
+	"github.com/planrun/planrun/internal/sampleapp"
+)
+
+// cmpClone copies a database into an empty one with pg_dump and
+// pg_restore, as a migration would: large objects keep their OIDs, which
+// seeding both sides could not promise.
+func cmpClone(t testing.TB, from, to *Database) {
+	t.Helper()
+	ctx := cmpTestCtx(t)
+	dump, _, err := pgTool(ctx, "pg_dump", 15)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restore, _, err := pgTool(ctx, "pg_restore", 15)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcConn, srcEnv, err := libpq(nil, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgtConn, tgtEnv, err := libpq(nil, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := exec.CommandContext(ctx, dump, "-Fc", "--no-owner", "-d", srcConn)
+	d.Env = srcEnv
+	r := exec.CommandContext(ctx, restore, "--no-owner", "--exit-on-error", "-d", tgtConn)
+	r.Env = tgtEnv
+	if r.Stdin, err = d.StdoutPipe(); err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	d.Stderr, r.Stderr = &stderr, &stderr
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Run(); err != nil {
+		_ = d.Wait()
+		t.Fatalf("pg_restore: %v\n%s", err, stderr.String())
+	}
+	if err := d.Wait(); err != nil {
+		t.Fatalf("pg_dump: %v\n%s", err, stderr.String())
+	}
+}
+
+// cmpChecksumT compares with data = "checksum" and the given chunk_rows.
+func cmpChecksumT(t *testing.T, src, tgt *Database, chunkRows int) *CompareOutput {
+	t.Helper()
+	data, jobs := "checksum", 3
+	return compareT(t, &CompareArgs{Source: src, Target: tgt, Data: &data, ChunkRows: &chunkRows, Jobs: &jobs})
+}
+
+func cmpChecksumOf(out *CompareOutput, key string) *CompareChecksum {
+	for i, c := range out.Checksums {
+		if c.Schema+"."+c.Name == key {
+			return &out.Checksums[i]
+		}
+	}
+	return nil
+}
+
+// TestCompareChecksumSampleApp: the sample app, restored from a dump on
+// the other server, matches row for row, although the target's database
+// prints values otherwise by default. Its columns cover the types whose
+// text depends on session settings or whose hash would not tell values
+// apart: timestamptz, date, interval, numeric, real and double precision
+// (arrays of them too), bytea, jsonb, text[], uuid, an enum, oid, NULLs.
+func TestCompareChecksumSampleApp(t *testing.T) {
+	t.Parallel()
+	src := &Database{Name: "source", URL: Source.FreshDB(t)}
+	tgt := &Database{Name: "target", URL: Target.FreshDB(t)}
+	if err := sampleapp.Seed(cmpTestCtx(t), src.URL, sampleapp.Small); err != nil {
+		t.Fatal(err)
+	}
+	cmpClone(t, src, tgt)
+	cmpMustExec(t, tgt.URL, `DO $$
+		DECLARE s text;
+		BEGIN
+			FOREACH s IN ARRAY ARRAY['TimeZone = ''Asia/Kolkata''', 'DateStyle = ''SQL, DMY''', 'IntervalStyle = sql_standard',
+				'extra_float_digits = 0', 'bytea_output = escape', 'lc_monetary = ''C.UTF-8''']
+			LOOP
+				EXECUTE format('ALTER DATABASE %I SET %s', current_database(), s);
+			END LOOP;
+		END$$`)
+	out := cmpChecksumT(t, src, tgt, 300)
+	if !out.Equal || len(out.Mismatched) != 0 {
+		t.Errorf("not equal: mismatched %v, checksums %+v", out.Mismatched, out.Checksums)
+	}
+	if len(out.Checksums) != len(out.Tables) {
+		t.Errorf("%d checksums for %d tables", len(out.Checksums), len(out.Tables))
+	}
+	for _, c := range out.Checksums {
+		if !c.Match || c.SourceRows == nil || c.Chunks < 2 {
+			t.Errorf("%s.%s: %+v", c.Schema, c.Name, c)
+		}
+	}
+	// Each table matched whole: one checksum on each side.
+	if c := cmpChecksumOf(out, "app.order_items"); c == nil || !slices.Equal(c.Key, []string{"order_id", "line"}) || c.Chunks != 2 {
+		t.Errorf("order_items: %+v", c)
+	}
+	if c := cmpChecksumOf(out, "audit.events"); c == nil || !strings.Contains(c.Note, "partitioned") {
+		t.Errorf("events: %+v", c)
+	}
+	for _, tb := range out.Tables {
+		c := cmpChecksumOf(out, tb.Schema+"."+tb.Name)
+		if c == nil || !reflect.DeepEqual(c.SourceRows, tb.SourceRows) || !reflect.DeepEqual(c.TargetRows, tb.TargetRows) {
+			t.Errorf("%s.%s: counted %v/%v, checksummed %+v", tb.Schema, tb.Name, cmpRows(tb.SourceRows), cmpRows(tb.TargetRows), c)
+		}
+	}
+
+	// The counts alone agree with the checksums' counts.
+	counts := compareT(t, &CompareArgs{Source: src, Target: tgt})
+	if !reflect.DeepEqual(counts.Tables, out.Tables) || len(counts.Checksums) != 0 {
+		t.Errorf("counts %+v\nchecksums %+v", counts.Tables, out.Tables)
+	}
+}
+
+// cmpDataSchema has keys of every kind narrowing handles: integer, composite,
+// text and uuid; a table without a key; a partitioned table. With chunk_rows
+// = 500, items is split into 40 key ranges of 500 keys, and words, of more
+// than 20 chunks, at keys sampled from it.
+const cmpDataSchema = `
+CREATE TABLE items (id bigint PRIMARY KEY, note text, qty int NOT NULL, price numeric(10,2), at timestamptz);
+INSERT INTO items SELECT i, CASE WHEN i % 7 = 0 THEN NULL ELSE 'n' || i END, i % 100, i * 1.25,
+	timestamptz '2025-01-01' + i * interval '1 minute' FROM generate_series(1, 20000) i;
+CREATE TABLE lines (order_id int, line int, qty int, PRIMARY KEY (order_id, line));
+INSERT INTO lines SELECT o, l, o + l FROM generate_series(1, 3000) o, generate_series(1, 3) l;
+CREATE TABLE words (word text PRIMARY KEY, n int);
+INSERT INTO words SELECT md5(i::text), i FROM generate_series(1, 12000) i;
+CREATE TABLE tokens (token uuid PRIMARY KEY, n int);
+INSERT INTO tokens SELECT md5('t' || i)::uuid, i FROM generate_series(1, 5000) i;
+CREATE TABLE logs (at timestamptz, msg text);
+INSERT INTO logs SELECT timestamptz '2025-01-01' + i * interval '1 s', 'm' || i FROM generate_series(1, 3000) i;
+CREATE TABLE events (id int NOT NULL, at date NOT NULL, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE events_a PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE events_b PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+INSERT INTO events SELECT i, date '2024-06-01' + i % 400 FROM generate_series(1, 4000) i;
+ANALYZE;
+`
+
+func TestCompareChecksumDifferences(t *testing.T) {
+	t.Parallel()
+	type key = CompareKey
+	cases := []struct {
+		name                   string
+		sourceOnly, targetOnly string
+		table                  string // the table that differs
+		keys                   []CompareKey
+		note                   string // in the table's note
+		mismatched             []string
+	}{{
+		name:       "changed row, integer key",
+		targetOnly: "UPDATE items SET qty = qty + 1 WHERE id = 12345",
+		table:      "public.items",
+		keys:       []CompareKey{{Key: "id=12345", Values: []string{"12345"}, Kind: "changed"}},
+	}, {
+		name:       "NULL became an empty string",
+		targetOnly: "UPDATE items SET note = '' WHERE id = 7",
+		table:      "public.items",
+		keys:       []CompareKey{{Key: "id=7", Values: []string{"7"}, Kind: "changed"}},
+	}, {
+		name:       "row missing on the target",
+		targetOnly: "DELETE FROM items WHERE id = 20000",
+		table:      "public.items",
+		keys:       []CompareKey{{Key: "id=20000", Values: []string{"20000"}, Kind: "missing"}},
+	}, {
+		name:       "extra row on the target",
+		targetOnly: "INSERT INTO items VALUES (25000, 'new', 1, 1, now())",
+		table:      "public.items",
+		keys:       []CompareKey{{Key: "id=25000", Values: []string{"25000"}, Kind: "extra"}},
+	}, {
+		name:       "values swapped between two rows",
+		targetOnly: "UPDATE items SET note = CASE id WHEN 101 THEN 'n102' ELSE 'n101' END WHERE id IN (101, 102)",
+		table:      "public.items",
+		keys:       []CompareKey{{Key: "id=101", Values: []string{"101"}, Kind: "changed"}, {Key: "id=102", Values: []string{"102"}, Kind: "changed"}},
+	}, {
+		name:       "more differences than named",
+		targetOnly: "UPDATE items SET qty = -1 WHERE id % 1000 = 0",
+		table:      "public.items",
+		keys: func() (keys []CompareKey) {
+			for i := 1000; i <= 10000; i += 1000 {
+				v := itoa(i)
+				keys = append(keys, key{Key: "id=" + v, Values: []string{v}, Kind: "changed"})
+			}
+			return keys
+		}(),
+		note: "more rows differ than the 10 named",
+	}, {
+		name:       "composite key",
+		targetOnly: "UPDATE lines SET qty = 0 WHERE order_id = 1500 AND line = 2",
+		table:      "public.lines",
+		keys:       []CompareKey{{Key: "order_id=1500, line=2", Values: []string{"1500", "2"}, Kind: "changed"}},
+	}, {
+		name:       "text key",
+		targetOnly: "DELETE FROM words WHERE word = md5('4321'); INSERT INTO words VALUES ('zzz', 0)",
+		table:      "public.words",
+		keys: []CompareKey{
+			{Key: "word=" + md5hex("4321"), Values: []string{md5hex("4321")}, Kind: "missing"},
+			{Key: "word=zzz", Values: []string{"zzz"}, Kind: "extra"},
+		},
+	}, {
+		name:       "uuid key",
+		targetOnly: "UPDATE tokens SET n = -1 WHERE token = md5('t77')::uuid",
+		table:      "public.tokens",
+		keys:       []CompareKey{{Key: "token=" + uuidOf(md5hex("t77")), Values: []string{uuidOf(md5hex("t77"))}, Kind: "changed"}},
+	}, {
+		name:       "no key",
+		targetOnly: "UPDATE logs SET msg = 'x' WHERE msg = 'm5'",
+		table:      "public.logs",
+		keys:       []CompareKey{},
+		note:       "no primary key or unique key on NOT NULL columns: the rows that differ cannot be named",
+	}, {
+		name:       "row deleted in a partition",
+		targetOnly: "DELETE FROM events WHERE id = 10",
+		table:      "public.events_a",
+		keys:       []CompareKey{{Key: "id=10, at=2024-06-11", Values: []string{"10", "2024-06-11"}, Kind: "missing"}},
+		mismatched: []string{"public.events", "public.events_a"},
+	}, {
+		name:       "partitioned on one side only",
+		sourceOnly: "CREATE TABLE flat (id int PRIMARY KEY) PARTITION BY RANGE (id); CREATE TABLE flat_1 PARTITION OF flat FOR VALUES FROM (0) TO (100); INSERT INTO flat VALUES (1), (2)",
+		targetOnly: "CREATE TABLE flat (id int PRIMARY KEY); INSERT INTO flat VALUES (1), (2)",
+		table:      "public.flat",
+		keys:       []CompareKey{},
+		note:       "partitioned on one side only: its rows are counted, not compared",
+		mismatched: []string{"public.flat", "public.flat_1"},
+	}, {
+		name:       "NULL key on a side without NOT NULL",
+		sourceOnly: "CREATE TABLE codes (code text NOT NULL UNIQUE, n int); INSERT INTO codes VALUES ('a', 1)",
+		targetOnly: "CREATE TABLE codes (code text UNIQUE, n int); INSERT INTO codes VALUES ('a', 1), (NULL, 2)",
+		table:      "public.codes",
+		keys:       []CompareKey{{Key: "code=NULL", Values: []string{"NULL"}, Kind: "extra"}},
+	}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			src, tgt := cmpPair(t, cmpDataSchema, c.sourceOnly, c.targetOnly)
+			out := cmpChecksumT(t, src, tgt, 500)
+			if out.Equal {
+				t.Error("equal despite the difference")
+			}
+			want := c.mismatched
+			if want == nil {
+				want = []string{c.table}
+			}
+			if !slices.Equal(out.Mismatched, want) {
+				t.Errorf("mismatched %v, want %v", out.Mismatched, want)
+			}
+			got := cmpChecksumOf(out, c.table)
+			if got == nil {
+				t.Fatalf("no checksum of %s", c.table)
+			}
+			t.Logf("%s: rows %v/%v, chunks %d, ranges %q, note %q", c.table, cmpRows(got.SourceRows), cmpRows(got.TargetRows), got.Chunks, got.MismatchedRanges, got.Note)
+			if got.Match || !reflect.DeepEqual(got.DifferingKeys, c.keys) || !strings.Contains(got.Note, c.note) {
+				t.Errorf("%s: match %v, keys %+v, note %q\nwant keys %+v, note %q", c.table, got.Match, got.DifferingKeys, got.Note, c.keys, c.note)
+			}
+			if len(c.keys) > 0 && (len(got.MismatchedRanges) == 0 || len(got.MismatchedRanges) > len(c.keys)) {
+				t.Errorf("ranges %v", got.MismatchedRanges)
+			}
+			for _, other := range out.Checksums {
+				if k := other.Schema + "." + other.Name; !slices.Contains(want, k) && !other.Match {
+					t.Errorf("%s does not match: %+v", k, other)
+				}
+			}
+		})
+	}
+}
+
+// TestCompareChecksumRanges: the range named holds the key, and is small;
+// progress is reported for both phases.
+func TestCompareChecksumRanges(t *testing.T) {
+	t.Parallel()
+	src, tgt := cmpPair(t, cmpDataSchema, "", "UPDATE items SET qty = 0 WHERE id = 12345")
+	var mu sync.Mutex
+	var events []event.Progress
+	env := cmpEnv(t)
+	env.Progress = func(p event.Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		events = append(events, p)
+	}
+	data, rows := "checksum", 500
+	out, err := runCompare(cmpTestCtx(t), env, &CompareArgs{Source: src, Target: tgt, Data: &data, ChunkRows: &rows})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var finished []string
+	for _, p := range events {
+		if p.Done == p.Total && len(p.Items) == 0 {
+			finished = append(finished, fmt.Sprintf("%s: %d %s", p.Message, p.Done, p.Unit))
+		}
+	}
+	if n := len(finished); n < 2 || !strings.HasPrefix(finished[n-2], "checksums on both sides, 14 of 14 tables: ") || finished[n-1] != "narrowing differences, 1 of 1 tables: 1 tables" {
+		t.Errorf("progress %q", finished)
+	}
+	c := cmpChecksumOf(out, "public.items")
+	var lo, hi int
+	if len(c.MismatchedRanges) != 1 || !scanRange(c.MismatchedRanges[0], &lo, &hi) || lo > 12345 || hi < 12345 || hi-lo >= cmpLeafRows {
+		t.Errorf("ranges %v", c.MismatchedRanges)
+	}
+	// The whole table, then 40 key ranges of 500 keys, then the range
+	// diffed row by row, each on both sides.
+	if c.Chunks != 2+40*2+2 {
+		t.Errorf("chunks %d", c.Chunks)
+	}
+}
+
+// TestCompareChecksumColumnOrder: the same rows in tables whose columns
+// are declared in another order, one of them widened to bigint, match.
+func TestCompareChecksumColumnOrder(t *testing.T) {
+	t.Parallel()
+	rows := "INSERT INTO wide (a, b, c, d) SELECT i, 'b' || i, i * 3, CASE WHEN i % 3 = 0 THEN NULL ELSE now() END FROM generate_series(1, 2000) i"
+	src, tgt := cmpPair(t, "",
+		"CREATE TABLE wide (a int PRIMARY KEY, b text, c int, d timestamptz); "+rows,
+		"CREATE TABLE wide (d timestamptz, c bigint, b varchar(20), a int PRIMARY KEY); "+rows)
+	// now() differs between the two inserts: make d the same on both sides.
+	cmpMustExec(t, src.URL, "UPDATE wide SET d = '2025-05-05 05:05:05+02' WHERE d IS NOT NULL")
+	cmpMustExec(t, tgt.URL, "UPDATE wide SET d = '2025-05-05 03:05:05+00' WHERE d IS NOT NULL")
+	out := cmpChecksumT(t, src, tgt, 500)
+	if c := cmpChecksumOf(out, "public.wide"); c == nil || !c.Match || c.Note != "" {
+		t.Errorf("wide: %+v", c)
+	}
+	if len(out.Columns.TypeChanged) != 2 || len(out.Mismatched) != 0 {
+		t.Errorf("type changes %v, mismatched %v", out.Columns.TypeChanged, out.Mismatched)
+	}
+
+	// A column on one side only is left out, and said so.
+	cmpMustExec(t, tgt.URL, "ALTER TABLE wide ADD COLUMN e int DEFAULT 1")
+	out = cmpChecksumT(t, src, tgt, 500)
+	if c := cmpChecksumOf(out, "public.wide"); c == nil || !c.Match || c.Note != "columns on one side only, not checksummed: e" || out.Equal {
+		t.Errorf("wide: %+v", c)
+	}
+}
+
+func TestCompareChecksumArguments(t *testing.T) {
+	t.Parallel()
+	src, tgt := &Database{Name: "s", URL: "postgres://x@127.0.0.1:1/x"}, &Database{Name: "t", URL: "postgres://x@127.0.0.1:1/x"}
+	bad, checksum, no, zero := "rows", "checksum", false, 0
+	for _, a := range []*CompareArgs{
+		{Source: src, Target: tgt, Data: &bad},
+		{Source: src, Target: tgt, Data: &checksum, Counts: &no},
+		{Source: src, Target: tgt, Data: &checksum, ChunkRows: &zero},
+	} {
+		if _, err := newCompareOptions(a); err == nil {
+			t.Errorf("accepted %+v", a)
+		}
+	}
+}
+
+func TestCompareChecksumCancelled(t *testing.T) {
+	t.Parallel()
+	src, tgt := cmpPair(t, "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 20000) i", "", "")
+	ctx, cancel := context.WithCancel(cmpTestCtx(t))
+	defer cancel()
+	var events atomic.Int64
+	env := cmpEnv(t)
+	env.Progress = func(event.Progress) {
+		if events.Add(1) == 1 {
+			cancel() // in the middle of the first pass
+		}
+	}
+	data, rows := "checksum", 1000
+	_, err := runCompare(ctx, env, &CompareArgs{Source: src, Target: tgt, Data: &data, ChunkRows: &rows})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v", err)
+	}
+	if events.Load() == 0 {
+		t.Error("no progress reported")
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func md5hex(s string) string {
+	sum := md5.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+func uuidOf(h string) string {
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// scanRange reads "id LO..HI".
+func scanRange(s string, lo, hi *int) bool {
+	_, err := fmt.Sscanf(s, "id %d..%d", lo, hi)
+	return err == nil
+}

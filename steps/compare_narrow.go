@@ -1,0 +1,559 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// This file narrows a table whose checksums differ to its first differing
+// rows. The table is split into key ranges, each range checksummed on both
+// sides (one scan grouping rows by range: rows are never sorted), and every
+// range that differs is split again, cmpFanout ways, until it holds at most
+// cmpLeafRows rows; then the (key, row hash) pairs of that range are read
+// from both sides, in key order, and diffed. Ranges are explored in key
+// order and the search stops at cmpMaxKeys differing rows.
+//
+// Both sides must put every row in the same range, so keys are compared the
+// same way on both: integer keys arithmetically (a range of a whole table
+// is split evenly between the smallest and the largest key), keys of
+// built-in types by value, in their own type, and every other key (text,
+// enums, domains...) by its text, byte by byte (COLLATE "C"), which no
+// collation setting changes. The boundaries of non-integer ranges are keys
+// sampled from the side with more rows in the range. Comparing text keys
+// in "C" means their index cannot serve range conditions: narrowing a huge
+// text-keyed table scans it once per level.
+
+// cmpKeyCol is a key column as narrowing compares it.
+type cmpKeyCol struct {
+	name    string
+	integer bool   // int2, int4 or int8 on both sides: split arithmetically
+	cast    string // the built-in type its values are compared as; "" to compare their text byte by byte
+}
+
+// cmpKeyCast maps built-in types that compare the same on any server to the
+// type their values are cast to in literals.
+var cmpKeyCast = map[uint32]string{
+	20: "int8", 21: "int8", 23: "int8", 1700: "numeric", 700: "float4", 701: "float8", 2950: "uuid",
+	1082: "date", 1114: "timestamp", 1184: "timestamptz", 1083: "time", 16: "bool", 26: "oid", 17: "bytea",
+}
+
+// cmpChooseKey picks the source's key, else the target's, if its columns
+// are on both sides.
+func cmpChooseKey(table string, sides [2]*cmpSide, cols [2]map[string]cmpColumn) []cmpKeyCol {
+	for _, s := range sides {
+		names := s.cat.keys[table]
+		var key []cmpKeyCol
+		for _, n := range names {
+			src, okS := cols[0][n]
+			tgt, okT := cols[1][n]
+			if !okS || !okT {
+				key = nil
+				break
+			}
+			k := cmpKeyCol{name: n}
+			if c := cmpKeyCast[src.typid]; c != "" && c == cmpKeyCast[tgt.typid] {
+				k.cast, k.integer = c, c == "int8"
+			}
+			key = append(key, k)
+		}
+		if len(key) > 0 {
+			return key
+		}
+	}
+	return nil
+}
+
+// order is the SQL the column is compared and sorted by.
+func (k cmpKeyCol) order() string {
+	if k.cast != "" {
+		return quoteIdent(k.name)
+	}
+	return "(" + quoteIdent(k.name) + `::text) COLLATE "C"`
+}
+
+// literal quotes a value read as text for comparing with order().
+func (k cmpKeyCol) literal(v string) string {
+	l := "'" + strings.ReplaceAll(v, "'", "''") + "'"
+	if k.cast != "" {
+		l += "::" + k.cast
+	}
+	return l
+}
+
+// cmpRange is a key range of a table.
+type cmpRange struct {
+	top      bool     // the whole table: rows with a NULL key column too
+	ilo, ihi int64    // integer keys: the bounds, both included
+	lo, hi   []string // other keys: lo included, hi excluded; nil when unbounded
+	rows     [2]int64 // rows in it on each side
+}
+
+// arith reports whether the table's ranges are integer ranges.
+func (t *cmpTableSum) arith() bool { return len(t.key) == 1 && t.key[0].integer }
+
+// cmpNarrow finds the first differing rows of a table whose checksums differ.
+func cmpNarrow(ctx context.Context, pools [2]*cmpPool, t *cmpTableSum, o *compareOptions) error {
+	top := cmpRange{top: true, rows: [2]int64{t.agg[0].rows, t.agg[1].rows}}
+	parts := int(min(cmpMaxParts, max(cmpFanout, (max(top.rows[0], top.rows[1])+o.chunkRows-1)/o.chunkRows)))
+	if err := t.narrow(ctx, pools, top, parts, o); err != nil {
+		return err
+	}
+	if len(t.keys) == 0 {
+		t.addNote("the rows that differ could not be named")
+	}
+	return nil
+}
+
+func (t *cmpTableSum) narrow(ctx context.Context, pools [2]*cmpPool, r cmpRange, parts int, o *compareOptions) error {
+	if max(r.rows[0], r.rows[1]) <= cmpLeafRows {
+		return t.leaf(ctx, pools, r)
+	}
+	buckets, sub, err := t.split(ctx, pools, r, parts, o)
+	if err != nil || buckets[0] == "" {
+		if err == nil {
+			err = t.leaf(ctx, pools, r) // cannot be split further
+		}
+		return err
+	}
+	var aggs [2]map[int64]cmpAgg
+	err = cmpOnBoth(func(i int) error {
+		var err error
+		aggs[i], err = pools[i].aggregate(ctx, t.sides[i], buckets[i], t.cond(r))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.chunks += len(aggs[0]) + len(aggs[1])
+	t.mu.Unlock()
+	for _, b := range cmpSortedBuckets(aggs) {
+		if aggs[0][b].equal(aggs[1][b]) {
+			continue
+		}
+		if b < 0 {
+			t.addNote("rows whose key has a NULL column differ; they have no key to name")
+			continue
+		}
+		if len(t.keys) >= cmpMaxKeys {
+			t.addNote("more rows differ than the %d named", cmpMaxKeys)
+			return nil
+		}
+		s := sub(b)
+		s.rows = [2]int64{aggs[0][b].rows, aggs[1][b].rows}
+		if s.rows == r.rows {
+			// All the rows fell in one part: a key repeated on a side
+			// without the unique index. Splitting again would not help.
+			err = t.leaf(ctx, pools, s)
+		} else {
+			err = t.narrow(ctx, pools, s, cmpFanout, o)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cmpSortedBuckets lists the buckets either side has rows in, in key order.
+func cmpSortedBuckets(aggs [2]map[int64]cmpAgg) []int64 {
+	all := maps.Clone(aggs[0])
+	maps.Copy(all, aggs[1])
+	return slices.Sorted(maps.Keys(all))
+}
+
+// cond is the SQL condition of a range ("" for the whole table).
+func (t *cmpTableSum) cond(r cmpRange) string {
+	if r.top {
+		return ""
+	}
+	if t.arith() {
+		return fmt.Sprintf("%s BETWEEN (%d) AND (%d)", quoteIdent(t.key[0].name), r.ilo, r.ihi)
+	}
+	var conds []string
+	if r.lo != nil {
+		conds = append(conds, t.keyRow()+" >= "+t.literalRow(r.lo))
+	}
+	if r.hi != nil {
+		conds = append(conds, t.keyRow()+" < "+t.literalRow(r.hi))
+	}
+	return strings.Join(conds, " AND ")
+}
+
+// keyRow is the key as a row value compared with literalRow.
+func (t *cmpTableSum) keyRow() string {
+	parts := make([]string, len(t.key))
+	for i, k := range t.key {
+		parts[i] = k.order()
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+func (t *cmpTableSum) literalRow(vals []string) string {
+	parts := make([]string, len(t.key))
+	for i, k := range t.key {
+		parts[i] = k.literal(vals[i])
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+// keyText selects the key's values as text, named as given.
+func (t *cmpTableSum) keyText(names ...string) string {
+	parts := make([]string, len(t.key))
+	for i, k := range t.key {
+		parts[i] = quoteIdent(k.name) + "::text"
+		if i < len(names) {
+			parts[i] += " AS " + names[i]
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// readKeys runs a query selecting a key's values as text (and the row
+// hash, with hash) on one side; what says what for, in errors.
+func (t *cmpTableSum) readKeys(ctx context.Context, p *cmpPool, s *cmpTableSide, what, sql string, hash bool) ([]cmpLeafRow, error) {
+	var out []cmpLeafRow
+	err := p.do(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		if err := t.scanKeys(ctx, tx, sql, hash, &out); err != nil {
+			return fmt.Errorf("%s %s in database %s: %w", what, s.rel.key(), p.side.db.Name, err)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (t *cmpTableSum) scanKeys(ctx context.Context, tx pgx.Tx, sql string, hash bool, out *[]cmpLeafRow) error {
+	rows, err := tx.Query(ctx, sql, pgx.QueryExecModeSimpleProtocol)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		row := cmpLeafRow{vals: make([]*string, len(t.key))}
+		dest := make([]any, 0, len(t.key)+1)
+		for j := range row.vals {
+			dest = append(dest, &row.vals[j])
+		}
+		if hash {
+			dest = append(dest, &row.hash)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		*out = append(*out, row)
+	}
+	return rows.Err()
+}
+
+func (t *cmpTableSum) orderBy() string {
+	parts := make([]string, len(t.key))
+	for i, k := range t.key {
+		parts[i] = k.order()
+	}
+	return strings.Join(parts, ", ")
+}
+
+// split cuts a range into parts: the SQL of each row's part on each side
+// (-1 for a NULL key) and the range of each part. buckets[0] is "" when
+// the range cannot be split.
+func (t *cmpTableSum) split(ctx context.Context, pools [2]*cmpPool, r cmpRange, parts int, o *compareOptions) (buckets [2]string, sub func(int64) cmpRange, err error) {
+	if t.arith() {
+		if r.top {
+			ok, err := t.keyBounds(ctx, pools, &r)
+			if err != nil || !ok {
+				return buckets, nil, err
+			}
+		}
+		span := r.ihi - r.ilo
+		if span < 0 { // wider than int8: split by sampled keys instead
+			t.key[0].integer = false
+			return t.split(ctx, pools, r, parts, o)
+		}
+		if span == 0 {
+			return buckets, nil, nil
+		}
+		w := span/int64(parts) + 1
+		for i := range 2 {
+			buckets[i] = fmt.Sprintf("coalesce((%s::int8 - (%d)) / %d, -1)", quoteIdent(t.key[0].name), r.ilo, w)
+		}
+		return buckets, func(b int64) cmpRange {
+			from := r.ilo + b*w // b*w <= span: no overflow
+			to := r.ihi
+			if from <= r.ihi-(w-1) {
+				to = from + w - 1
+			}
+			return cmpRange{ilo: from, ihi: to}
+		}, nil
+	}
+	side := 0
+	if r.rows[1] > r.rows[0] {
+		side = 1
+	}
+	bounds, err := t.boundaries(ctx, pools[side], t.sides[side], r, parts, o)
+	if err != nil || len(bounds) == 0 {
+		return buckets, nil, err
+	}
+	for i, s := range t.sides {
+		tree := cmpBucketTree(t, bounds, 0, len(bounds)+1)
+		if s.keyNull != "" {
+			tree = fmt.Sprintf("CASE WHEN %s THEN -1 ELSE %s END", s.keyNull, tree)
+		}
+		buckets[i] = tree
+	}
+	return buckets, func(b int64) cmpRange {
+		s := cmpRange{lo: r.lo, hi: r.hi}
+		if b > 0 {
+			s.lo = bounds[b-1]
+		}
+		if int(b) < len(bounds) {
+			s.hi = bounds[b]
+		}
+		return s
+	}, nil
+}
+
+// cmpBucketTree numbers the parts lo..hi-1 that bounds cut a range into,
+// by binary search: part j starts at bounds[j-1].
+func cmpBucketTree(t *cmpTableSum, bounds [][]string, lo, hi int) string {
+	if hi-lo == 1 {
+		return fmt.Sprint(lo)
+	}
+	mid := (lo + hi) / 2
+	return fmt.Sprintf("CASE WHEN %s < %s THEN %s ELSE %s END",
+		t.keyRow(), t.literalRow(bounds[mid-1]), cmpBucketTree(t, bounds, lo, mid), cmpBucketTree(t, bounds, mid, hi))
+}
+
+// keyBounds reads the smallest and largest integer key on both sides into r.
+func (t *cmpTableSum) keyBounds(ctx context.Context, pools [2]*cmpPool, r *cmpRange) (bool, error) {
+	var lo, hi [2]*int64
+	err := cmpOnBoth(func(i int) error {
+		s := t.sides[i]
+		sql := fmt.Sprintf("SELECT min(%[1]s)::int8, max(%[1]s)::int8 FROM ONLY %[2]s", quoteIdent(t.key[0].name), qualified(s.rel.schema, s.rel.name))
+		return pools[i].do(ctx, func(ctx context.Context, tx pgx.Tx) error {
+			if err := tx.QueryRow(ctx, sql, pgx.QueryExecModeSimpleProtocol).Scan(&lo[i], &hi[i]); err != nil {
+				return fmt.Errorf("key range of %s in database %s: %w", s.rel.key(), pools[i].side.db.Name, err)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return false, err
+	}
+	r.ilo, r.ihi = math.MaxInt64, math.MinInt64
+	for i := range 2 {
+		if lo[i] != nil {
+			r.ilo, r.ihi = min(r.ilo, *lo[i]), max(r.ihi, *hi[i])
+		}
+	}
+	return lo[0] != nil || lo[1] != nil, nil
+}
+
+// boundaries picks up to parts-1 keys that cut a range on one side into
+// parts of about equal rows: from a sample when the range is a table of
+// more than 20 chunks (sorting all its keys would cost more than reading
+// it), else every so many keys in order.
+func (t *cmpTableSum) boundaries(ctx context.Context, p *cmpPool, s *cmpTableSide, r cmpRange, parts int, o *compareOptions) ([][]string, error) {
+	rows := max(r.rows[s.side], 1)
+	from := qualified(s.rel.schema, s.rel.name)
+	var conds []string
+	if c := t.cond(r); c != "" {
+		conds = append(conds, c)
+	}
+	if s.keyNull != "" {
+		conds = append(conds, "NOT ("+s.keyNull+")")
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = " WHERE " + strings.Join(conds, " AND ")
+	}
+	var sql string
+	sampled := r.top && rows > 20*o.chunkRows
+	if sampled {
+		// About 32 keys per part; REPEATABLE: the same boundaries each run.
+		pct := min(100, 100*32*float64(parts)/float64(rows))
+		sql = fmt.Sprintf("SELECT %s FROM ONLY %s TABLESAMPLE BERNOULLI (%f) REPEATABLE (0)%s ORDER BY %s", t.keyText(), from, pct, where, t.orderBy())
+	} else {
+		step := (rows + int64(parts) - 1) / int64(parts)
+		cols := make([]string, len(t.key))
+		for i := range cols {
+			cols[i] = fmt.Sprintf("planrun_k%d", i)
+		}
+		sql = fmt.Sprintf("SELECT %s FROM (SELECT %s, row_number() OVER (ORDER BY %s) AS planrun_rn FROM ONLY %s%s) s WHERE planrun_rn > 1 AND (planrun_rn - 1) %% %d = 0 ORDER BY planrun_rn",
+			strings.Join(cols, ", "), t.keyText(cols...), t.orderBy(), from, where, step)
+	}
+	found, err := t.readKeys(ctx, p, s, "split into key ranges", sql, false)
+	if err != nil {
+		return nil, err
+	}
+	var keys [][]string
+	for _, r := range found {
+		key := make([]string, len(r.vals))
+		for i, v := range r.vals {
+			key[i] = *v // NULL keys were left out
+		}
+		keys = append(keys, key)
+	}
+	if sampled && len(keys) > 0 {
+		var picked [][]string
+		for j := 1; j < parts; j++ {
+			picked = append(picked, keys[j*len(keys)/parts])
+		}
+		keys = picked
+	}
+	// A key repeated (on a side without the unique index) would make an empty part.
+	return slices.CompactFunc(keys, slices.Equal[[]string]), nil
+}
+
+// cmpLeafRow is a row of a small range: its key and its hash.
+type cmpLeafRow struct {
+	vals []*string // nil: NULL
+	hash int64
+}
+
+func (r cmpLeafRow) id() string {
+	parts := make([]string, len(r.vals))
+	for i, v := range r.vals {
+		if v == nil {
+			parts[i] = "\x01"
+		} else {
+			parts[i] = *v
+		}
+	}
+	return strings.Join(parts, "\x00")
+}
+
+// leaf reads the keys and row hashes of a small range on both sides and
+// records the rows that differ.
+func (t *cmpTableSum) leaf(ctx context.Context, pools [2]*cmpPool, r cmpRange) error {
+	var rows [2][]cmpLeafRow
+	err := cmpOnBoth(func(i int) error {
+		s := t.sides[i]
+		sql := fmt.Sprintf("SELECT %s, %s FROM ONLY %s", t.keyText(), s.hash, qualified(s.rel.schema, s.rel.name))
+		if c := t.cond(r); c != "" {
+			sql += " WHERE " + c
+		}
+		sql += fmt.Sprintf(" ORDER BY %s LIMIT %d", t.orderBy(), cmpLeafMax+1)
+		var err error
+		rows[i], err = t.readKeys(ctx, pools[i], s, "read the keys of", sql, true)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.chunks += 2
+	t.mu.Unlock()
+	if len(rows[0]) > cmpLeafMax || len(rows[1]) > cmpLeafMax {
+		t.addNote("a key range of more than %d rows could not be split: is the key unique on both sides?", cmpLeafMax)
+		return nil
+	}
+	found, merged := t.diffRows(rows)
+	if len(found) == 0 {
+		return nil
+	}
+	t.mu.Lock()
+	if len(t.ranges) < cmpMaxKeys {
+		t.ranges = append(t.ranges, t.rangeText(r, merged))
+	}
+	room := cmpMaxKeys - len(t.keys)
+	t.keys = append(t.keys, found[:min(room, len(found))]...)
+	t.mu.Unlock()
+	if len(found) > room {
+		t.addNote("more rows differ than the %d named", cmpMaxKeys)
+	}
+	return nil
+}
+
+// diffRows merges two lists of rows in the same key order into one, in
+// that order, and lists the rows that differ: keys present on both sides
+// with another hash changed, keys only on the source missing on the
+// target, keys only on the target extra (a key repeated on one side more
+// often than on the other is missing or extra that often).
+func (t *cmpTableSum) diffRows(rows [2][]cmpLeafRow) (diff []CompareKey, merged []cmpLeafRow) {
+	var left [2]map[string]int // how many rows with the key each side has not merged yet
+	for i := range 2 {
+		left[i] = map[string]int{}
+		for _, r := range rows[i] {
+			left[i][r.id()]++
+		}
+	}
+	add := func(r cmpLeafRow, kind string) { diff = append(diff, t.describeKey(r.vals, kind)) }
+	src, tgt := rows[0], rows[1]
+	for len(src) > 0 || len(tgt) > 0 {
+		if len(src) > 0 {
+			merged = append(merged, src[0])
+		} else {
+			merged = append(merged, tgt[0])
+		}
+		switch {
+		case len(src) > 0 && len(tgt) > 0 && src[0].id() == tgt[0].id():
+			if src[0].hash != tgt[0].hash {
+				add(src[0], "changed")
+			}
+			left[0][src[0].id()]--
+			left[1][tgt[0].id()]--
+			src, tgt = src[1:], tgt[1:]
+		case len(src) > 0 && left[1][src[0].id()] == 0:
+			add(src[0], "missing")
+			left[0][src[0].id()]--
+			src = src[1:]
+		case len(tgt) > 0 && left[0][tgt[0].id()] == 0:
+			merged[len(merged)-1] = tgt[0]
+			add(tgt[0], "extra")
+			left[1][tgt[0].id()]--
+			tgt = tgt[1:]
+		default:
+			// Both sides have both keys, in another order: both sides sort
+			// the same way, so this cannot happen; take the source's next.
+			add(src[0], "missing")
+			left[0][src[0].id()]--
+			src = src[1:]
+		}
+	}
+	return diff, merged
+}
+
+// describeKey names a row: "id=42", "order_id=7, line=2".
+func (t *cmpTableSum) describeKey(vals []*string, kind string) CompareKey {
+	k := CompareKey{Kind: kind, Values: make([]string, len(vals))}
+	parts := make([]string, len(vals))
+	for i, v := range vals {
+		k.Values[i] = "NULL"
+		if v != nil {
+			k.Values[i] = *v
+		}
+		parts[i] = t.key[i].name + "=" + k.Values[i]
+	}
+	k.Key = strings.Join(parts, ", ")
+	return k
+}
+
+// rangeText names a range that differs: "id 1000..1063" for an integer
+// range, else from its first to its last key on either side.
+func (t *cmpTableSum) rangeText(r cmpRange, merged []cmpLeafRow) string {
+	names := make([]string, len(t.key))
+	for i, k := range t.key {
+		names[i] = k.name
+	}
+	cols := strings.Join(names, ", ")
+	if len(t.key) > 1 {
+		cols = "(" + cols + ")"
+	}
+	if t.arith() && !r.top {
+		return fmt.Sprintf("%s %d..%d", cols, r.ilo, r.ihi)
+	}
+	value := func(r cmpLeafRow) string {
+		k := t.describeKey(r.vals, "")
+		if len(r.vals) == 1 {
+			return k.Values[0]
+		}
+		return "(" + strings.Join(k.Values, ", ") + ")"
+	}
+	return fmt.Sprintf("%s %s..%s", cols, value(merged[0]), value(merged[len(merged)-1]))
+}

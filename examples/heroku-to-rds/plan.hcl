@@ -58,6 +58,16 @@ variable "jobs" {
   }
 }
 
+variable "verify" {
+  type        = string
+  default     = "counts"
+  description = "How check.verify compares the data: counts (exact row counts) or checksum (every row's content, slower)."
+  validation {
+    condition     = contains(["counts", "checksum"], var.verify)
+    error_message = "verify is counts or checksum."
+  }
+}
+
 locals {
   platform = var.heroku_app != ""
   app_url  = "${var.heroku_api}/apps/${var.heroku_app}"
@@ -160,10 +170,11 @@ check "verify" {
   source     = database.heroku
   target     = database.rds
   jobs       = var.jobs
+  data       = var.verify
   depends_on = [step.sequences]
   assert {
     that    = "len(output.mismatched) == 0"
-    message = "row counts differ: {{ filter(output.tables, {!.match}) }}"
+    message = "data differs in {{ output.mismatched }}: {{ filter(output.tables, {!.match}) }} {{ filter(output.checksums, {!.match}) }}"
   }
   assert {
     that    = "len(output.indexes.missing) == 0 && len(output.indexes.invalid) == 0"

@@ -33,6 +33,19 @@ check "row_counts" {
   }
 }
 
+check "data_checksums" {
+  uses       = "compare"
+  source     = var.source
+  target     = var.target
+  jobs       = var.jobs
+  data       = "checksum"
+  depends_on = [check.row_counts]
+  assert {
+    that    = "all(output.checksums, {.match})"
+    message = "rows differ: {{ map(filter(output.checksums, {!.match}), {.schema + '.' + .name + ': ' + join(map(.differing_keys, {.kind + ' ' + .key}), ', ') + (.note == '' ? '' : ' (' + .note + ')')}) }}"
+  }
+}
+
 check "schema_objects" {
   uses   = "compare"
   source = var.source

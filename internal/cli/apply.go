@@ -125,7 +125,11 @@ func (c *CLI) resumePoint(store journal.Store, p *plan.Plan, sel func(*plan.Step
 		fmt.Fprintf(c.stderr, "planrun: %v\n", err)
 		return nil, ExitFailed, false
 	}
-	if last == nil || last.Status == event.StatusRolledBack {
+	// Continue the last run while any of its work stands — a completed
+	// step, or one that failed, was cancelled or was running when the
+	// process died, and was not rolled back — so that a step can pick up
+	// its own partial state (copy) under the same run.
+	if last == nil || last.Status == event.StatusRolledBack || len(last.RollbackOrder()) == 0 {
 		return nil, 0, true
 	}
 	standing := last.Reusable()
@@ -146,9 +150,6 @@ func (c *CLI) resumePoint(store journal.Store, p *plan.Plan, sel func(*plan.Step
 			}
 			reused[addr] = norm
 		}
-	}
-	if len(reused) == 0 {
-		return nil, 0, true
 	}
 	if changes := journal.Changes(last.Fingerprints, fps); len(changes) > 0 {
 		fmt.Fprintf(c.stderr, "planrun: the plan changed since run %s (%s): %s.\n", last.ID, last.Status, strings.Join(changes, ", "))

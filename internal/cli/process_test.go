@@ -506,3 +506,33 @@ step "b" {
 		t.Fatalf("status shows the cancelled rollback:\n%s", out)
 	}
 }
+
+// A crash during the first step leaves no completed step, but the step may
+// have state of its own (copy): the next apply continues the same run.
+func TestKillDuringTheFirstStepContinuesTheRun(t *testing.T) {
+	dir := t.TempDir()
+	plan := `
+plan "first" {}
+step "long" {
+  uses  = "exec"
+  shell = "echo start >> log.txt; if [ -f fast ]; then exit 0; fi; sleep 30"
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "plan.hcl"), []byte(plan), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startPlanrun(t, dir, "apply", "--auto-approve", "plan.hcl")
+	waitForLog(t, dir, "start")
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	p.wait(t)
+	if err := os.WriteFile(filepath.Join(dir, "fast"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runPlanrun(t, dir, "apply", "--auto-approve", "plan.hcl"); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ := runPlanrun(t, dir, "history", "plan.hcl")
+	if code != 0 || strings.Count(out, "\n") != 2 || !strings.Contains(out, "succeeded") {
+		t.Fatalf("one run, continued and finished:\n%s", out)
+	}
+}

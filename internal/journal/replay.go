@@ -102,10 +102,20 @@ func (r *Run) Reusable() map[string]any {
 }
 
 // RollbackOrder lists the steps whose work stands (succeeded, failed or
-// cancelled part-way, and not yet rolled back), newest first.
+// cancelled part-way, or still running when the process died, and not yet
+// rolled back), newest first.
 func (r *Run) RollbackOrder() []string {
 	seen := map[string]bool{}
 	var out []string
+	// Steps that never finished were the newest: the process died in them.
+	var running []string
+	for addr, s := range r.Steps {
+		if s.Status == event.StatusRunning && !s.RolledBack {
+			running = append(running, addr)
+		}
+	}
+	sort.Strings(running)
+	out = append(out, running...)
 	for i := len(r.Order) - 1; i >= 0; i-- {
 		addr := r.Order[i]
 		if seen[addr] {

@@ -1,0 +1,133 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/planrun/planrun/internal/event"
+)
+
+// copyProgressEvery is how often progress is reported.
+const copyProgressEvery = 500 * time.Millisecond
+
+// every calls fn every interval until the returned stop is called; stop
+// waits for the goroutine, so that nothing reports after it returns.
+func every(ctx context.Context, interval time.Duration, fn func()) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				fn()
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}
+
+// copyProgress reports the data phase: bytes through the pipes against an
+// estimate of the total, the rate, the time left, and the tables in flight.
+type copyProgress struct {
+	env    *Env
+	chunks []*copyChunk
+	disk   int64 // the chunks' size on disk
+	tables int
+
+	// Read and written by the reporting goroutine only.
+	lastDone int64
+	lastAt   time.Time
+	rate     float64
+}
+
+func newCopyProgress(env *Env, chunks []*copyChunk, disk int64) *copyProgress {
+	seen := map[*copyTable]bool{}
+	for _, ch := range chunks {
+		seen[ch.table] = true
+	}
+	return &copyProgress{env: env, chunks: chunks, disk: disk, tables: len(seen), lastAt: time.Now()}
+}
+
+func (p *copyProgress) start(ctx context.Context) (stop func()) {
+	if p.env.Progress == nil {
+		return func() {}
+	}
+	return every(ctx, copyProgressEvery, p.report)
+}
+
+// report sends one progress event. COPY data is not the size on disk
+// (no page or tuple headers; text may be longer): once chunks have
+// finished, their ratio of bytes streamed to bytes on disk scales the
+// estimate of the rest.
+func (p *copyProgress) report() {
+	var done, finishedDisk, finishedStream int64
+	type flight struct {
+		t          *copyTable
+		done, rows int64
+	}
+	var inFlight []*flight
+	byTable := map[*copyTable]*flight{}
+	tablesDone := 0
+	for _, ch := range p.chunks {
+		n := ch.streamed.Load()
+		done += n
+		if ch.finished.Load() {
+			finishedDisk += ch.estimate
+			finishedStream += n
+		}
+		if ch.inProgress.Load() {
+			f := byTable[ch.table]
+			if f == nil {
+				f = &flight{t: ch.table}
+				byTable[ch.table] = f
+				inFlight = append(inFlight, f)
+			}
+		}
+	}
+	for _, ch := range p.chunks {
+		if f := byTable[ch.table]; f != nil {
+			f.done += ch.streamed.Load()
+			f.rows += ch.rows.Load()
+		}
+		if ch.index == 0 && ch.table.remaining.Load() == 0 {
+			tablesDone++
+		}
+	}
+	ratio := 1.0
+	if finishedDisk > 0 {
+		ratio = float64(finishedStream) / float64(finishedDisk)
+	}
+	total := max(int64(float64(p.disk)*ratio), done)
+
+	now := time.Now()
+	if dt := now.Sub(p.lastAt).Seconds(); dt > 0 {
+		inst := float64(done-p.lastDone) / dt
+		if p.rate == 0 {
+			p.rate = inst
+		} else {
+			p.rate = 0.7*p.rate + 0.3*inst // smooth out the hiccups of commits and chunk starts
+		}
+	}
+	p.lastDone, p.lastAt = done, now
+
+	ev := event.Progress{Unit: "bytes", Done: done, Total: total, Rate: p.rate,
+		Message: fmt.Sprintf("data: %d of %d tables", tablesDone, p.tables)}
+	if p.rate > 0 {
+		ev.ETA = float64(total-done) / p.rate
+	}
+	for _, f := range inFlight {
+		ev.Items = append(ev.Items, event.ProgressItem{
+			Name: f.t.key(), Done: f.done, Total: max(int64(float64(f.t.bytes)*ratio), f.done), Rows: f.rows,
+		})
+	}
+	p.env.Progress(ev)
+}

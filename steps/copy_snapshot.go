@@ -1,0 +1,84 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// copySnapshot is the coordinating transaction on the source. It exports
+// its snapshot, and every connection that reads the source for the copy
+// (pg_dump, the data workers, the large-object workers) imports it, so
+// that the schema, every table and every large object are read as of one
+// instant however long the copy takes and whatever the application writes
+// meanwhile. The snapshot lives as long as this transaction: it is kept
+// open until the last read.
+type copySnapshot struct {
+	conn  *pgx.Conn
+	tx    pgx.Tx
+	id    string // pg_export_snapshot()
+	major int
+	db    *Database
+}
+
+func openCopySnapshot(ctx context.Context, env *Env, db *Database) (*copySnapshot, error) {
+	conn, err := copyConnect(ctx, env, db, true, nil)
+	if err != nil {
+		return nil, err
+	}
+	s := &copySnapshot{conn: conn, db: db}
+	if s.major, err = serverMajor(ctx, conn); err != nil {
+		copyClose(ctx, conn)
+		return nil, fmt.Errorf("source %s: %w", db.Name, err)
+	}
+	if s.tx, err = conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}); err != nil {
+		copyClose(ctx, conn)
+		return nil, fmt.Errorf("source %s: begin the snapshot transaction: %w", db.Name, err)
+	}
+	if err := s.tx.QueryRow(ctx, "SELECT pg_catalog.pg_export_snapshot()").Scan(&s.id); err != nil {
+		copyClose(ctx, conn)
+		// A copy in several snapshots could tear rows that the
+		// application wrote in between: no snapshot, no copy.
+		return nil, fmt.Errorf("source %s: export a snapshot (a pooler in transaction mode, or a standby without hot_standby_feedback, cannot): %w", db.Name, err)
+	}
+	return s, nil
+}
+
+// lock takes ACCESS SHARE locks on the tables, as pg_dump does: DROP,
+// ALTER and TRUNCATE then wait for the copy instead of breaking it, while
+// reads and writes go on.
+func (s *copySnapshot) lock(ctx context.Context, tables []*copyTable) error {
+	const batch = 1000 // keeps each statement a reasonable size
+	for i := 0; i < len(tables); i += batch {
+		names := make([]string, 0, batch)
+		for _, t := range tables[i:min(i+batch, len(tables))] {
+			names = append(names, t.qualified())
+		}
+		if _, err := s.tx.Exec(ctx, "LOCK TABLE "+strings.Join(names, ", ")+" IN ACCESS SHARE MODE"); err != nil {
+			return fmt.Errorf("source %s: lock the tables: %w", s.db.Name, err)
+		}
+	}
+	return nil
+}
+
+// close ends the transaction, and with it the snapshot.
+func (s *copySnapshot) close(ctx context.Context) {
+	copyClose(ctx, s.conn)
+}
+
+// beginInSnapshot starts a read-only transaction on another connection
+// that sees exactly what the coordinating transaction sees.
+func beginInSnapshot(ctx context.Context, conn *pgx.Conn, snapshot string) (pgx.Tx, error) {
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, err
+	}
+	// It must come first in the transaction, and cannot be a parameter.
+	if _, err := tx.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+strings.ReplaceAll(snapshot, "'", "''")+"'"); err != nil {
+		_ = tx.Rollback(ctx)
+		return nil, fmt.Errorf("import the snapshot: %w", err)
+	}
+	return tx, nil
+}

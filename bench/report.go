@@ -45,7 +45,7 @@ func report(w io.Writer, results []result, machine, dataset string, sourceRows i
 	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|---|")
 	for _, r := range results {
 		if r.status != "" {
-			fmt.Fprintf(w, "| %s | – | – | – | – | – | – | – | %s |\n", r.name, oneLine(r.status))
+			fmt.Fprintf(w, "| %s | – | – | – | – | – | – | – | %s |\n", cell(r.name), oneLine(r.status))
 			continue
 		}
 		ratio := "–"
@@ -64,7 +64,7 @@ func report(w io.Writer, results []result, machine, dataset string, sourceRows i
 			rss = human(r.peakRSS)
 		}
 		fmt.Fprintf(w, "| %s | %.1f | %s | %s | %.1f | %.1f | %.1f | %s | %s |\n",
-			r.name, r.seconds, ratio, rows, r.clientCPU, r.srcCPU, r.dstCPU, rss, oneLine(r.detail))
+			cell(r.name), r.seconds, ratio, rows, r.clientCPU, r.srcCPU, r.dstCPU, rss, oneLine(r.detail))
 	}
 	if planrun == nil {
 		return
@@ -111,3 +111,7 @@ func oneLine(s string) string {
 	}
 	return s
 }
+
+// cell escapes the pipes of a shell pipeline ("pg_dump | pg_restore") in a
+// Markdown table cell.
+func cell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }

@@ -1,52 +1,12 @@
 package steps_test
 
 import (
-	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/jackc/pgx/v5"
-
-	"github.com/planrun/planrun/internal/engine"
 	"github.com/planrun/planrun/internal/event"
-	"github.com/planrun/planrun/plan"
 	"github.com/planrun/planrun/steps"
 )
-
-// cmpRunPlanE2E writes an HCL plan, loads it with the built-in types and
-// runs it as `planrun check` would.
-func cmpRunPlanE2E(t *testing.T, src string, vars ...string) *engine.Result {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "plan.hcl")
-	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p, diags := plan.Load(path, plan.Options{Types: steps.Builtin(), Vars: vars, Environ: []string{}})
-	if diags.HasErrors() {
-		t.Fatalf("load: %v", diags)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	return engine.Run(ctx, p, engine.Options{Registry: steps.Builtin(), Parallelism: 2})
-}
-
-// cmpExecE2E runs statements on a database as the superuser.
-func cmpExecE2E(t *testing.T, url, sql string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql); err != nil {
-		t.Fatalf("%v\n%s", err, sql)
-	}
-}
 
 const comparePlan = `
 variable "source_url" {
@@ -83,11 +43,11 @@ func TestCompareEndToEnd(t *testing.T) {
 		CREATE TABLE items (id serial PRIMARY KEY, order_id int REFERENCES orders);
 		CREATE SCHEMA scratch; CREATE TABLE scratch.junk (i int)`
 	src, tgt := steps.Source.FreshDB(t), steps.Target.FreshDB(t)
-	cmpExecE2E(t, src, schema)
-	cmpExecE2E(t, tgt, schema+"; INSERT INTO scratch.junk VALUES (1)") // excluded: no difference
+	execE2E(t, src, schema)
+	execE2E(t, tgt, schema+"; INSERT INTO scratch.junk VALUES (1)") // excluded: no difference
 	vars := []string{"source_url=" + src, "target_url=" + tgt}
 
-	res := cmpRunPlanE2E(t, comparePlan, vars...)
+	res := runPlanE2E(t, comparePlan, vars...)
 	sr := res.Steps["check.same_data"]
 	if res.Status != event.StatusSucceeded || sr == nil {
 		t.Fatalf("identical: status %s: %v", res.Status, res.Err)
@@ -97,8 +57,8 @@ func TestCompareEndToEnd(t *testing.T) {
 		t.Errorf("output %v", out)
 	}
 
-	cmpExecE2E(t, tgt, "DELETE FROM orders WHERE id = 10")
-	res = cmpRunPlanE2E(t, comparePlan, vars...)
+	execE2E(t, tgt, "DELETE FROM orders WHERE id = 10")
+	res = runPlanE2E(t, comparePlan, vars...)
 	sr = res.Steps["check.same_data"]
 	if res.Status != event.StatusFailed || sr.Err == nil {
 		t.Fatalf("a row missing: status %s, err %v", res.Status, sr.Err)
@@ -140,17 +100,17 @@ func TestCompareChecksumEndToEnd(t *testing.T) {
 	schema := `CREATE TABLE orders (id serial PRIMARY KEY, total numeric(10,2) NOT NULL, note text);
 		INSERT INTO orders (total) SELECT i / 4.0 FROM generate_series(1, 1000) i`
 	src, tgt := steps.Source.FreshDB(t), steps.Target.FreshDB(t)
-	cmpExecE2E(t, src, schema)
-	cmpExecE2E(t, tgt, schema)
+	execE2E(t, src, schema)
+	execE2E(t, tgt, schema)
 	vars := []string{"source_url=" + src, "target_url=" + tgt}
 
-	res := cmpRunPlanE2E(t, compareChecksumPlan, vars...)
+	res := runPlanE2E(t, compareChecksumPlan, vars...)
 	if sr := res.Steps["check.same_rows"]; res.Status != event.StatusSucceeded || sr == nil {
 		t.Fatalf("identical: status %s: %v", res.Status, res.Err)
 	}
 
-	cmpExecE2E(t, tgt, "UPDATE orders SET total = 1.50 WHERE id = 700; DELETE FROM orders WHERE id = 800")
-	res = cmpRunPlanE2E(t, compareChecksumPlan, vars...)
+	execE2E(t, tgt, "UPDATE orders SET total = 1.50 WHERE id = 700; DELETE FROM orders WHERE id = 800")
+	res = runPlanE2E(t, compareChecksumPlan, vars...)
 	sr := res.Steps["check.same_rows"]
 	if res.Status != event.StatusFailed || sr.Err == nil {
 		t.Fatalf("rows changed: status %s, err %v", res.Status, sr.Err)

@@ -1,68 +1,18 @@
 package steps_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/planrun/planrun/internal/engine"
 	"github.com/planrun/planrun/internal/event"
-	"github.com/planrun/planrun/plan"
-	"github.com/planrun/planrun/steps"
 )
-
-// applyE2E writes src to a plan file named file in a temp dir, loads it with
-// the built-in types and runs it as `planrun apply` would. It returns the
-// result and every event (events are what the CLI shows and the journal keeps).
-func applyE2E(t *testing.T, file, src string, opts engine.Options, vars ...string) (*engine.Result, []event.Event) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), file)
-	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p, diags := plan.Load(path, plan.Options{Types: steps.Builtin(), Vars: vars, Environ: []string{}})
-	if diags.HasErrors() {
-		t.Fatalf("load: %v", diags)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var mu sync.Mutex
-	var events []event.Event
-	opts.Registry = steps.Builtin()
-	if opts.Parallelism == 0 {
-		opts.Parallelism = 2
-	}
-	opts.Events = func(ev event.Event) {
-		mu.Lock()
-		events = append(events, ev)
-		mu.Unlock()
-	}
-	res := engine.Run(ctx, p, opts)
-	return res, events
-}
-
-// outputOf returns a step's recorded output as a map.
-func outputOf(t *testing.T, res *engine.Result, addr string) map[string]any {
-	t.Helper()
-	sr := res.Steps[addr]
-	if sr == nil {
-		t.Fatalf("no step %s", addr)
-	}
-	out, ok := sr.Output.(map[string]any)
-	if !ok {
-		t.Fatalf("%s: status %s, output %#v, err %v", addr, sr.Status, sr.Output, sr.Err)
-	}
-	return out
-}
 
 // appAPI is a toy platform API: an app whose maintenance mode can be read
 // and PATCHed with a bearer token, and an endpoint that fails and echoes the

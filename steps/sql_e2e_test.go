@@ -2,50 +2,14 @@ package steps_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/planrun/planrun/internal/engine"
 	"github.com/planrun/planrun/internal/event"
-	"github.com/planrun/planrun/plan"
 	"github.com/planrun/planrun/steps"
 )
-
-// pgRunPlan writes a plan to a temp dir, loads it with the built-in step
-// types (so arguments are decoded from HCL, as in `planrun apply`) and runs it.
-func pgRunPlan(t *testing.T, src string, vars ...string) *engine.Result {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "plan.hcl")
-	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p, diags := plan.Load(path, plan.Options{Types: steps.Builtin(), Vars: vars, Environ: []string{}})
-	if diags.HasErrors() {
-		t.Fatalf("load: %v", diags)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	return engine.Run(ctx, p, engine.Options{Registry: steps.Builtin(), Parallelism: 2})
-}
-
-// pgStepOutput returns a step's output, failing the test if it has none.
-func pgStepOutput(t *testing.T, res *engine.Result, addr string) map[string]any {
-	t.Helper()
-	sr := res.Steps[addr]
-	if sr == nil {
-		t.Fatalf("no %s in the result", addr)
-	}
-	out, ok := sr.Output.(map[string]any)
-	if !ok {
-		t.Fatalf("%s: status %s, output %#v, error %v", addr, sr.Status, sr.Output, sr.Err)
-	}
-	return out
-}
 
 const sqlPlan = `
 plan "sql" {}
@@ -101,14 +65,14 @@ check "count" {
 
 func TestSQLEndToEnd(t *testing.T) {
 	url := steps.Source.FreshDB(t)
-	res := pgRunPlan(t, sqlPlan, "src="+url)
+	res := runPlanE2E(t, sqlPlan, "src="+url)
 	if res.Status != event.StatusSucceeded {
 		for addr, sr := range res.Steps {
 			t.Logf("%s: %s %v", addr, sr.Status, sr.Err)
 		}
 		t.Fatalf("status = %s: %v", res.Status, res.Err)
 	}
-	if rows := pgStepOutput(t, res, "step.query")["rows"].([]any); len(rows) != 1 {
+	if rows := outputOf(t, res, "step.query")["rows"].([]any); len(rows) != 1 {
 		t.Errorf("rows = %v", rows)
 	}
 }
@@ -116,7 +80,7 @@ func TestSQLEndToEnd(t *testing.T) {
 // A check that tries to write fails, and writes nothing.
 func TestSQLEndToEndCheckIsReadOnly(t *testing.T) {
 	url := steps.Source.FreshDB(t)
-	res := pgRunPlan(t, `
+	res := runPlanE2E(t, `
 variable "src" { type = string }
 database "src" { url = var.src }
 

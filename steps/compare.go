@@ -119,7 +119,7 @@ type CompareIndexes struct {
 type CompareConstraints struct {
 	Missing  []string `json:"missing" doc:"Constraints on the source, not on the target."`
 	Extra    []string `json:"extra" doc:"Constraints on the target, not on the source."`
-	Changed  []string `json:"changed" doc:"Constraints defined differently, with both definitions."`
+	Changed  []string `json:"changed" doc:"Constraints defined differently, with both definitions; NOT VALID counts as part of the definition."`
 	NotValid []string `json:"not_valid" doc:"Constraints of any kind, foreign keys included, that are NOT VALID on the target: its existing rows were never checked."`
 }
 

@@ -394,7 +394,14 @@ func cmpDiff(src, tgt *cmpSide) *CompareOutput {
 	fkeys := func(c *cmpCatalog) map[string]cmpConstraint {
 		return cmpFilter(c.constraints, func(k cmpConstraint) bool { return k.foreign })
 	}
-	def := func(k cmpConstraint) string { return k.def }
+	// Validity is part of the definition compared: a constraint validated on
+	// the source but NOT VALID on the target has unchecked rows there.
+	def := func(k cmpConstraint) string {
+		if !k.validated {
+			return k.def + " NOT VALID"
+		}
+		return k.def
+	}
 	out.Constraints.Missing, out.Constraints.Extra = cmpOneSided(plain(sc), plain(tc))
 	out.Constraints.Changed = cmpChanged(plain(sc), plain(tc), def)
 	out.Constraints.NotValid = cmpKeys(cmpFilter(tc.constraints, func(k cmpConstraint) bool { return !k.validated }))

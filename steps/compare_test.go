@@ -220,7 +220,11 @@ func TestCompareDifferences(t *testing.T) {
 		targetOnly: `ALTER TABLE orders DROP CONSTRAINT orders_total_check;
 			ALTER TABLE orders ADD CONSTRAINT orders_total_check CHECK (total >= 0) NOT VALID`,
 		got:  func(o *CompareOutput) any { return []any{o.Constraints.NotValid, o.Constraints.Changed, o.Equal} },
-		want: []any{[]string{"public.orders_total_check on public.orders"}, []string{}, false},
+		want: []any{
+			[]string{"public.orders_total_check on public.orders"},
+			[]string{"public.orders_total_check on public.orders: CHECK ((total >= (0)::numeric)) on the source, CHECK ((total >= (0)::numeric)) NOT VALID on the target"},
+			false,
+		},
 	}, {
 		name:       "sequence behind",
 		targetOnly: "SELECT setval('orders_id_seq', 3)",

@@ -219,7 +219,7 @@ func TestCompareDifferences(t *testing.T) {
 		name: "constraint NOT VALID",
 		targetOnly: `ALTER TABLE orders DROP CONSTRAINT orders_total_check;
 			ALTER TABLE orders ADD CONSTRAINT orders_total_check CHECK (total >= 0) NOT VALID`,
-		got:  func(o *CompareOutput) any { return []any{o.Constraints.NotValid, o.Constraints.Changed, o.Equal} },
+		got: func(o *CompareOutput) any { return []any{o.Constraints.NotValid, o.Constraints.Changed, o.Equal} },
 		want: []any{
 			[]string{"public.orders_total_check on public.orders"},
 			[]string{"public.orders_total_check on public.orders: CHECK ((total >= (0)::numeric)) on the source, CHECK ((total >= (0)::numeric)) NOT VALID on the target"},

@@ -7,13 +7,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/planrun/planrun/internal/engine"
 	"github.com/planrun/planrun/internal/event"
+	"github.com/planrun/planrun/internal/testbin"
 	"github.com/planrun/planrun/steps"
 )
 
@@ -91,33 +91,6 @@ func TestCopyPlanEndToEnd(t *testing.T) {
 	}
 }
 
-var (
-	copyBinOnce sync.Once
-	copyBin     string
-	copyBinErr  error
-)
-
-// copyPlanrunBinary builds cmd/planrun once, for the test that kills it.
-func copyPlanrunBinary(t *testing.T) string {
-	t.Helper()
-	copyBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "planrun-copy-bin-")
-		if err != nil {
-			copyBinErr = err
-			return
-		}
-		copyBin = filepath.Join(dir, "planrun")
-		if out, err := exec.Command("go", "build", "-o", copyBin, "github.com/planrun/planrun/cmd/planrun").CombinedOutput(); err != nil {
-			copyBinErr = err
-			t.Logf("%s", out)
-		}
-	})
-	if copyBinErr != nil {
-		t.Fatal(copyBinErr)
-	}
-	return copyBin
-}
-
 const copyCrashPlan = `
 plan "move" {}
 variable "src" {
@@ -148,7 +121,7 @@ step "copy" {
 // tables recorded as done are not copied again, and the target ends exact.
 func TestCopyKilledProcessResumes(t *testing.T) {
 	t.Parallel()
-	bin := copyPlanrunBinary(t)
+	bin := testbin.Planrun(t)
 	src, dst := steps.CopyTestSource(t)
 	steps.CopyExec(t, src, steps.CopySlowTableSQL)
 	steps.CopySlowDown(t, dst, true)

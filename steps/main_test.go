@@ -5,10 +5,15 @@ import (
 	"testing"
 
 	"github.com/planrun/planrun/internal/pgtest"
+	"github.com/planrun/planrun/internal/testbin"
 )
 
 // Source and Target are this package's two throwaway servers, started once;
 // each test takes fresh databases on them with FreshDB.
 var Source, Target *pgtest.Server
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &Source, &Target)) }
+func TestMain(m *testing.M) {
+	code := pgtest.Main(m, &Source, &Target)
+	testbin.Cleanup()
+	os.Exit(code)
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/planrun/planrun/internal/cli"
 	"github.com/planrun/planrun/internal/pgtest"
+	"github.com/planrun/planrun/internal/testbin"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected output in testdata/script/*.txtar")
@@ -25,7 +26,10 @@ var Source, Target *pgtest.Server
 
 type withServers struct{ m *testing.M }
 
-func (w withServers) Run() int { return pgtest.Main(w.m, &Source, &Target) }
+func (w withServers) Run() int {
+	defer testbin.Cleanup()
+	return pgtest.Main(w.m, &Source, &Target)
+}
 
 func TestMain(m *testing.M) {
 	testscript.Main(withServers{m}, map[string]func(){

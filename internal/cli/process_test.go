@@ -9,41 +9,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-)
 
-var (
-	buildOnce sync.Once
-	binary    string
-	buildErr  error
+	"github.com/planrun/planrun/internal/testbin"
 )
-
-// planrunBinary builds cmd/planrun once for the tests that kill or signal
-// a real process.
-func planrunBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "planrun-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binary = filepath.Join(dir, "planrun")
-		out, err := exec.Command("go", "build", "-o", binary, "github.com/planrun/planrun/cmd/planrun").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binary
-}
 
 // crashPlan appends to a log so that the test can tell what ran, and how
 // often. Step c is long: the test kills or interrupts the run during it.
@@ -92,7 +65,7 @@ type proc struct {
 
 func startPlanrun(t *testing.T, dir string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(planrunBinary(t), args...)
+	cmd := exec.Command(testbin.Planrun(t), args...)
 	cmd.Dir = dir
 	p := &proc{cmd: cmd, stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr

@@ -38,7 +38,7 @@ import (
 
 func main() {
 	scale := flag.Int("scale", 50, "pgbench scale: 100,000 pgbench_accounts rows (about 15 MB) each; 0 for none")
-	sample := flag.Float64("sample", 1, "sample shop size, times its default (about 330,000 rows); 0 for none")
+	sample := flag.Float64("sample", 1, "sample shop size, times its default (about 307,000 rows); 0 for none")
 	jobs := flag.Int("jobs", runtime.NumCPU(), "parallel jobs for every contender")
 	keep := flag.Bool("keep", false, "keep the servers when done, print how to reach them, and wait for Ctrl-C")
 	only := flag.String("only", "", "run only these, comma-separated: dump-dir, dump-pipe, pgcopydb, planrun, floor, compare, count")

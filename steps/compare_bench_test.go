@@ -14,7 +14,7 @@ import (
 // BenchmarkCompareChecksum measures compare with data = "checksum" against
 // count(*) of every table on both sides, counted the way compare counts
 // (jobs connections per side, both sides at once), on the sample app at
-// its default size (330,000 rows of wide, varied rows) plus pgbench's
+// its default size (about 307,000 wide, varied rows) plus pgbench's
 // tables at scale 10 (1,000,000 narrow rows, 130 MB), identical on both
 // servers. It reports seconds per op of each and their ratio:
 //

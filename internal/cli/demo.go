@@ -16,7 +16,7 @@ import (
 // runbook applied between them, then both servers stopped and removed.
 func runDemo(c *CLI, args []string) int {
 	fs := c.newFlags("demo", "[--size small|default] [--jobs N] [--keep]")
-	size := fs.String("size", "default", "sample data size: small (a few thousand rows) or default (about 330,000 rows)")
+	size := fs.String("size", "default", "sample data size: small (a few thousand rows) or default (about 307,000 rows)")
 	jobs := fs.Int("jobs", 4, "parallel dump, restore and count jobs")
 	keep := fs.Bool("keep", false, "keep the servers running after the run, until Ctrl-C, and print their URLs")
 	if _, code, ok := c.parseFlags(fs, args, 0); !ok {

@@ -24,7 +24,7 @@ type Size struct {
 	Customers, Products, Orders, ItemsPerOrder, Sessions, Contracts, Events int
 }
 
-// Default is the demo's size: about 330,000 rows in all.
+// Default is the demo's size: about 307,000 rows in all.
 var Default = Size{Customers: 20000, Products: 2000, Orders: 60000, ItemsPerOrder: 3, Sessions: 5000, Contracts: 50, Events: 50000}
 
 // Small is for quick tests: a few thousand rows.

@@ -350,31 +350,14 @@ func cmpCount(ctx context.Context, env *Env, db *Database, snapshot string, tabl
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	work := make(chan cmpRelation)
 	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for range jobs {
-		wg.Go(func() {
-			err := cmpCountWorker(ctx, env, db, snapshot, work, func(t cmpRelation, n int64) {
-				mu.Lock()
-				rows[t.key()] = n
-				mu.Unlock()
-			})
-			if err != nil {
-				cancel(err) // stops the feeder and the other workers
-			}
+	runWorkers(ctx, cancel, jobs, tables, func(work <-chan cmpRelation) error {
+		return cmpCountWorker(ctx, env, db, snapshot, work, func(t cmpRelation, n int64) {
+			mu.Lock()
+			rows[t.key()] = n
+			mu.Unlock()
 		})
-	}
-feed:
-	for _, t := range tables {
-		select {
-		case work <- t:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(work)
-	wg.Wait()
+	})
 	if err := context.Cause(ctx); err != nil {
 		return nil, err
 	}

@@ -104,25 +104,9 @@ func (c *copyRun) copyChunks(ctx context.Context, chunks []*copyChunk) error {
 	var persister sync.WaitGroup
 	persister.Go(func() { c.persistLoop(ctx, persistDone) })
 
-	work := make(chan *copyChunk)
-	var wg sync.WaitGroup
-	for range min(c.o.jobs, len(chunks)) {
-		wg.Go(func() {
-			if err := c.dataWorker(ctx, work); err != nil {
-				cancel(err)
-			}
-		})
-	}
-feed:
-	for _, ch := range chunks {
-		select {
-		case work <- ch:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(work)
-	wg.Wait()
+	runWorkers(ctx, cancel, c.o.jobs, chunks, func(work <-chan *copyChunk) error {
+		return c.dataWorker(ctx, work)
+	})
 	close(persistDone)
 	persister.Wait()
 	if err := context.Cause(ctx); err != nil {

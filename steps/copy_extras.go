@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sync"
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
@@ -50,26 +49,10 @@ func (c *copyRun) phaseLargeObjects(ctx context.Context) error {
 func (c *copyRun) copyLargeObjects(ctx context.Context, oids []uint32) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	work := make(chan uint32)
-	var wg sync.WaitGroup
 	var copied atomic.Int64
-	for range min(c.o.jobs, len(oids)) {
-		wg.Go(func() {
-			if err := c.largeObjectWorker(ctx, work, &copied); err != nil {
-				cancel(err)
-			}
-		})
-	}
-feed:
-	for _, oid := range oids {
-		select {
-		case work <- oid:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(work)
-	wg.Wait()
+	runWorkers(ctx, cancel, c.o.jobs, oids, func(work <-chan uint32) error {
+		return c.largeObjectWorker(ctx, work, &copied)
+	})
 	return context.Cause(ctx)
 }
 
@@ -237,34 +220,19 @@ func (c *copyRun) phaseAnalyze(ctx context.Context) error {
 		c.env.Logf("analyze: %d tables, %d at a time", len(names), min(c.o.jobs, len(names)))
 		ctx, cancel := context.WithCancelCause(ctx)
 		defer cancel(nil)
-		work := make(chan string)
-		var wg sync.WaitGroup
-		for range min(c.o.jobs, len(names)) {
-			wg.Go(func() {
-				conn, err := copyConnect(ctx, c.env, c.o.dst, false, nil)
-				if err != nil {
-					cancel(err)
-					return
-				}
-				defer copyClose(ctx, conn)
-				for name := range work {
-					if _, err := conn.Exec(ctx, "ANALYZE "+name); err != nil {
-						cancel(fmt.Errorf("analyze %s: %w", name, err))
-						return
-					}
-				}
-			})
-		}
-	feed:
-		for _, n := range names {
-			select {
-			case work <- n:
-			case <-ctx.Done():
-				break feed
+		runWorkers(ctx, cancel, c.o.jobs, names, func(work <-chan string) error {
+			conn, err := copyConnect(ctx, c.env, c.o.dst, false, nil)
+			if err != nil {
+				return err
 			}
-		}
-		close(work)
-		wg.Wait()
+			defer copyClose(ctx, conn)
+			for name := range work {
+				if _, err := conn.Exec(ctx, "ANALYZE "+name); err != nil {
+					return fmt.Errorf("analyze %s: %w", name, err)
+				}
+			}
+			return nil
+		})
 		if err := context.Cause(ctx); err != nil {
 			return err
 		}

@@ -22,7 +22,9 @@ import (
 // rows is summarised by count(*) and the exact sum of its row hashes. The
 // sum does not depend on row order, so nothing is sorted, any split of a
 // table adds up to the same totals, and a changed, missing or extra row
-// changes the sum unless 64-bit hashes happen to cancel (about 2^-64).
+// changes the sum unless 64-bit hashes happen to cancel (about 2^-64;
+// 2^-32 for a change confined to one timestamp or time value, see
+// cmpNativeHash).
 // sum(int8) accumulates in 128 bits on the server at about the cost of
 // count(*); md5 or sha256 of each row would cost several times more.
 //
@@ -52,35 +54,53 @@ SET LOCAL lc_monetary = 'C';                -- money prints with the locale's cu
 SET LOCAL standard_conforming_strings = on; -- key values are quoted into the SQL as literals
 `
 
-// cmpNativeHash is how built-in types whose hash function tells values
-// apart exactly as their text does are hashed without printing them
-// (printing a timestamptz costs three times hashing it). A column is
-// hashed natively only when its types on both sides share a class: int2,
-// int4 and int8 hash equal values alike, so an int → bigint migration
-// still compares equal. The "text" class hashes the very bytes the text
-// fallback would. Every other type hashes its text, which the pinned
-// session settings make the same on both sides: numeric (its hash ignores
-// trailing zeros: 1.0 = 1.00), floats (-0 = 0), jsonb (its hash ignores
-// where arrays end: [[1],2] = [[1,2]]), interval ('1 day' = '24 hours'),
-// enums (hashed by OID, which differs between databases), date (as a
-// timestamp it fails past 294276 AD), arrays, composites, extension types.
+// cmpNativeHash is how built-in types are hashed without printing them
+// (printing a timestamptz costs three times hashing it), each so that
+// two values hash alike exactly when their texts are the same. A column
+// is hashed natively only when its types on both sides share a class:
+// int2, int4 and int8 hash equal values alike, so an int → bigint
+// migration still compares equal. Every other type hashes its text, which
+// the pinned session settings make the same on both sides: numeric (its
+// hash ignores the sign and trailing zeros: -5 = 5, 1.0 = 1.00), jsonb
+// (its hash ignores where arrays end: [[1],2] = [[1,2]]), interval ('1
+// day' = '24 hours'), enums (hashed by OID, which differs between
+// databases), arrays, composites, extension types. The SQL takes the
+// column as %[1]s and the column's seed as %[2]d.
+//
+// PostgreSQL folds a 64-bit value to 32 bits before hashing it, so -1 and
+// 4294967295 would hash alike as int8 (an unsigned-conversion bug a copy
+// could make): int8 values also mix in their high half. Timestamps keep
+// the fold: a change to one timestamp alone goes unnoticed with a chance
+// of about one in 2^32.
 var cmpNativeHash = map[uint32]struct{ class, sql string }{
-	20:   {"int", "hashint8extended(%s, %d)"},
-	21:   {"int", "hashint2extended(%s, %d)"},
-	23:   {"int", "hashint4extended(%s, %d)"},
-	26:   {"oid", "hashoidextended(%s, %d)"},
-	16:   {"bool", "hashint4extended(%s::int4, %d)"},
-	2950: {"uuid", "uuid_hash_extended(%s, %d)"},
-	1114: {"timestamp", "timestamp_hash_extended(%s, %d)"},
-	1184: {"timestamptz", "timestamp_hash_extended(%s::timestamp, %d)"}, // at the pinned UTC: one to one
-	1083: {"time", "time_hash_extended(%s, %d)"},
+	20:   {"int", "hashint8extended(%[1]s::int8, %[2]d) # (%[1]s::int8 >> 32)"},
+	21:   {"int", "hashint4extended(%[1]s, %[2]d)"},
+	23:   {"int", "hashint4extended(%[1]s, %[2]d)"},
+	26:   {"oid", "hashoidextended(%[1]s, %[2]d)"},
+	16:   {"bool", "hashint4extended(%[1]s::int4, %[2]d)"},
+	2950: {"uuid", "uuid_hash_extended(%[1]s, %[2]d)"},
+	1114: {"timestamp", "timestamp_hash_extended(%[1]s, %[2]d)"},
+	// AT TIME ZONE INTERVAL '0' relabels the instant as a timestamp by
+	// arithmetic; ::timestamp would convert through the time zone, which
+	// costs more than the hash.
+	1184: {"timestamptz", "timestamp_hash_extended(%[1]s AT TIME ZONE INTERVAL '0', %[2]d)"},
+	1083: {"time", "time_hash_extended(%[1]s, %[2]d)"},
+	// Days since 2000 for finite dates (date has no hash function of its own to call).
+	1082: {"date", `CASE WHEN isfinite(%[1]s) THEN hashint4extended(%[1]s - DATE '2000-01-01', %[2]d) ELSE hashtextextended(%[1]s::text, %[2]d) END`},
+	// The hash equates -0 and 0, which print apart.
+	700: {"float4", `CASE WHEN %[1]s = 0 THEN hashtextextended(%[1]s::text, %[2]d) ELSE hashfloat4extended(%[1]s, %[2]d) END`},
+	701: {"float8", `CASE WHEN %[1]s = 0 THEN hashtextextended(%[1]s::text, %[2]d) ELSE hashfloat8extended(%[1]s, %[2]d) END`},
 	// COLLATE "C": bytes, even under a nondeterministic collation whose hash folds case.
-	25:   {"text", `hashtextextended(%s COLLATE "C", %d)`},
-	1043: {"text", `hashtextextended(%s COLLATE "C", %d)`},
-	1042: {"text", `hashbpcharextended(%s COLLATE "C", %d)`}, // trailing blanks dropped, as bpchar::text does
+	25:   {"text", `hashtextextended(%[1]s COLLATE "C", %[2]d)`},
+	1043: {"text", `hashtextextended(%[1]s COLLATE "C", %[2]d)`},
+	1042: {"text", `hashbpcharextended(%[1]s COLLATE "C", %[2]d)`}, // trailing blanks dropped, as bpchar::text does
 }
 
-const cmpTextHash = `hashtextextended(%s::text COLLATE "C", %d)`
+// cmpWideInt is the int class's SQL when either side's column is int8:
+// the narrower side's values then hash as the wider side's do.
+const cmpWideInt = 20
+
+const cmpTextHash = `hashtextextended(%[1]s::text COLLATE "C", %[2]d)`
 
 // cmpAgg sums up a set of rows: how many, and the exact sum of their hashes.
 type cmpAgg struct {
@@ -229,17 +249,27 @@ func cmpRowHash(names []string, mine, theirs map[string]cmpColumn) string {
 	parts := make([]string, len(names))
 	for i, name := range names {
 		c := mine[name]
-		format := cmpTextHash
-		if n, ok := cmpNativeHash[c.typid]; ok && n.class == cmpNativeHash[theirs[name].typid].class {
-			format = n.sql
-		}
-		h := fmt.Sprintf(format, quoteIdent(name), i+1)
-		if !c.notNull {
-			h = fmt.Sprintf("coalesce(%s, %d)", h, int64(cmpMix(uint64(i+1))))
-		}
-		parts[i] = h
+		parts[i] = cmpColumnHash(c, theirs[name], i+1)
 	}
 	return strings.Join(parts, " # ")
+}
+
+// cmpColumnHash is the SQL of one column's 64-bit hash on the side whose
+// column is mine, seeded with the column's place in the list.
+func cmpColumnHash(mine, theirs cmpColumn, seed int) string {
+	format := cmpTextHash
+	if n, ok := cmpNativeHash[mine.typid]; ok && n.class == cmpNativeHash[theirs.typid].class {
+		format = n.sql
+		if n.class == "int" && (mine.typid == cmpWideInt || theirs.typid == cmpWideInt) {
+			format = cmpNativeHash[cmpWideInt].sql
+		}
+	}
+	h := fmt.Sprintf(format, quoteIdent(mine.name), seed)
+	if !mine.notNull {
+		// A NULL stands for a constant of its own in each column.
+		h = fmt.Sprintf("coalesce(%s, %d)", h, int64(cmpMix(uint64(seed))))
+	}
+	return "(" + h + ")"
 }
 
 // cmpMix is splitmix64's finaliser: a NULL's stand-in for each column.

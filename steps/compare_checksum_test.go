@@ -403,3 +403,73 @@ func scanRange(s string, lo, hi *int) bool {
 	_, err := fmt.Sscanf(s, "id %d..%d", lo, hi)
 	return err == nil
 }
+
+// TestCompareChecksumColumnHashes: two values hash alike exactly when their
+// texts are the same, whatever way a type is hashed, including the values
+// PostgreSQL's own hash functions equate.
+func TestCompareChecksumColumnHashes(t *testing.T) {
+	t.Parallel()
+	ctx := cmpTestCtx(t)
+	db := &Database{Name: "db", URL: Source.FreshDB(t)}
+	conn, err := connect(ctx, cmpEnv(t), db, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cmpClose(ctx, conn)
+	cases := []struct {
+		a, b  string // typed literals
+		equal bool
+	}{
+		{"-1::int8", "4294967295::int8", false}, // PostgreSQL folds int8 to 32 bits
+		{"0::int8", "4294967297::int8", false},
+		{"(-9223372036854775808)::int8", "9223372036854775807::int8", false},
+		{"42::int4", "42::int8", true},
+		{"-7::int2", "-7::int8", true},
+		{"-7::int2", "-7::int4", true},
+		{"5::numeric", "-5::numeric", false}, // numeric's hash ignores the sign
+		{"1.0::numeric", "1.00::numeric", false},
+		{"1.50::numeric(12,2)", "1.50::numeric(14,2)", true},
+		{"'-0'::float8", "'0'::float8", false},
+		{"'-0'::float4", "'0'::float4", false},
+		{"'NaN'::float8", "'NaN'::float8", true},
+		{"0.1::float8", "0.1::float8", true},
+		{"'1e-300'::float8", "'2e-300'::float8", false},
+		{"'infinity'::date", "'-infinity'::date", false},
+		{"'2000-01-01'::date", "'2000-01-02'::date", false},
+		{"'294277-01-01'::date", "'294277-01-02'::date", false}, // beyond timestamp's range
+		{"'4713-01-01 BC'::date", "'4713-01-01 BC'::date", true},
+		{"'2020-01-01 00:00:00+00'::timestamptz", "'2020-01-01 00:00:00.000001+00'::timestamptz", false},
+		{"'2020-01-01 01:00:00+01'::timestamptz", "'2020-01-01 00:00:00+00'::timestamptz", true},
+		{"'infinity'::timestamptz", "'-infinity'::timestamptz", false},
+		{"'[[1],2]'::jsonb", "'[[1,2]]'::jsonb", false}, // jsonb's hash ignores where arrays end
+		{"'1.0'::jsonb", "'1.00'::jsonb", false},
+		{"'1 day'::interval", "'24 hours'::interval", false},
+		{"'ab'::char(3)", "'ab'::text", true},
+		{"'ab'::varchar", "'ab'::text", true},
+		{"'ab'::char(3)", "'ab '::text", false},
+		{"'A'::text", "'a'::text", false},
+		{"true", "false", false},
+		{"'\\x00'::bytea", "'\\x0000'::bytea", false},
+	}
+	for _, c := range cases {
+		var equal bool
+		sql := "CREATE TEMP TABLE h AS SELECT " + c.a + " AS a, " + c.b + " AS b"
+		if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS h; "+sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		var cols [2]cmpColumn
+		for i, name := range []string{"a", "b"} {
+			cols[i].name = name
+			if err := conn.QueryRow(ctx, "SELECT atttypid FROM pg_attribute WHERE attrelid = 'h'::regclass AND attname = $1", name).Scan(&cols[i].typid); err != nil {
+				t.Fatal(err)
+			}
+		}
+		q := fmt.Sprintf("SELECT %s = %s FROM h", cmpColumnHash(cols[0], cols[1], 3), cmpColumnHash(cols[1], cols[0], 3))
+		if err := conn.QueryRow(ctx, q).Scan(&equal); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if equal != c.equal {
+			t.Errorf("%s and %s hash alike: %v, want %v\n%s", c.a, c.b, equal, c.equal, q)
+		}
+	}
+}

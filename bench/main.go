@@ -174,11 +174,20 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	if copied != "" {
-		if selected("compare") {
-			results = append(results, b.compareChecksums(ctx, copied))
+		// In rounds too, alternating, so that both see the same caches.
+		var compares, counts []result
+		for range o.repeat {
+			if selected("compare") {
+				compares = append(compares, b.compareChecksums(ctx, copied))
+			}
+			if selected("count") {
+				counts = append(counts, b.countBoth(ctx, copied))
+			}
 		}
-		if selected("count") {
-			results = append(results, b.countBoth(ctx, copied))
+		for _, rs := range [][]result{compares, counts} {
+			if len(rs) > 0 {
+				results = append(results, median(rs))
+			}
 		}
 	}
 	report(os.Stdout, results, machine(ctx, binDir), fmt.Sprintf("scale %d + sample %g: %s on disk, %d rows in %d tables", scale, sample, human(size), rows, tables), rows)

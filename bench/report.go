@@ -24,7 +24,7 @@ func median(rs []result) result {
 			if r.status != "" {
 				times = append(times, "failed")
 			} else {
-				times = append(times, fmt.Sprintf("%.1f", r.seconds))
+				times = append(times, fmt.Sprintf("%.2f", r.seconds))
 			}
 		}
 		m.detail = fmt.Sprintf("median of %s s; %s", strings.Join(times, ", "), m.detail)
@@ -63,13 +63,33 @@ func report(w io.Writer, results []result, machine, dataset string, sourceRows i
 		if r.peakRSS > 0 {
 			rss = human(r.peakRSS)
 		}
-		fmt.Fprintf(w, "| %s | %.1f | %s | %s | %.1f | %.1f | %.1f | %s | %s |\n",
+		fmt.Fprintf(w, "| %s | %.2f | %s | %s | %.1f | %.1f | %.1f | %s | %s |\n",
 			cell(r.name), r.seconds, ratio, rows, r.clientCPU, r.srcCPU, r.dstCPU, rss, oneLine(r.detail))
+	}
+	fmt.Fprintln(w)
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "NOT met"
+	}
+	var checksum, count *result
+	for i := range results {
+		switch r := &results[i]; {
+		case r.status != "":
+		case strings.HasPrefix(r.name, "planrun compare"):
+			checksum = r
+		case strings.HasPrefix(r.name, "count(*)"):
+			count = r
+		}
+	}
+	if checksum != nil && count != nil {
+		x := checksum.seconds / count.seconds
+		fmt.Fprintf(w, "- checksum compare / count(*) on both sides: %.2f (target ≤ 2.50: %s)\n", x, verdict(x <= 2.5))
 	}
 	if planrun == nil {
 		return
 	}
-	fmt.Fprintln(w)
 	var fastest *result
 	var floor *result
 	for i := range results {
@@ -85,12 +105,6 @@ func report(w io.Writer, results []result, machine, dataset string, sourceRows i
 		case strings.HasPrefix(r.name, "raw floor"):
 			floor = r
 		}
-	}
-	verdict := func(ok bool) string {
-		if ok {
-			return "met"
-		}
-		return "NOT met"
 	}
 	if fastest != nil {
 		x := planrun.seconds / fastest.seconds

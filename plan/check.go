@@ -1,12 +1,14 @@
 package plan
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/expr-lang/expr/file"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/zclconf/go-cty/cty"
@@ -204,12 +206,14 @@ func decodeRetry(blk *hcl.Block, ctx *hcl.EvalContext, r *Retry) hcl.Diagnostics
 // the schema of what the enclosing block decoded already (uses, depends_on,
 // ...): its names are suggested for a misspelt argument too.
 func (l *loader) checkArgs(a *Action, scope *Scope, ctx *hcl.EvalContext, outer *hcl.BodySchema) ([]string, hcl.Diagnostics) {
-	refs, args, diags := l.checkBody(a.Body, a.Type.Args(), scope, ctx, outer)
+	refs, args, diags := l.checkBody(a.Body, a.Type, a.Type.Args(), scope, ctx, outer)
 	a.Args = args
 	return refs, diags
 }
 
-func (l *loader) checkBody(body hcl.Body, argsType reflect.Type, scope *Scope, ctx *hcl.EvalContext, outer *hcl.BodySchema) ([]string, []Arg, hcl.Diagnostics) {
+// checkBody checks a body against an arguments struct; typ is the step type
+// whose arguments they are (nil for a nested block of plain fields).
+func (l *loader) checkBody(body hcl.Body, typ StepType, argsType reflect.Type, scope *Scope, ctx *hcl.EvalContext, outer *hcl.BodySchema) ([]string, []Arg, hcl.Diagnostics) {
 	for argsType.Kind() == reflect.Pointer {
 		argsType = argsType.Elem()
 	}
@@ -242,6 +246,7 @@ func (l *loader) checkBody(body hcl.Body, argsType reflect.Type, scope *Scope, c
 			})
 			continue
 		}
+		diags = append(diags, l.checkArgValue(typ, attr, conv)...)
 		arg := Arg{Name: attr.Name, Value: conv}
 		if trav, d := hcl.AbsTraversalForExpr(attr.Expr); !d.HasErrors() && trav.RootName() == "database" && len(trav) == 2 {
 			if ta, ok := trav[1].(hcl.TraverseAttr); ok {
@@ -265,11 +270,34 @@ func (l *loader) checkBody(body hcl.Body, argsType reflect.Type, scope *Scope, c
 			refs = append(refs, r...)
 			continue
 		}
-		r, _, d := l.checkBody(blk.Body, ft, scope, ctx, nil)
+		r, _, d := l.checkBody(blk.Body, nil, ft, scope, ctx, nil)
 		diags = append(diags, d...)
 		refs = append(refs, r...)
 	}
 	return refs, args, diags
+}
+
+// checkArgValue lets the step type check a string argument's value when it
+// is known now. A sensitive value is left to the run, whose errors are
+// redacted: a diagnostic would print it.
+func (l *loader) checkArgValue(typ StepType, attr *hcl.Attribute, v cty.Value) hcl.Diagnostics {
+	checker, ok := typ.(ArgChecker)
+	if !ok || !v.IsWhollyKnown() || v.IsNull() || v.Type() != cty.String || IsSensitive(v) {
+		return nil
+	}
+	if err := checker.CheckArg(attr.Name, v.AsString()); err != nil {
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			// An expr-lang condition: point at the place in the string.
+			return hcl.Diagnostics{l.exprDiag(fmt.Sprintf("Invalid condition in %s", attr.Name), attr.Expr, v.AsString(), err)}
+		}
+		return hcl.Diagnostics{{
+			Severity: hcl.DiagError, Summary: "Invalid argument value",
+			Detail:  fmt.Sprintf("Inappropriate value for argument %q: %s.", attr.Name, strings.TrimSuffix(err.Error(), ".")),
+			Subject: attr.Expr.Range().Ptr(),
+		}}
+	}
+	return nil
 }
 
 var schemaCache sync.Map // reflect.Type -> *hcl.BodySchema
@@ -345,7 +373,7 @@ func (l *loader) checkNested(blk *hcl.Block, _ reflect.StructField, scope *Scope
 	if a.Type == nil {
 		return nil, diags
 	}
-	refs, _, d := l.checkBody(rest, a.Type.Args(), scope, ctx, nil)
+	refs, _, d := l.checkBody(rest, a.Type, a.Type.Args(), scope, ctx, nil)
 	return refs, append(diags, d...)
 }
 

@@ -25,6 +25,15 @@ type StepType interface {
 	Doc() string
 }
 
+// ArgChecker is implemented by step types whose string arguments have a
+// syntax of their own (durations, sizes, conditions). The loader checks
+// every value it knows before the run with it, so that a typo fails
+// validate at the argument instead of the run half-way. It returns nil for
+// an argument it has nothing to say about.
+type ArgChecker interface {
+	CheckArg(name, value string) error
+}
+
 // Types looks step types up by name.
 type Types interface {
 	Lookup(name string) (StepType, bool)

@@ -127,6 +127,7 @@ var compareType = Def[CompareArgs, CompareOutput]{
 	Summary:    "Compares two databases: exact row counts or data checksums (in parallel, in one snapshot per side), columns, indexes, constraints, foreign keys, sequences, extensions and views.",
 	IsReadOnly: true,
 	Fn:         runCompare,
+	ArgChecks:  map[string]func(string) error{"data": checkOneOf("counts", "checksum")},
 }
 
 // compareOptions are the arguments, checked and with defaults applied.

@@ -77,6 +77,11 @@ type CopyPhases struct {
 var copyType = Def[CopyArgs, CopyOutput]{
 	Summary: "Copies a database into another, streaming: the schema, every table's rows with COPY in parallel (big tables in chunks) from one snapshot, each table's indexes and foreign keys as soon as its rows are in, large objects, sequences; resumes after a crash.",
 	Fn:      runCopy,
+	ArgChecks: map[string]func(string) error{
+		"split_bytes":          checkSize(1<<20, "1MB"),
+		"maintenance_work_mem": checkSize(0, ""),
+		"binary":               checkOneOf("", "auto", "on", "off"),
+	},
 }
 
 // copyHooks let tests act at given points of a copy: afterSnapshot runs
@@ -138,14 +143,10 @@ func newCopyOptions(a *CopyArgs) (*copyOptions, error) {
 		o.indexJobs = *a.IndexJobs
 	}
 	if a.SplitBytes != "" {
-		n, err := parseBytes(a.SplitBytes)
-		if err != nil {
+		if err := checkSize(1<<20, "1MB")(a.SplitBytes); err != nil {
 			return nil, fmt.Errorf("split_bytes: %w", err)
 		}
-		if n < 1<<20 {
-			return nil, fmt.Errorf("split_bytes must be at least 1MB, not %q", a.SplitBytes)
-		}
-		o.splitBytes = n
+		o.splitBytes, _ = parseBytes(a.SplitBytes)
 	}
 	switch o.binary {
 	case "":

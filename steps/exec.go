@@ -40,8 +40,9 @@ type ExecOutput struct {
 const maxCapture = 1 << 20
 
 var execType = Def[ExecArgs, ExecOutput]{
-	Summary: "Runs a command (argv or a shell script) and captures its exit code and output.",
-	Fn:      runExec,
+	Summary:   "Runs a command (argv or a shell script) and captures its exit code and output.",
+	Fn:        runExec,
+	ArgChecks: map[string]func(string) error{"output_format": checkOneOf("", "text", "json")},
 }
 
 func runExec(ctx context.Context, env *Env, a *ExecArgs) (*ExecOutput, error) {

@@ -51,8 +51,9 @@ type HTTPOutput struct {
 const defaultRequestTimeout = 30 * time.Second
 
 var httpType = Def[HTTPArgs, HTTPOutput]{
-	Summary: "Sends an HTTP request (JSON helpers included) and captures the status, headers and body.",
-	Fn:      runHTTP,
+	Summary:   "Sends an HTTP request (JSON helpers included) and captures the status, headers and body.",
+	Fn:        runHTTP,
+	ArgChecks: map[string]func(string) error{"request_timeout": checkDuration},
 }
 
 func runHTTP(ctx context.Context, env *Env, a *HTTPArgs) (*HTTPOutput, error) {
@@ -72,9 +73,9 @@ func runHTTP(ctx context.Context, env *Env, a *HTTPArgs) (*HTTPOutput, error) {
 
 	timeout := defaultRequestTimeout
 	if a.RequestTimeout != "" {
-		timeout, err = time.ParseDuration(a.RequestTimeout)
-		if err != nil || timeout <= 0 {
-			return nil, fmt.Errorf("http: request_timeout is a duration such as \"30s\", not %q", a.RequestTimeout)
+		timeout, err = parseDuration(a.RequestTimeout, false)
+		if err != nil {
+			return nil, fmt.Errorf("http: request_timeout: %w", err)
 		}
 	}
 	body, contentType, err := requestBody(a)

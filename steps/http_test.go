@@ -280,7 +280,7 @@ func TestHTTPBadArguments(t *testing.T) {
 	}{
 		{HTTPArgs{URL: "ftp://example.com/x"}, "absolute http:// or https:// URL"},
 		{HTTPArgs{URL: "example.com/x"}, "absolute http:// or https:// URL"},
-		{HTTPArgs{URL: "http://127.0.0.1:1", RequestTimeout: "soon"}, `request_timeout is a duration such as "30s", not "soon"`},
+		{HTTPArgs{URL: "http://127.0.0.1:1", RequestTimeout: "soon"}, `request_timeout: "soon" is not a duration such as "30s"`},
 		{HTTPArgs{URL: "http://127.0.0.1:1", Body: "x", JSON: cty.True}, "give body or json, not both"},
 		{HTTPArgs{URL: "http://127.0.0.1:1", Method: "GET NOW"}, "invalid method"},
 	} {

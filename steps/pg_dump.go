@@ -49,8 +49,9 @@ type PgDumpOutput struct {
 }
 
 var pgDumpType = Def[PgDumpArgs, PgDumpOutput]{
-	Summary: "Dumps a database with pg_dump (directory, custom or plain format; parallel jobs; schema or data only; selected tables).",
-	Fn:      runPgDump,
+	Summary:   "Dumps a database with pg_dump (directory, custom or plain format; parallel jobs; schema or data only; selected tables).",
+	Fn:        runPgDump,
+	ArgChecks: map[string]func(string) error{"format": checkOneOf("", "directory", "custom", "plain")},
 }
 
 var pgDumpFormats = map[string]string{"directory": "d", "custom": "c", "plain": "p"}

@@ -60,6 +60,9 @@ type Def[A, O any] struct {
 	Summary    string
 	IsReadOnly bool
 	Fn         func(ctx context.Context, env *Env, args *A) (*O, error)
+	// ArgChecks check string arguments with a syntax of their own, by
+	// name, before the run (see argcheck.go).
+	ArgChecks map[string]func(string) error
 }
 
 // Args is the arguments struct type.

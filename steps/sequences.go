@@ -36,8 +36,9 @@ type SequenceState struct {
 }
 
 var sequencesType = Def[SequencesArgs, SequencesOutput]{
-	Summary: "Sets the target's sequences (serial, identity and free-standing) to the source's values, or past the largest key in each table, so that inserts work after a copy.",
-	Fn:      runSequences,
+	Summary:   "Sets the target's sequences (serial, identity and free-standing) to the source's values, or past the largest key in each table, so that inserts work after a copy.",
+	Fn:        runSequences,
+	ArgChecks: map[string]func(string) error{"mode": checkOneOf("", "source", "max")},
 }
 
 // seqInfo is a sequence and its state on one side.

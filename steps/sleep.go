@@ -19,10 +19,11 @@ type SleepOutput struct {
 var sleepType = Def[SleepArgs, SleepOutput]{
 	Summary:    "Waits for a while (to let connections drain, caches expire...).",
 	IsReadOnly: true,
+	ArgChecks:  map[string]func(string) error{"duration": checkSleepDuration},
 	Fn: func(ctx context.Context, _ *Env, a *SleepArgs) (*SleepOutput, error) {
-		d, err := time.ParseDuration(a.Duration)
-		if err != nil || d < 0 {
-			return nil, fmt.Errorf("sleep: duration is a duration such as \"30s\", not %q", a.Duration)
+		d, err := parseDuration(a.Duration, true)
+		if err != nil {
+			return nil, fmt.Errorf("sleep: duration: %w", err)
 		}
 		start := time.Now()
 		t := time.NewTimer(d)
@@ -34,4 +35,10 @@ var sleepType = Def[SleepArgs, SleepOutput]{
 			return nil, fmt.Errorf("sleep: %w", ctx.Err())
 		}
 	},
+}
+
+// checkSleepDuration accepts any duration, zero included.
+func checkSleepDuration(s string) error {
+	_, err := parseDuration(s, true)
+	return err
 }

@@ -49,6 +49,12 @@ const (
 var waitType = Def[WaitArgs, WaitOutput]{
 	Summary: "Runs a probe (sql, http, exec...) again and again until a condition on its output holds, or gives up.",
 	Fn:      runWait,
+	ArgChecks: map[string]func(string) error{
+		"interval":  checkDuration,
+		"max_wait":  checkDuration,
+		"until":     func(s string) error { _, err := compileCondition(s); return err },
+		"fail_fast": checkWaitCondition,
+	},
 }
 
 func runWait(ctx context.Context, env *Env, a *WaitArgs) (*WaitOutput, error) {
@@ -172,9 +178,9 @@ func waitDuration(name, s string, def time.Duration) (time.Duration, error) {
 	if s == "" {
 		return def, nil
 	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("wait: %s is a duration such as \"5s\", not %q", name, s)
+	d, err := parseDuration(s, false)
+	if err != nil {
+		return 0, fmt.Errorf("wait: %s: %w", name, err)
 	}
 	return d, nil
 }
@@ -182,11 +188,28 @@ func waitDuration(name, s string, def time.Duration) (time.Duration, error) {
 // compileWaitCondition compiles an expr-lang condition on output before the
 // first probe, so that a typo fails at once rather than after max_wait.
 func compileWaitCondition(name, src string) (*vm.Program, error) {
-	prog, err := expr.Compile(src, expr.Env(map[string]any{"output": map[string]any{}}), expr.AsBool())
+	prog, err := compileCondition(src)
 	if err != nil {
-		return nil, fmt.Errorf("wait: %s = %q is not a valid expr-lang condition: %w", name, src, err)
+		return nil, fmt.Errorf("wait: %s: %w", name, err)
 	}
 	return prog, nil
+}
+
+func compileCondition(src string) (*vm.Program, error) {
+	prog, err := expr.Compile(src, expr.Env(map[string]any{"output": map[string]any{}}), expr.AsBool())
+	if err != nil {
+		return nil, fmt.Errorf("%q is not an expr-lang condition on output: %w", src, err)
+	}
+	return prog, nil
+}
+
+// checkWaitCondition accepts a condition on output, or "" (fail_fast's default).
+func checkWaitCondition(src string) error {
+	if src == "" {
+		return nil
+	}
+	_, err := compileCondition(src)
+	return err
 }
 
 func evalWaitCondition(prog *vm.Program, output any) (bool, error) {

@@ -150,23 +150,40 @@ step "never" {
 	}
 }
 
-func TestWaitEndToEndBadUntil(t *testing.T) {
+func TestWaitEndToEndBadArgumentsCheckedAtLoad(t *testing.T) {
+	// A condition that does not compile, and a duration that is not one,
+	// fail validate at their place in the file, in the probe too, rather
+	// than the run.
 	src := `
 step "bad" {
   uses = "wait"
   probe {
-    uses    = "exec"
-    command = ["true"]
+    uses            = "http"
+    url             = "http://localhost"
+    request_timeout = "soon"
   }
-  until = "output.exit_code =="
+  until    = "output.status =="
+  max_wait = "forever"
 }
 `
-	res, _ := applyE2E(t, "plan.hcl", src, engine.Options{})
-	if res.Status != event.StatusFailed {
-		t.Fatalf("status %s: %v", res.Status, res.Err)
+	path := filepath.Join(t.TempDir(), "plan.hcl")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	if msg := res.Steps["step.bad"].Err.Error(); !strings.Contains(msg, `until = "output.exit_code ==" is not a valid expr-lang condition`) {
-		t.Errorf("err = %s", msg)
+	_, diags := plan.Load(path, plan.Options{Types: steps.Builtin(), Environ: []string{}})
+	var all []string
+	for _, d := range diags {
+		all = append(all, fmt.Sprintf("%d:%d: %s: %s", d.Subject.Start.Line, d.Subject.Start.Column, d.Summary, d.Detail))
+	}
+	got := strings.Join(all, "\n")
+	for _, want := range []string{
+		`7:23: Invalid argument value: Inappropriate value for argument "request_timeout": "soon" is not a duration`,
+		`9:30: Invalid condition in until: unexpected token EOF (in "output.status ==")`,
+		`10:14: Invalid argument value: Inappropriate value for argument "max_wait": "forever" is not a duration`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("diagnostics lack %q:\n%s", want, got)
+		}
 	}
 }
 

@@ -301,11 +301,11 @@ func TestWaitBadArguments(t *testing.T) {
 		args WaitArgs
 		want string
 	}{
-		{WaitArgs{Until: "output.status =="}, `wait: until = "output.status ==" is not a valid expr-lang condition: unexpected token EOF`},
-		{WaitArgs{Until: "1 + 1"}, `wait: until = "1 + 1" is not a valid expr-lang condition: expected bool, but got int`},
-		{WaitArgs{Until: "true", FailFast: "output.("}, `wait: fail_fast = "output.(" is not a valid expr-lang condition`},
-		{WaitArgs{Until: "true", Interval: "often"}, `wait: interval is a duration such as "5s", not "often"`},
-		{WaitArgs{Until: "true", MaxWait: "-1s"}, `wait: max_wait is a duration such as "5s", not "-1s"`},
+		{WaitArgs{Until: "output.status =="}, `wait: until: "output.status ==" is not an expr-lang condition on output: unexpected token EOF`},
+		{WaitArgs{Until: "1 + 1"}, `wait: until: "1 + 1" is not an expr-lang condition on output: expected bool, but got int`},
+		{WaitArgs{Until: "true", FailFast: "output.("}, `wait: fail_fast: "output.(" is not an expr-lang condition on output`},
+		{WaitArgs{Until: "true", Interval: "often"}, `wait: interval: "often" is not a duration such as "30s"`},
+		{WaitArgs{Until: "true", MaxWait: "-1s"}, `wait: max_wait: "-1s" is not a duration such as "30s"`},
 	} {
 		pe := newProbeEnv(t)
 		tc.args.Probe = parseProbe(t, "exec", `command = ["true"]`)

@@ -155,7 +155,7 @@ func (l *loader) checkAction(a *Action, st *Step, ctx *hcl.EvalContext, isStep b
 	if isStep {
 		outer = stepSchema
 	}
-	r, d := l.checkArgs(a, st.Scope, ctx, outer)
+	r, d := l.checkArgs(a, st.Scope, ctx, outer, st.Kind == KindCheck)
 	diags = append(diags, d...)
 	refs = append(refs, r...)
 	a.refs = uniqueSorted(append([]string(nil), r...))
@@ -205,15 +205,16 @@ func decodeRetry(blk *hcl.Block, ctx *hcl.EvalContext, r *Retry) hcl.Diagnostics
 // ones, references, and each value against the argument's type. outer is
 // the schema of what the enclosing block decoded already (uses, depends_on,
 // ...): its names are suggested for a misspelt argument too.
-func (l *loader) checkArgs(a *Action, scope *Scope, ctx *hcl.EvalContext, outer *hcl.BodySchema) ([]string, hcl.Diagnostics) {
-	refs, args, diags := l.checkBody(a.Body, a.Type, a.Type.Args(), scope, ctx, outer)
+func (l *loader) checkArgs(a *Action, scope *Scope, ctx *hcl.EvalContext, outer *hcl.BodySchema, inCheck bool) ([]string, hcl.Diagnostics) {
+	refs, args, diags := l.checkBody(a.Body, a.Type, a.Type.Args(), scope, ctx, outer, inCheck)
 	a.Args = args
 	return refs, diags
 }
 
 // checkBody checks a body against an arguments struct; typ is the step type
-// whose arguments they are (nil for a nested block of plain fields).
-func (l *loader) checkBody(body hcl.Body, typ StepType, argsType reflect.Type, scope *Scope, ctx *hcl.EvalContext, outer *hcl.BodySchema) ([]string, []Arg, hcl.Diagnostics) {
+// whose arguments they are (nil for a nested block of plain fields), inCheck
+// whether they belong to a check (whose nested actions must be read-only too).
+func (l *loader) checkBody(body hcl.Body, typ StepType, argsType reflect.Type, scope *Scope, ctx *hcl.EvalContext, outer *hcl.BodySchema, inCheck bool) ([]string, []Arg, hcl.Diagnostics) {
 	for argsType.Kind() == reflect.Pointer {
 		argsType = argsType.Elem()
 	}
@@ -265,12 +266,12 @@ func (l *loader) checkBody(body hcl.Body, typ StepType, argsType reflect.Type, s
 			ft = ft.Elem()
 		}
 		if nested, ok := nestedAction(ft); ok {
-			r, d := l.checkNested(blk, nested, scope, ctx)
+			r, d := l.checkNested(blk, nested, scope, ctx, inCheck)
 			diags = append(diags, d...)
 			refs = append(refs, r...)
 			continue
 		}
-		r, _, d := l.checkBody(blk.Body, nil, ft, scope, ctx, nil)
+		r, _, d := l.checkBody(blk.Body, nil, ft, scope, ctx, nil, inCheck)
 		diags = append(diags, d...)
 		refs = append(refs, r...)
 	}
@@ -366,14 +367,21 @@ func nestedAction(t reflect.Type) (reflect.StructField, bool) {
 	return remain, hasUses && hasRemain
 }
 
-func (l *loader) checkNested(blk *hcl.Block, _ reflect.StructField, scope *Scope, ctx *hcl.EvalContext) ([]string, hcl.Diagnostics) {
+func (l *loader) checkNested(blk *hcl.Block, _ reflect.StructField, scope *Scope, ctx *hcl.EvalContext, inCheck bool) ([]string, hcl.Diagnostics) {
 	content, rest, diags := blk.Body.PartialContent(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "uses", Required: true}}})
 	var a Action
 	diags = append(diags, l.decodeUses(&a, content.Attributes["uses"])...)
 	if a.Type == nil {
 		return nil, diags
 	}
-	refs, _, d := l.checkBody(rest, a.Type, a.Type.Args(), scope, ctx, nil)
+	if inCheck && !a.Type.ReadOnly() {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError, Summary: "Step type not allowed in a check",
+			Detail:  fmt.Sprintf("A check is read-only, and %q can change data. Use a step, or a read-only type (%s).", a.Uses, l.readOnlyTypes()),
+			Subject: content.Attributes["uses"].Expr.Range().Ptr(),
+		})
+	}
+	refs, _, d := l.checkBody(rest, a.Type, a.Type.Args(), scope, ctx, nil, inCheck)
 	return refs, append(diags, d...)
 }
 

@@ -46,9 +46,12 @@ const (
 	defaultMaxWait      = 10 * time.Minute
 )
 
+// waitType is read-only in itself: in a check, the loader requires its
+// probe's type to be read-only too.
 var waitType = Def[WaitArgs, WaitOutput]{
-	Summary: "Runs a probe (sql, http, exec...) again and again until a condition on its output holds, or gives up.",
-	Fn:      runWait,
+	Summary:    "Runs a probe (sql, http, exec...) again and again until a condition on its output holds, or gives up.",
+	IsReadOnly: true,
+	Fn:         runWait,
 	ArgChecks: map[string]func(string) error{
 		"interval":  checkDuration,
 		"max_wait":  checkDuration,

@@ -254,3 +254,80 @@ step "ticks" {
 		t.Errorf("last = %v", last)
 	}
 }
+
+func TestWaitInCheck(t *testing.T) {
+	// wait may be a check when its probe is read-only: the probe then runs
+	// read-only too, so a probe that writes fails instead of writing.
+	src := `
+variable "db" {
+  type      = string
+  sensitive = true
+}
+
+database "target" { url = var.db }
+
+step "setup" {
+  uses     = "sql"
+  database = database.target
+  script   = "CREATE SEQUENCE ticks; CREATE TABLE t AS SELECT 1 AS n"
+}
+
+check "rows_arrived" {
+  uses       = "wait"
+  interval   = "10ms"
+  max_wait   = "5s"
+  depends_on = [step.setup]
+  probe {
+    uses     = "sql"
+    database = database.target
+    query    = "SELECT count(*) AS n FROM t"
+  }
+  until = "output.rows[0].n == 1"
+}
+
+check "writes" {
+  uses       = "wait"
+  interval   = "10ms"
+  max_wait   = "300ms"
+  depends_on = [step.setup]
+  probe {
+    uses     = "sql"
+    database = database.target
+    query    = "SELECT nextval('ticks') AS n"
+  }
+  until = "output.rows[0].n >= 1"
+}
+`
+	res, _ := applyE2E(t, "plan.hcl", src, engine.Options{KeepGoing: true}, "db="+steps.Source.FreshDB(t))
+	if got := res.Steps["check.rows_arrived"]; got.Status != event.StatusSucceeded {
+		t.Errorf("rows_arrived: %s: %v", got.Status, got.Err)
+	}
+	got := res.Steps["check.writes"]
+	if got.Status != event.StatusFailed || got.Err == nil || !strings.Contains(got.Err.Error(), "read-only transaction") {
+		t.Errorf("writes: %s: %v", got.Status, got.Err)
+	}
+
+	// A probe that can change data is refused in a check before the run.
+	bad := `
+check "exec_probe" {
+  uses = "wait"
+  probe {
+    uses    = "exec"
+    command = ["true"]
+  }
+  until = "output.exit_code == 0"
+}
+`
+	path := filepath.Join(t.TempDir(), "plan.hcl")
+	if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, diags := plan.Load(path, plan.Options{Types: steps.Builtin(), Environ: []string{}})
+	var all []string
+	for _, d := range diags {
+		all = append(all, fmt.Sprintf("%d:%d: %s: %s", d.Subject.Start.Line, d.Subject.Start.Column, d.Summary, d.Detail))
+	}
+	if got := strings.Join(all, "\n"); !strings.Contains(got, `5:15: Step type not allowed in a check: A check is read-only, and "exec" can change data`) {
+		t.Errorf("diagnostics:\n%s", got)
+	}
+}

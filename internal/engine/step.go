@@ -246,6 +246,10 @@ func (r *run) env(st *plan.Step, a *plan.Action) *steps.Env {
 		if !ok {
 			return nil, fmt.Errorf("unknown step type %q", uses)
 		}
+		if env.ReadOnly && !t.ReadOnly() {
+			// The loader refuses this; a plan built some other way must not slip through.
+			return nil, fmt.Errorf("a check is read-only, and %q can change data", uses)
+		}
 		args, err := r.decodeArgs(st, a, t, body)
 		if err != nil {
 			return nil, err

@@ -40,14 +40,14 @@ func TestCopyOptions(t *testing.T) {
 	}
 	zero, bad := 0, "x"
 	for name, a := range map[string]*CopyArgs{
-		"source and target are both required": {Target: db},
-		"jobs must be at least 1":             {Source: db, Target: db, Jobs: &zero},
-		"index_jobs must be at least 1":       {Source: db, Target: db, IndexJobs: &zero},
-		"split_bytes must be at least 1MB":    {Source: db, Target: db, SplitBytes: "1kB"},
-		"split_bytes: \"big\" is not a size":  {Source: db, Target: db, SplitBytes: "big"},
-		"binary is auto, on or off":           {Source: db, Target: db, Binary: "yes"},
-		"maintenance_work_mem":                {Source: db, Target: db, MaintenanceWorkMem: &bad},
-		"table pattern \"[\"":                 {Source: db, Target: db, ExcludeTables: []string{"["}},
+		"source and target are both required":   {Target: db},
+		"jobs must be at least 1":               {Source: db, Target: db, Jobs: &zero},
+		"index_jobs must be at least 1":         {Source: db, Target: db, IndexJobs: &zero},
+		"split_bytes: \"1kB\" is less than 1MB": {Source: db, Target: db, SplitBytes: "1kB"},
+		"split_bytes: \"big\" is not a size":    {Source: db, Target: db, SplitBytes: "big"},
+		"binary is auto, on or off":             {Source: db, Target: db, Binary: "yes"},
+		"maintenance_work_mem":                  {Source: db, Target: db, MaintenanceWorkMem: &bad},
+		"table pattern \"[\"":                   {Source: db, Target: db, ExcludeTables: []string{"["}},
 	} {
 		if _, err := newCopyOptions(a); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s: err = %v", name, err)

@@ -103,9 +103,13 @@ func runWait(ctx context.Context, env *Env, a *WaitArgs) (*WaitOutput, error) {
 			out.Last = last
 			done, stop, err = judgeProbe(env, failFast, until, last)
 		}
-		lastErr, out.LastError = err, ""
-		if err != nil {
-			out.LastError = err.Error()
+		// A probe cut off by max_wait only says it ran out of time; the
+		// attempt before it says why the wait did not end.
+		if cutOff := err != nil && pctx.Err() != nil; !cutOff || lastErr == nil {
+			lastErr, out.LastError = err, ""
+			if err != nil {
+				out.LastError = err.Error()
+			}
 		}
 		switch {
 		case stop:

@@ -288,7 +288,7 @@ check "rows_arrived" {
 check "writes" {
   uses       = "wait"
   interval   = "10ms"
-  max_wait   = "300ms"
+  max_wait   = "1500ms"
   depends_on = [step.setup]
   probe {
     uses     = "sql"

@@ -296,6 +296,33 @@ func TestWaitMaxWaitCancelsAHungProbe(t *testing.T) {
 	}
 }
 
+func TestWaitKeepsTheErrorOfTheAttemptBeforeACutOffOne(t *testing.T) {
+	// The first probe fails for a reason; the second hangs until max_wait
+	// cuts it off. The reason, not only "deadline exceeded", is reported.
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			http.Error(w, "warming up", http.StatusServiceUnavailable)
+			return
+		}
+		<-r.Context().Done()
+	}))
+	t.Cleanup(srv.Close)
+	pe := newProbeEnv(t)
+	out, err := runWait(context.Background(), pe.Env, &WaitArgs{
+		Probe:    parseProbe(t, "http", fmt.Sprintf("url = %q", srv.URL)),
+		Until:    "output.status == 200",
+		Interval: "10ms",
+		MaxWait:  "300ms",
+	})
+	if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(out.LastError, "503") {
+		t.Fatalf("err = %v, last_error %q", err, out.LastError)
+	}
+	if out.Attempts != 2 {
+		t.Errorf("%d attempts", out.Attempts)
+	}
+}
+
 func TestWaitBadArguments(t *testing.T) {
 	for _, tc := range []struct {
 		args WaitArgs

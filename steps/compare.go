@@ -63,16 +63,17 @@ type CompareChecksum struct {
 	Match            bool         `json:"match" doc:"The table exists on both sides and every row is the same on both (compared over the columns both sides have)."`
 	SourceRows       *int64       `json:"source_rows" doc:"Rows on the source; null when the source lacks the table."`
 	TargetRows       *int64       `json:"target_rows" doc:"Rows on the target; null when the target lacks the table."`
-	Key              []string     `json:"key" doc:"The key columns a difference is narrowed by (the primary key, else a unique key on NOT NULL columns); empty when the table has none."`
-	Chunks           int          `json:"chunks" doc:"How many checksums were computed for the table, both sides counted: one of the whole table on each, then one per key range while narrowing a difference."`
-	MismatchedRanges []string     `json:"mismatched_ranges" doc:"The smallest key ranges found to differ, in which differing_keys were found (\"id 1000..1999\", \"(order_id, line) (7, 1)..(93, 2)\"), at most 10."`
-	DifferingKeys    []CompareKey `json:"differing_keys" doc:"The first differing rows in key order, at most 10."`
+	Key              []string     `json:"key" doc:"The key columns a difference is narrowed by (the primary key, else a unique key on NOT NULL columns); empty when the table has none, and then a difference is narrowed by the rows' hashes and its rows named by all their columns."`
+	Chunks           int          `json:"chunks" doc:"How many checksums were computed for the table, both sides counted: one of the whole table on each, then one per key range (or hash bucket, without a key) while narrowing a difference."`
+	MismatchedRanges []string     `json:"mismatched_ranges" doc:"The smallest key ranges found to differ, in which differing_keys were found (\"id 1000..1999\", \"(order_id, line) (7, 1)..(93, 2)\"), at most 10; empty for a table without a key."`
+	DifferingKeys    []CompareKey `json:"differing_keys" doc:"The first differing rows in key order, at most 10. Without a key: rows named by all their columns (values cut at 100 bytes), missing ones first; a changed row is one missing and one extra."`
 	Note             string       `json:"note" doc:"Why a difference could not be narrowed to keys, which columns were left out as on one side only, or \"\"."`
 }
 
-// CompareKey is a row that differs, named by its key.
+// CompareKey is a row that differs, named by its key (by all its columns
+// in a table without one).
 type CompareKey struct {
-	Key    string   `json:"key" doc:"The key, as column=value pairs: \"id=42\", \"order_id=7, line=2\"."`
+	Key    string   `json:"key" doc:"The key, as column=value pairs: \"id=42\", \"order_id=7, line=2\" (every column, for a table without a key)."`
 	Values []string `json:"values" doc:"The key's values as text, in key column order."`
 	Kind   string   `json:"kind" doc:"\"changed\" (on both sides, different), \"missing\" (on the source only) or \"extra\" (on the target only)."`
 }

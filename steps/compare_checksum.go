@@ -144,6 +144,7 @@ type cmpTableSum struct {
 	rel   cmpRelation      // the source's, else the target's
 	sides [2]*cmpTableSide // source, target; nil where the table is missing
 	key   []cmpKeyCol      // empty: no usable key
+	cols  []string         // the columns hashed: those on both sides, by name
 	notes []string
 	mixed bool // partitioned on one side only: counted, not compared
 
@@ -221,6 +222,7 @@ func cmpPlanChecksums(src, tgt *cmpSide) []*cmpTableSum {
 		if len(only) > 0 {
 			t.notes = append(t.notes, "columns on one side only, not checksummed: "+strings.Join(only, ", "))
 		}
+		t.cols = common
 		for i := range 2 {
 			t.sides[i].hash = cmpRowHash(common, cols[i], cols[1-i])
 		}
@@ -341,15 +343,13 @@ func cmpChecksum(ctx context.Context, env *Env, src, tgt *cmpSide, o *compareOpt
 	for _, t := range sums {
 		switch {
 		case t.sides[0] == nil || t.sides[1] == nil || t.agg[0].equal(t.agg[1]):
-		case len(t.key) == 0:
-			t.notes = append(t.notes, "no primary key or unique key on NOT NULL columns: the rows that differ cannot be named")
 		default:
 			differ = append(differ, t)
 		}
 	}
 	if len(differ) > 0 {
 		sort.Slice(differ, func(a, b int) bool { return differ[a].rel.key() < differ[b].rel.key() })
-		env.Logf("narrowing the differences in %d tables by key range", len(differ))
+		env.Logf("narrowing the differences in %d tables", len(differ))
 		progress.start("narrowing differences", len(differ), 0)
 		err := cmpParallel(ctx, o.jobs, len(differ), func(ctx context.Context, n int) error {
 			progress.begin(differ[n].rel.key())

@@ -223,11 +223,24 @@ func TestCompareChecksumDifferences(t *testing.T) {
 		table:      "public.tokens",
 		keys:       []CompareKey{{Key: "token=" + uuidOf(md5hex("t77")), Values: []string{uuidOf(md5hex("t77"))}, Kind: "changed"}},
 	}, {
-		name:       "no key",
+		name:       "no key: a changed row is missing and extra, named by its columns",
 		targetOnly: "UPDATE logs SET msg = 'x' WHERE msg = 'm5'",
 		table:      "public.logs",
-		keys:       []CompareKey{},
-		note:       "no primary key or unique key on NOT NULL columns: the rows that differ cannot be named",
+		keys: []CompareKey{
+			{Key: "at=2025-01-01 00:00:05+00, msg=m5", Values: []string{"2025-01-01 00:00:05+00", "m5"}, Kind: "missing"},
+			{Key: "at=2025-01-01 00:00:05+00, msg=x", Values: []string{"2025-01-01 00:00:05+00", "x"}, Kind: "extra"},
+		},
+		note: "no primary key or unique key on NOT NULL columns: the rows that differ are named by all their columns",
+	}, {
+		name:       "no key: a duplicate row",
+		sourceOnly: "INSERT INTO logs SELECT * FROM logs WHERE msg = 'm7'",
+		targetOnly: "INSERT INTO logs SELECT * FROM logs WHERE msg = 'm7'; INSERT INTO logs SELECT * FROM logs WHERE msg = 'm7'; INSERT INTO logs VALUES (NULL, repeat('long', 40))",
+		table:      "public.logs",
+		keys: []CompareKey{
+			{Key: "at=2025-01-01 00:00:07+00, msg=m7", Values: []string{"2025-01-01 00:00:07+00", "m7"}, Kind: "extra"},
+			{Key: "at=2025-01-01 00:00:07+00, msg=m7", Values: []string{"2025-01-01 00:00:07+00", "m7"}, Kind: "extra"},
+			{Key: "at=NULL, msg=" + strings.Repeat("long", 24) + "l…", Values: []string{"NULL", strings.Repeat("long", 24) + "l…"}, Kind: "extra"},
+		},
 	}, {
 		name:       "row deleted in a partition",
 		targetOnly: "DELETE FROM events WHERE id = 10",
@@ -272,7 +285,7 @@ func TestCompareChecksumDifferences(t *testing.T) {
 			if got.Match || !reflect.DeepEqual(got.DifferingKeys, c.keys) || !strings.Contains(got.Note, c.note) {
 				t.Errorf("%s: match %v, keys %+v, note %q\nwant keys %+v, note %q", c.table, got.Match, got.DifferingKeys, got.Note, c.keys, c.note)
 			}
-			if len(c.keys) > 0 && (len(got.MismatchedRanges) == 0 || len(got.MismatchedRanges) > len(c.keys)) {
+			if keyed := len(got.Key) > 0; keyed && len(c.keys) > 0 && (len(got.MismatchedRanges) == 0 || len(got.MismatchedRanges) > len(c.keys)) {
 				t.Errorf("ranges %v", got.MismatchedRanges)
 			}
 			for _, other := range out.Checksums {

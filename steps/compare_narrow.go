@@ -99,6 +99,9 @@ func (t *cmpTableSum) arith() bool { return len(t.key) == 1 && t.key[0].integer 
 
 // cmpNarrow finds the first differing rows of a table whose checksums differ.
 func cmpNarrow(ctx context.Context, pools [2]*cmpPool, t *cmpTableSum, o *compareOptions) error {
+	if len(t.key) == 0 {
+		return t.narrowByHash(ctx, pools)
+	}
 	top := cmpRange{top: true, rows: [2]int64{t.agg[0].rows, t.agg[1].rows}}
 	parts := int(min(cmpMaxParts, max(cmpFanout, (max(top.rows[0], top.rows[1])+o.chunkRows-1)/o.chunkRows)))
 	if err := t.narrow(ctx, pools, top, parts, o); err != nil {

@@ -105,6 +105,7 @@ func Builtin() *Registry {
 		"pg_dump":    pgDumpType,
 		"pg_restore": pgRestoreType,
 		"preflight":  preflightType,
+		"replicate":  replicateType,
 		"sequences":  sequencesType,
 		"sleep":      sleepType,
 		"sql":        sqlType,

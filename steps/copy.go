@@ -110,6 +110,18 @@ type copyOptions struct {
 	clean                   bool
 	analyze                 bool
 	maintenanceWorkMem      string
+
+	// importSnapshot, when set, is a snapshot exported elsewhere (by the
+	// creation of a replication slot, for replicate) that the
+	// coordinating transaction imports instead of taking its own, so that
+	// the copy is the source exactly as of that instant. imported is
+	// called once it is imported: its exporter may then let it go. A
+	// resumed copy cannot import it again, and refuses to run.
+	importSnapshot string
+	imported       func()
+	// skipPublication is a publication of the source left out of the
+	// copy: the one replicate streams through.
+	skipPublication string
 }
 
 func newCopyOptions(a *CopyArgs) (*copyOptions, error) {
@@ -313,8 +325,14 @@ func (c *copyRun) dataAndLargeObjects(ctx context.Context) error {
 // the versions and the tables, and checks that the target can take them.
 func (c *copyRun) openSnapshot(ctx context.Context) error {
 	var err error
-	if c.snap, err = openCopySnapshot(ctx, c.env, c.o.src); err != nil {
+	if c.o.importSnapshot != "" && c.state.resumed {
+		return fmt.Errorf("this copy was interrupted, and a resumed copy cannot read the snapshot %s it started in again", c.o.importSnapshot)
+	}
+	if c.snap, err = openCopySnapshot(ctx, c.env, c.o.src, c.o.importSnapshot); err != nil {
 		return err
+	}
+	if c.o.imported != nil {
+		c.o.imported()
 	}
 	c.srcMajor = c.snap.major
 	if c.srcMajor < 12 {

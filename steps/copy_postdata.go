@@ -188,6 +188,8 @@ SELECT 'TRIGGER', n.nspname, t.relname || ' ' || tg.tgname FROM pg_catalog.pg_tr
 		if (kind == "INDEX" || kind == "CONSTRAINT" || kind == "TRIGGER") && exists[kind+"\x00"+e.namespace+"\x00"+e.tag] {
 			kept++
 			b.WriteString(";") // commented out: pg_restore skips it
+		} else if c.o.skipPublication != "" && isPublicationEntry(e.line, c.o.skipPublication) {
+			b.WriteString(";")
 		}
 		b.WriteString(e.line)
 		b.WriteString("\n")
@@ -200,6 +202,28 @@ SELECT 'TRIGGER', n.nspname, t.relname || ' ' || tg.tgname FROM pg_catalog.pg_tr
 		return "", fmt.Errorf("post-data: write the restore list: %w", err)
 	}
 	return path, nil
+}
+
+// isPublicationEntry reports whether a pg_restore --list line creates the
+// publication pub or adds to it: "PUBLICATION - pub owner",
+// "PUBLICATION TABLE schema pub table owner", "PUBLICATION TABLES IN
+// SCHEMA schema pub owner".
+func isPublicationEntry(line, pub string) bool {
+	m := tocLineRe.FindStringSubmatch(line)
+	if m == nil {
+		return false
+	}
+	rest := m[2]
+	if strings.HasPrefix(rest, "PUBLICATION - "+pub+" ") {
+		return true
+	}
+	for _, p := range []string{"PUBLICATION TABLE ", "PUBLICATION TABLES IN SCHEMA "} {
+		if after, ok := strings.CutPrefix(rest, p); ok {
+			_, after, _ = strings.Cut(after, " ") // the schema
+			return strings.HasPrefix(after, pub+" ")
+		}
+	}
+	return false
 }
 
 // restoreTimings reads pg_restore --verbose as it runs: when each item

@@ -23,7 +23,9 @@ type copySnapshot struct {
 	db    *Database
 }
 
-func openCopySnapshot(ctx context.Context, env *Env, db *Database) (*copySnapshot, error) {
+// openCopySnapshot opens the coordinating transaction, in a snapshot of its
+// own, or in the one imported ("" for none: see copyOptions.importSnapshot).
+func openCopySnapshot(ctx context.Context, env *Env, db *Database, imported string) (*copySnapshot, error) {
 	conn, err := copyConnect(ctx, env, db, true, nil)
 	if err != nil {
 		return nil, err
@@ -37,6 +39,15 @@ func openCopySnapshot(ctx context.Context, env *Env, db *Database) (*copySnapsho
 		copyClose(ctx, conn)
 		return nil, fmt.Errorf("source %s: begin the snapshot transaction: %w", db.Name, err)
 	}
+	if imported != "" {
+		// It must come first in the transaction, and cannot be a parameter.
+		if _, err := s.tx.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+strings.ReplaceAll(imported, "'", "''")+"'"); err != nil {
+			copyClose(ctx, conn)
+			return nil, fmt.Errorf("source %s: import snapshot %s: %w", db.Name, imported, err)
+		}
+	}
+	// Exported again (also when imported): the workers and pg_dump import
+	// this one, which lives as long as this transaction.
 	if err := s.tx.QueryRow(ctx, "SELECT pg_catalog.pg_export_snapshot()").Scan(&s.id); err != nil {
 		copyClose(ctx, conn)
 		// A copy in several snapshots could tear rows that the

@@ -13,15 +13,23 @@ import (
 // ReplicateArgs are the arguments of replicate.
 type ReplicateArgs struct {
 	Source         *Database `hcl:"source" doc:"The database replicated from: the publication and the replication slot are created there. It needs wal_level = logical."`
-	Target         *Database `hcl:"target" doc:"The database replicated to: the subscription is created there. Its tables must exist (restore the schema first) and be empty when copy_data is true."`
+	Target         *Database `hcl:"target" doc:"The database replicated to: the subscription is created there. With initial_copy = \"subscription\", its tables must exist (restore the schema first) and be empty when copy_data is true; with \"copy\", it must be empty (or clean = true): the copy creates the schema."`
 	Action         string    `hcl:"action,optional" doc:"start (default): create the publication and the subscription if absent, wait for the initial copy and for the target to catch up; catch_up: wait until the target has applied everything the source had written when the step began (the cut-over barrier, once writes have stopped); stop: drop the subscription, its slot and the publication (nothing to drop is fine)."`
 	Tables         []string  `hcl:"tables,optional" doc:"Replicate only these tables (\"schema.table\", or \"table\" for the search path); default: every table (FOR ALL TABLES; a table created later is published too, but the target must create it and ALTER SUBSCRIPTION ... REFRESH PUBLICATION)."`
 	Publication    string    `hcl:"publication,optional" doc:"The publication's name on the source (default \"planrun\")."`
 	Subscription   string    `hcl:"subscription,optional" doc:"The subscription's name on the target (default \"planrun\")."`
 	Slot           string    `hcl:"slot,optional" doc:"The replication slot's name on the source: slot names are shared by the whole source server, so the default is the subscription and target database names plus a hash of the target's address, such as planrun_app_1a2b3c4d. Lower-case letters, digits and _, at most 63."`
 	SourceConninfo string    `hcl:"source_conninfo,optional" doc:"How the target server reaches the source, when that differs from the source's URL (another host name inside the target's network): a libpq connection string or URL. Its password is redacted like the databases'. Default: built from the source's URL."`
-	CopyData       *bool     `hcl:"copy_data,optional" doc:"Let the subscription copy each table's existing rows before streaming changes (default true); false when the target already holds the rows as of the slot's creation."`
-	MaxWait        string    `hcl:"max_wait,optional" doc:"How long start and catch_up wait for the target to catch up before failing (default \"1h\")."`
+	CopyData       *bool     `hcl:"copy_data,optional" doc:"With initial_copy = \"subscription\": let the subscription copy each table's existing rows before streaming changes (default true); false when the target already holds the rows as of the slot's creation."`
+	MaxWait        string    `hcl:"max_wait,optional" doc:"How long start and catch_up wait for the target to catch up before failing (default \"1h\"). With initial_copy = \"copy\", the copy itself is not counted (the step's timeout bounds it)."`
+
+	InitialCopy        string  `hcl:"initial_copy,optional" doc:"How start fills the target before streaming: subscription (the default: PostgreSQL's table-sync workers copy the tables, max_sync_workers_per_subscription at a time, whole, into tables whose indexes exist) or copy (planrun's copy step, in the snapshot of the slot it creates: the schema, rows in parallel and in chunks, indexes built after the rows, constraints, sequences, large objects; then the subscription streams what was committed after the snapshot). Used by start only."`
+	Jobs               *int    `hcl:"jobs,optional" doc:"initial_copy = \"copy\": how many table chunks are copied at once (default 4), as copy's jobs."`
+	IndexJobs          *int    `hcl:"index_jobs,optional" doc:"initial_copy = \"copy\": how many indexes and constraints are built at once (default: jobs), as copy's index_jobs."`
+	SplitBytes         string  `hcl:"split_bytes,optional" doc:"initial_copy = \"copy\": tables bigger than this are copied in chunks at once (default \"1GB\"), as copy's split_bytes."`
+	LargeObjects       *bool   `hcl:"large_objects,optional" doc:"initial_copy = \"copy\": copy large objects as of the snapshot (default true, false when tables is given), as copy's large_objects. Changes to them after it are not replicated."`
+	MaintenanceWorkMem *string `hcl:"maintenance_work_mem,optional" doc:"initial_copy = \"copy\": maintenance_work_mem of each index-building session (default \"256MB\"), as copy's maintenance_work_mem."`
+	Clean              bool    `hcl:"clean,optional" doc:"initial_copy = \"copy\": drop the copied tables and the objects of the copied schema that the target already has, as copy's clean = true (a rehearsal run again after a rollback). Without it, start refuses a target that is not empty."`
 }
 
 // ReplicateOutput is the output of replicate.
@@ -34,6 +42,8 @@ type ReplicateOutput struct {
 	LagBytes      int64          `json:"lag_bytes" doc:"How far the target was behind the source at the end, in bytes of WAL (source's current WAL position minus the slot's confirmed position); 0 for stop."`
 	CaughtUpLSN   string         `json:"caught_up_lsn" doc:"The source's WAL position the target was waited for and reached (start, catch_up): every transaction the source committed before it is on the target."`
 	Seconds       float64        `json:"seconds" doc:"How long the step took."`
+	InitialCopy   string         `json:"initial_copy" doc:"How start filled the target: subscription, copy, or \"\" when it did not (a subscription that existed already; catch_up, stop)."`
+	Copy          *CopyOutput    `json:"copy" doc:"The initial copy's output, as the copy step's, when initial_copy = \"copy\" ran it; null otherwise."`
 	NotReplicated []ReplicateGap `json:"not_replicated" doc:"What logical replication does not carry and the target will lack unless copied another way (start only)."`
 	Created       []string       `json:"created" doc:"What this run created, such as \"publication planrun\" (start)."`
 	Dropped       []string       `json:"dropped" doc:"What this run dropped, such as \"slot planrun_app_1a2b3c4d\" (stop)."`
@@ -51,9 +61,12 @@ var replicateType = Def[ReplicateArgs, ReplicateOutput]{
 	Summary: "Keeps the target in sync with the source by logical replication (a publication on the source, a subscription on the target) for a zero-downtime move: start waits for the initial copy and catch-up, catch_up is the cut-over barrier, stop (also its rollback) drops them.",
 	Fn:      runReplicate,
 	ArgChecks: map[string]func(string) error{
-		"action":   checkOneOf("", "start", "catch_up", "stop"),
-		"max_wait": checkDuration,
-		"slot":     func(s string) error { return checkSlotNameIfGiven(s) },
+		"action":               checkOneOf("", "start", "catch_up", "stop"),
+		"initial_copy":         checkOneOf("", "subscription", "copy"),
+		"max_wait":             checkDuration,
+		"split_bytes":          checkSize(1<<20, "1MB"),
+		"maintenance_work_mem": checkSize(0, ""),
+		"slot":                 func(s string) error { return checkSlotNameIfGiven(s) },
 	},
 }
 
@@ -73,6 +86,8 @@ type replication struct {
 	pub, sub, slot         string
 	slotGiven              bool
 	copyData               bool
+	initialCopy            string       // subscription or copy
+	copyOpts               *copyOptions // initial_copy = "copy": the copy's options, tables still unset
 	maxWait                time.Duration
 	src, dst               *pgx.Conn
 	srcMajor, dstMajor     int
@@ -80,7 +95,9 @@ type replication struct {
 	out                    *ReplicateOutput
 	srcName, dstName       string
 	createdPub, createdSub bool
-	published              []string // the published tables, quoted schema.name
+	slotMayExist           bool        // initial_copy = "copy": this run created the slot, or tried to
+	wanted                 []replTable // tables, resolved on the source
+	published              []string    // the published tables, quoted schema.name
 }
 
 func runReplicate(ctx context.Context, env *Env, a *ReplicateArgs) (*ReplicateOutput, error) {
@@ -153,8 +170,8 @@ func newReplication(env *Env, a *ReplicateArgs) (*replication, error) {
 			return nil, fmt.Errorf("%s %q is longer than %d bytes: PostgreSQL would cut it", n.what, n.name, maxIdentLen)
 		}
 	}
-	if a.CopyData != nil {
-		r.copyData = *a.CopyData
+	if err := r.copyOptions(); err != nil {
+		return nil, err
 	}
 	if a.MaxWait != "" {
 		d, err := parseDuration(a.MaxWait, false)
@@ -197,7 +214,16 @@ func (r *replication) runStart(ctx context.Context) error {
 	if existing != nil && !r.slotGiven && existing.slot != "" {
 		r.slot, r.out.Slot = existing.slot, existing.slot // a re-run adopts the slot it made
 	}
-	if err := r.publish(ctx); err != nil {
+	if r.initialCopy == "copy" && existing == nil {
+		if err := r.startWithCopy(ctx); err != nil {
+			return err
+		}
+		if err := r.gaps(ctx); err != nil {
+			return err
+		}
+		return r.waitCaughtUp(ctx)
+	}
+	if err := r.publish(ctx, false); err != nil {
 		return err
 	}
 	if err := r.subscribe(ctx, existing); err != nil {
@@ -313,20 +339,23 @@ func (r *replication) subscription(ctx context.Context) (*subInfo, error) {
 func (r *replication) gaps(ctx context.Context) error {
 	lists := []struct {
 		kind, sql, note string
+		copied          string // the note when the copy step made the initial copy
 		allTablesOnly   bool
 	}{{
 		kind:          "unlogged_tables",
 		sql:           `SELECT format('%s.%s', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'u' AND` + replScope + ` ORDER BY 1`,
 		note:          "unlogged tables are never published: copy their rows another way at cut-over, or ALTER TABLE ... SET LOGGED on the source if they matter",
+		copied:        "unlogged tables are never published: the initial copy has their rows as of its snapshot, not the changes since; copy them again at cut-over, or ALTER TABLE ... SET LOGGED on the source if they matter",
 		allTablesOnly: true,
 	}, {
 		kind: "sequences",
 		sql:  `SELECT format('%s.%s', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'S' AND` + replScope + ` ORDER BY 1`,
 		note: "sequence values are not replicated: set them at cut-over, after writes stop, with a sequences step",
 	}, {
-		kind: "materialized_views",
-		sql:  `SELECT format('%s.%s', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'm' AND` + replScope + ` ORDER BY 1`,
-		note: "materialized views are not replicated: REFRESH MATERIALIZED VIEW on the target at cut-over",
+		kind:   "materialized_views",
+		sql:    `SELECT format('%s.%s', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'm' AND` + replScope + ` ORDER BY 1`,
+		note:   "materialized views are not replicated: REFRESH MATERIALIZED VIEW on the target at cut-over",
+		copied: "materialized views are not replicated: the initial copy refreshed them as of its snapshot; REFRESH MATERIALIZED VIEW on the target at cut-over",
 	}}
 	for _, l := range lists {
 		if l.allTablesOnly && len(r.a.Tables) > 0 {
@@ -341,7 +370,11 @@ func (r *replication) gaps(ctx context.Context) error {
 			return fmt.Errorf("source %s: list %s: %w", r.srcName, l.kind, err)
 		}
 		if len(objects) > 0 {
-			r.addGap(l.kind, objects, len(objects), l.note)
+			note := l.note
+			if r.out.InitialCopy == "copy" && l.copied != "" {
+				note = l.copied
+			}
+			r.addGap(l.kind, objects, len(objects), note)
 		}
 	}
 	var largeObjects int
@@ -349,7 +382,11 @@ func (r *replication) gaps(ctx context.Context) error {
 		return fmt.Errorf("source %s: count large objects: %w", r.srcName, err)
 	}
 	if largeObjects > 0 {
-		r.addGap("large_objects", []string{}, largeObjects, "large objects are not replicated: copy them at cut-over (pg_dump --large-objects --data-only of them, or the copy step)")
+		note := "large objects are not replicated: copy them at cut-over (pg_dump --large-objects --data-only of them, or the copy step)"
+		if r.out.InitialCopy == "copy" && r.copyOpts.largeObjects {
+			note = "large objects are not replicated: the initial copy has them as of its snapshot, not those created or changed since; copy those at cut-over"
+		}
+		r.addGap("large_objects", []string{}, largeObjects, note)
 	}
 	r.addGap("schema_changes", []string{}, 0, "DDL is not replicated: freeze schema changes until the cut-over, or apply each one to the target first, then the source")
 	return nil

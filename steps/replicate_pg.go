@@ -26,11 +26,15 @@ const maxIdentLen = 63
 // table. It all happens in one source transaction, so a refusal leaves no
 // publication behind; which tables are published is PostgreSQL's own
 // answer (pg_publication_tables), partitions included.
-func (r *replication) publish(ctx context.Context) error {
+//
+// forCopy: the copy step will create the tables (initial_copy = "copy"),
+// so the target must lack them instead.
+func (r *replication) publish(ctx context.Context, forCopy bool) error {
 	want, err := r.resolveTables(ctx)
 	if err != nil {
 		return err
 	}
+	r.wanted = want
 	tx, err := r.src.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("source %s: begin: %w", r.srcName, err)
@@ -92,17 +96,12 @@ func (r *replication) publish(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("source %s: list published tables: %w", r.srcName, err)
 	}
-	rows, err = r.dst.Query(ctx, `SELECT t FROM unnest($1::text[]) t WHERE to_regclass(t) IS NULL ORDER BY 1`, published)
-	if err != nil {
-		return fmt.Errorf("target %s: look for the published tables: %w", r.dstName, err)
-	}
-	missing, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return fmt.Errorf("target %s: look for the published tables: %w", r.dstName, err)
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("target %s lacks %d published table(s): %s. Logical replication copies rows, not the schema: "+
-			"restore the schema first (pg_dump --schema-only, then pg_restore); nothing was created", r.dstName, len(missing), strings.Join(missing, ", "))
+	if forCopy {
+		if err := r.checkTargetForCopy(ctx); err != nil {
+			return err
+		}
+	} else if err := r.checkTargetHas(ctx, published); err != nil {
+		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("source %s: create publication %s: %w", r.srcName, r.pub, err)
@@ -114,6 +113,24 @@ func (r *replication) publish(ctx context.Context) error {
 		r.env.Logf("created publication %s on %s (%d tables)", r.pub, r.srcName, len(published))
 	} else {
 		r.env.Logf("publication %s on %s already exists with these settings (%d tables)", r.pub, r.srcName, len(published))
+	}
+	return nil
+}
+
+// checkTargetHas refuses a target that lacks a published table.
+func (r *replication) checkTargetHas(ctx context.Context, published []string) error {
+	rows, err := r.dst.Query(ctx, `SELECT t FROM unnest($1::text[]) t WHERE to_regclass(t) IS NULL ORDER BY 1`, published)
+	if err != nil {
+		return fmt.Errorf("target %s: look for the published tables: %w", r.dstName, err)
+	}
+	missing, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("target %s: look for the published tables: %w", r.dstName, err)
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("target %s lacks %d published table(s): %s. Logical replication copies rows, not the schema: "+
+			"restore the schema first (pg_dump --schema-only, then pg_restore), or let initial_copy = \"copy\" create it in an empty target; nothing was created",
+			r.dstName, len(missing), strings.Join(missing, ", "))
 	}
 	return nil
 }
@@ -273,20 +290,39 @@ func (r *replication) subscribe(ctx context.Context, existing *subInfo) error {
 			return err
 		}
 	}
+	if err := r.createSubscription(ctx, conninfo, true); err != nil {
+		return err
+	}
+	if r.copyData {
+		r.out.InitialCopy = "subscription"
+	}
+	return nil
+}
+
+// createSubscription creates the subscription: with createSlot, its slot
+// too (CREATE SUBSCRIPTION makes it); without, on the slot that exists.
+func (r *replication) createSubscription(ctx context.Context, conninfo string, createSlot bool) error {
 	var stmt string
-	err = r.dst.QueryRow(ctx, `SELECT format('CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I WITH (slot_name = %L, copy_data = %s, create_slot = true, enabled = true)',
-		$1::text, $2::text, $3::text, $4::text, $5::text)`, r.sub, conninfo, r.pub, r.slot, fmt.Sprint(r.copyData)).Scan(&stmt)
+	err := r.dst.QueryRow(ctx, `SELECT format('CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I WITH (slot_name = %L, copy_data = %s, create_slot = %s, enabled = true)',
+		$1::text, $2::text, $3::text, $4::text, $5::text, $6::text)`, r.sub, conninfo, r.pub, r.slot, fmt.Sprint(r.copyData), fmt.Sprint(createSlot)).Scan(&stmt)
 	if err != nil {
 		return fmt.Errorf("target %s: create subscription %s: %w", r.dstName, r.sub, redactErr(err, conninfo))
 	}
-	r.env.Logf("creating subscription %s on %s (slot %s on %s); it waits for transactions open on the source to end", r.sub, r.dstName, r.slot, r.srcName)
+	if createSlot {
+		r.env.Logf("creating subscription %s on %s (slot %s on %s); it waits for transactions open on the source to end", r.sub, r.dstName, r.slot, r.srcName)
+	} else {
+		r.env.Logf("creating subscription %s on %s, on slot %s on %s", r.sub, r.dstName, r.slot, r.srcName)
+	}
 	// Not in a transaction block: CREATE SUBSCRIPTION creates the slot
 	// through a connection of its own and refuses to run inside one.
 	if _, err := r.dst.Exec(ctx, stmt); err != nil {
 		return fmt.Errorf("target %s: create subscription %s: %w", r.dstName, r.sub, redactErr(err, conninfo))
 	}
 	r.createdSub = true
-	r.out.Created = append(r.out.Created, "subscription "+r.sub, "slot "+r.slot)
+	r.out.Created = append(r.out.Created, "subscription "+r.sub)
+	if createSlot {
+		r.out.Created = append(r.out.Created, "slot "+r.slot)
+	}
 	return nil
 }
 

@@ -422,6 +422,7 @@ func TestReplicateCatchUpWhileWriting(t *testing.T) {
 
 func TestReplicateArgs(t *testing.T) {
 	db := &Database{Name: "x", URL: "postgres://u:p@h/a"}
+	two, zero, yes := 2, 0, true
 	for _, c := range []struct {
 		a    ReplicateArgs
 		want string
@@ -433,6 +434,11 @@ func TestReplicateArgs(t *testing.T) {
 		{ReplicateArgs{Source: db, Target: db, Slot: strings.Repeat("s", 64)}, "1 to 63"},
 		{ReplicateArgs{Source: db, Target: db, Subscription: strings.Repeat("s", 64)}, "longer than 63"},
 		{ReplicateArgs{Source: db, Target: db, SourceConninfo: "host='open password=x"}, "no closing quote"},
+		{ReplicateArgs{Source: db, Target: db, InitialCopy: "dump"}, `initial_copy: "dump" is not one of "subscription", "copy"`},
+		{ReplicateArgs{Source: db, Target: db, Jobs: &two, Clean: true}, `jobs, clean: only for initial_copy = "copy"`},
+		{ReplicateArgs{Source: db, Target: db, InitialCopy: "copy", CopyData: &yes}, "copy_data = true contradicts"},
+		{ReplicateArgs{Source: db, Target: db, InitialCopy: "copy", Jobs: &zero}, "jobs must be at least 1"},
+		{ReplicateArgs{Source: db, Target: db, InitialCopy: "copy", SplitBytes: "big"}, "split_bytes"},
 	} {
 		_, err := runReplicate(context.Background(), testEnv(t), &c.a)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

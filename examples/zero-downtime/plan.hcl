@@ -1,8 +1,9 @@
 # Move a production Postgres to another server with (almost) no downtime:
-# the schema first, then logical replication keeps the target in sync while
-# the application still writes to the source. At cut-over writes stop for a
-# few seconds: the target catches up, sequences are set, every row is
-# verified, the app is switched, replication is removed.
+# planrun's fast copy fills the target as of a replication slot's snapshot,
+# then logical replication keeps it in sync while the application still
+# writes to the source. At cut-over writes stop for a few seconds: the
+# target catches up, sequences are set, every row is verified, the app is
+# switched, replication is removed.
 #
 #   planrun apply examples/zero-downtime/plan.hcl \
 #     -var source_url=... -var target_url=... \
@@ -55,7 +56,7 @@ variable "app_token" {
 variable "jobs" {
   type        = number
   default     = 4
-  description = "Parallel jobs for the schema dump and restore and the verification."
+  description = "Parallel jobs for the initial copy (tables and index builds) and the verification."
   validation {
     condition     = var.jobs >= 1 && var.jobs <= 32
     error_message = "jobs must be between 1 and 32."
@@ -65,7 +66,7 @@ variable "jobs" {
 variable "sync_max_wait" {
   type        = string
   default     = "12h"
-  description = "How long the initial copy of every table may take (it runs while the app is up)."
+  description = "How long the target may take to catch up with the changes made during the initial copy (the app is up meanwhile)."
 }
 
 variable "cutover_max_wait" {
@@ -104,48 +105,26 @@ check "preflight" {
   }
 }
 
-# 2. The schema only, while the app runs: replication copies rows, not DDL.
-#    From here until the cut-over, freeze schema changes.
-step "schema_dump" {
-  uses        = "pg_dump"
-  database    = database.old
-  format      = "directory"
-  schema_only = true
-  no_owner    = true
-  no_acl      = true
-  path        = "schema"
-  overwrite   = true
-  depends_on  = [check.preflight]
-  assert { that = "output.bytes > 0" }
-}
-
-# clean: a re-run (apply --restart after a rollback) starts from empty tables.
-step "schema_restore" {
-  uses        = "pg_restore"
-  database    = database.new
-  path        = step.schema_dump.output.path
-  schema_only = true
-  clean       = true
-  if_exists   = true
-  no_owner    = true
-  no_acl      = true
-  assert {
-    that    = "output.errors == 0"
-    message = "pg_restore reported errors: {{ filter(output.messages, {.level == 'error'}) }}"
-  }
-}
-
-# 3. Replication: a publication on the source, a subscription on the
-#    target; the subscription copies every table, then streams every change.
-#    The step ends once the copy is done and the target has caught up. Its
-#    rollback removes the replication (and the slot that holds WAL on the source).
+# 2. The initial copy and replication, while the app runs: a publication
+#    on the source, a replication slot whose snapshot planrun's copy reads
+#    (schema, rows in parallel, indexes after the rows, sequences, large
+#    objects), then a subscription on that slot streams every change
+#    committed since. The step ends once the target has caught up. Its
+#    rollback removes the replication (and the slot that holds WAL on the
+#    source). From here until the cut-over, freeze schema changes: DDL is
+#    not replicated.
+#    clean: a re-run (apply again after a rollback) drops what the last
+#    copy brought first; without it, start wants an empty target.
 step "replicate" {
   uses            = "replicate"
   source          = database.old
   target          = database.new
   source_conninfo = var.source_conninfo
+  initial_copy    = "copy"
+  jobs            = var.jobs
+  clean           = true
   max_wait        = var.sync_max_wait
-  depends_on      = [step.schema_restore]
+  depends_on      = [check.preflight]
   assert {
     that     = "all(output.not_replicated, {.kind in ['sequences', 'schema_changes']})"
     severity = "warn"
@@ -159,7 +138,7 @@ step "replicate" {
   }
 }
 
-# 4. The target is in sync and stays so. Cut over when you choose:
+# 3. The target is in sync and stays so. Cut over when you choose:
 #    apply waits here (--auto-approve passes).
 step "go" {
   uses       = "approve"
@@ -167,7 +146,7 @@ step "go" {
   depends_on = [step.replicate]
 }
 
-# 5. The window opens: the app stops writing (maintenance mode, or its
+# 4. The window opens: the app stops writing (maintenance mode, or its
 #    workers scaled to zero).
 step "writes_off" {
   uses       = "http"
@@ -187,7 +166,7 @@ step "writes_off" {
   }
 }
 
-# 6. The barrier: everything the source committed is now on the target.
+# 5. The barrier: everything the source committed is now on the target.
 step "catch_up" {
   uses       = "replicate"
   action     = "catch_up"
@@ -197,7 +176,7 @@ step "catch_up" {
   depends_on = [step.writes_off]
 }
 
-# 7. Sequences are not replicated: set them from the source, now that
+# 6. Sequences are not replicated: set them from the source, now that
 #    nothing writes.
 step "sequences" {
   uses       = "sequences"
@@ -207,7 +186,7 @@ step "sequences" {
   assert { that = "all(output.sequences, {.after == .source_value})" }
 }
 
-# 8. Every row's content, both sides hashed in the databases, plus the
+# 7. Every row's content, both sides hashed in the databases, plus the
 #    schema objects. Any difference rolls back: the app goes back to the
 #    source, which nothing but the app ever wrote to.
 check "verify" {
@@ -231,7 +210,7 @@ check "verify" {
   }
 }
 
-# 9. Point the app at the target; its rollback points it back.
+# 8. Point the app at the target; its rollback points it back.
 step "switch" {
   uses       = "http"
   when       = local.platform
@@ -250,7 +229,7 @@ step "switch" {
   }
 }
 
-# 10. The window closes.
+# 9. The window closes.
 step "writes_on" {
   uses       = "http"
   when       = local.platform
@@ -262,8 +241,8 @@ step "writes_on" {
   assert { that = "output.status < 300" }
 }
 
-# 11. Replication is no longer needed: drop the subscription, the slot (it
-#     would hold WAL on the source forever) and the publication.
+# 10. Replication is no longer needed: drop the subscription, the slot (it
+#    would hold WAL on the source forever) and the publication.
 step "stop_replication" {
   uses       = "replicate"
   action     = "stop"

@@ -8,3 +8,8 @@ import _ "embed"
 //
 //go:embed heroku-to-rds/plan.hcl
 var HerokuToRDS []byte
+
+// ZeroDowntime is examples/zero-downtime/plan.hcl.
+//
+//go:embed zero-downtime/plan.hcl
+var ZeroDowntime []byte

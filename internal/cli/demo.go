@@ -11,16 +11,32 @@ import (
 	"github.com/planrun/planrun/internal/sampleapp"
 )
 
+// demoExamples are the runbooks demo can run, by name.
+var demoExamples = map[string]struct {
+	plan []byte
+	note string
+}{
+	"heroku-to-rds": {examples.HerokuToRDS, "no Heroku app given: the platform calls are skipped"},
+	"zero-downtime": {examples.ZeroDowntime, "no app API given: the maintenance and switch calls are skipped"},
+}
+
 // runDemo runs the main job end to end on this machine: two throwaway
-// PostgreSQL servers, the source seeded with a sample shop, the Heroku → RDS
-// runbook applied between them, then both servers stopped and removed.
+// PostgreSQL servers, the source seeded with a sample shop, a runbook
+// (the Heroku → RDS one unless told) applied between them, then both
+// servers stopped and removed.
 func runDemo(c *CLI, args []string) int {
-	fs := c.newFlags("demo", "[--size small|default] [--jobs N] [--keep]")
+	fs := c.newFlags("demo", "[--example heroku-to-rds|zero-downtime] [--size small|default] [--jobs N] [--keep]")
+	example := fs.String("example", "heroku-to-rds", "the runbook to run: heroku-to-rds (dump, restore, verify) or zero-downtime (logical replication, cut-over, verify)")
 	size := fs.String("size", "default", "sample data size: small (a few thousand rows) or default (about 307,000 rows)")
 	jobs := fs.Int("jobs", 4, "parallel dump, restore and count jobs")
 	keep := fs.Bool("keep", false, "keep the servers running after the run, until Ctrl-C, and print their URLs")
 	if _, code, ok := c.parseFlags(fs, args, 0); !ok {
 		return code
+	}
+	ex, ok := demoExamples[*example]
+	if !ok {
+		fmt.Fprintf(c.stderr, "planrun demo: --example is heroku-to-rds or zero-downtime, not %q\n", *example)
+		return ExitUsage
 	}
 	data := sampleapp.Default
 	switch *size {
@@ -70,11 +86,11 @@ func runDemo(c *CLI, args []string) int {
 	}
 	defer os.RemoveAll(dir)
 	planPath := filepath.Join(dir, "plan.hcl")
-	if err := os.WriteFile(planPath, examples.HerokuToRDS, 0o644); err != nil {
+	if err := os.WriteFile(planPath, ex.plan, 0o644); err != nil {
 		fmt.Fprintf(c.stderr, "planrun demo: %v\n", err)
 		return ExitFailed
 	}
-	fmt.Fprintln(c.stdout, "Applying examples/heroku-to-rds/plan.hcl (no Heroku app given: the platform calls are skipped).")
+	fmt.Fprintf(c.stdout, "Applying examples/%s/plan.hcl (%s).\n", *example, ex.note)
 	code := c.Main([]string{"apply", "--auto-approve",
 		"-var", "source_url=" + srcURL, "-var", "target_url=" + dstURL, "-var", fmt.Sprintf("jobs=%d", *jobs), planPath})
 	fmt.Fprintf(c.stdout, "\nDemo finished in %s (exit code %d).\n", fmtDuration(time.Since(start)), code)

@@ -275,11 +275,18 @@ func (c *copyRun) run(ctx context.Context) (*CopyOutput, error) {
 	if err := c.phaseSchema(ctx); err != nil {
 		return c.finish(), err
 	}
-	if c.fin, err = c.startFinisher(ctx); err != nil {
+	// An index or foreign key the finisher cannot build stops the data
+	// phase at once: post-data would fail on it after every row.
+	dctx, stopData := context.WithCancelCause(ctx)
+	defer stopData(nil)
+	if c.fin, err = c.startFinisher(ctx, stopData); err != nil {
 		return c.finish(), err
 	}
 	defer c.fin.stop()
-	if err := c.dataAndLargeObjects(ctx); err != nil {
+	if err := c.dataAndLargeObjects(dctx); err != nil {
+		if ferr := c.fin.failure(); ferr != nil {
+			err = ferr
+		}
 		return c.finish(), err
 	}
 	c.fin.close() // it goes on with the last tables while the sequences are set

@@ -41,16 +41,19 @@ type copyFinisher struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// failed is told the finisher's error at once, so that the copy stops
+	// instead of copying every other row first only to fail at post-data.
+	failed func(error)
 }
 
 // startFinisher starts the finisher, or returns nil when there is nothing
 // for it to do (the post-data phase is done, or the data phase is).
-func (c *copyRun) startFinisher(ctx context.Context) (*copyFinisher, error) {
+func (c *copyRun) startFinisher(ctx context.Context, failed func(error)) (*copyFinisher, error) {
 	if c.state.PostDataDone || c.state.DataDone || len(c.tables) == 0 {
 		return nil, nil
 	}
 	f := &copyFinisher{c: c, archive: filepath.Join(c.workDir, copyArchiveFile), byTable: map[string][]int{},
-		queue: make(chan *copyTable, len(c.tables)), done: map[string]bool{}, analyzed: map[string]bool{}}
+		queue: make(chan *copyTable, len(c.tables)), done: map[string]bool{}, analyzed: map[string]bool{}, failed: failed}
 	var err error
 	if f.bin, _, err = pgTool(ctx, "pg_restore", max(c.srcMajor, c.dstMajor)); err != nil {
 		return nil, err
@@ -177,6 +180,16 @@ func (f *copyFinisher) close() {
 	}
 }
 
+// failure is the finisher's error so far, nil if none.
+func (f *copyFinisher) failure() error {
+	if f == nil {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
 // wait waits until every table queued is finished.
 func (f *copyFinisher) wait() error {
 	if f == nil {
@@ -233,7 +246,10 @@ func (f *copyFinisher) loop(ctx context.Context) {
 			f.mu.Lock()
 			f.err = err
 			f.mu.Unlock()
-			return // the post-data phase reports it
+			if ctx.Err() == nil {
+				f.failed(err)
+			}
+			return
 		}
 	}
 }

@@ -425,3 +425,42 @@ func TestCopyTablesInTwoSteps(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// An index the finisher cannot build on the target stops the copy at once,
+// naming the index's table and the reason, instead of failing at
+// post-data after every other row was copied.
+func TestCopyStopsWhenAnIndexFails(t *testing.T) {
+	t.Parallel()
+	src, dst := Source.FreshDB(t), Target.FreshDB(t)
+	// The index's function reads a setting of the source database, which
+	// the target (like any fresh database) lacks.
+	copyExec(t, src, `
+DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET planrun.flag = %L', current_database(), '1'); END $$;
+SET planrun.flag = '1';
+CREATE FUNCTION plus_flag(i int) RETURNS int LANGUAGE sql IMMUTABLE AS $f$ SELECT i + current_setting('planrun.flag')::int $f$;
+CREATE TABLE bad (i int);    INSERT INTO bad SELECT generate_series(1, 20000);
+CREATE INDEX bad_plus ON bad (plus_flag(i));
+CREATE TABLE second (i int); INSERT INTO second SELECT generate_series(1, 5000);
+CREATE TABLE third (i int);  INSERT INTO third SELECT generate_series(1, 1000);
+`)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a := copyArgs(src, dst)
+	one := 1
+	a.Jobs = &one // biggest first: bad, then second, then third
+	// After second, wait long enough for the finisher to fail on bad's
+	// index: the copy must then not go on to third.
+	hooks := &copyHooks{afterChunk: func(table string, done bool) {
+		if table == "public.second" {
+			time.Sleep(2 * time.Second)
+		}
+	}}
+	_, err := runCopyHooked(t, ctx, a, t.TempDir(), hooks)
+	if err == nil || !strings.Contains(err.Error(), "build the indexes of public.bad") || !strings.Contains(err.Error(), "planrun.flag") {
+		t.Fatalf("err = %v", err)
+	}
+	conn := copyConnectTest(t, dst)
+	if got := copyQueryConn(t, conn, "SELECT count(*) FROM third"); got[0] != "0" {
+		t.Errorf("third has %s rows on the target: the copy went on after the index failed", got[0])
+	}
+}

@@ -256,6 +256,9 @@ func (l *loader) checkBody(body hcl.Body, typ StepType, argsType reflect.Type, s
 		}
 		args = append(args, arg)
 	}
+	if !diags.HasErrors() { // a misspelt argument would read as a missing one
+		diags = append(diags, checkArgSet(typ, body, content)...)
+	}
 	for _, blk := range content.Blocks {
 		field, ok := hclField(argsType, blk.Type)
 		if !ok {
@@ -276,6 +279,34 @@ func (l *loader) checkBody(body hcl.Body, typ StepType, argsType reflect.Type, s
 		refs = append(refs, r...)
 	}
 	return refs, args, diags
+}
+
+// checkArgSet lets the step type check which arguments were given together.
+func checkArgSet(typ StepType, body hcl.Body, content *hcl.BodyContent) hcl.Diagnostics {
+	checker, ok := typ.(ArgSetChecker)
+	if !ok {
+		return nil
+	}
+	given := map[string]bool{}
+	for name := range content.Attributes {
+		given[name] = true
+	}
+	for _, blk := range content.Blocks {
+		given[blk.Type] = true
+	}
+	attr, err := checker.CheckArgSet(given)
+	if err == nil {
+		return nil
+	}
+	rng := body.MissingItemRange()
+	if a := content.Attributes[attr]; a != nil {
+		rng = a.NameRange
+	}
+	return hcl.Diagnostics{{
+		Severity: hcl.DiagError, Summary: "Invalid combination of arguments",
+		Detail:  strings.TrimSuffix(err.Error(), ".") + ".",
+		Subject: rng.Ptr(),
+	}}
 }
 
 // checkArgValue lets the step type check a string argument's value when it

@@ -34,6 +34,14 @@ type ArgChecker interface {
 	CheckArg(name, value string) error
 }
 
+// ArgSetChecker is implemented by step types whose arguments depend on
+// each other (one of two required, two that exclude each other). The
+// loader calls it with the names of the arguments given; the error is
+// reported at attr ("" for the block).
+type ArgSetChecker interface {
+	CheckArgSet(given map[string]bool) (attr string, err error)
+}
+
 // Types looks step types up by name.
 type Types interface {
 	Lookup(name string) (StepType, bool)

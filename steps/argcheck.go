@@ -19,6 +19,14 @@ func (d Def[A, O]) CheckArg(name, value string) error {
 	return nil
 }
 
+// CheckArgSet implements plan.ArgSetChecker.
+func (d Def[A, O]) CheckArgSet(given map[string]bool) (string, error) {
+	if d.ArgSet == nil {
+		return "", nil
+	}
+	return d.ArgSet(given)
+}
+
 // parseDuration reads a duration such as "30s", "5m" or "1h30m"; positive
 // unless zero is allowed.
 func parseDuration(s string, zeroOK bool) (time.Duration, error) {

@@ -43,6 +43,15 @@ var execType = Def[ExecArgs, ExecOutput]{
 	Summary:   "Runs a command (argv or a shell script) and captures its exit code and output.",
 	Fn:        runExec,
 	ArgChecks: map[string]func(string) error{"output_format": checkOneOf("", "text", "json")},
+	ArgSet: func(given map[string]bool) (string, error) {
+		switch {
+		case given["command"] && given["shell"]:
+			return "shell", errors.New("give command (a list) or shell (a script), not both")
+		case !given["command"] && !given["shell"]:
+			return "", errors.New("give command (a list) or shell (a script)")
+		}
+		return "", nil
+	},
 }
 
 func runExec(ctx context.Context, env *Env, a *ExecArgs) (*ExecOutput, error) {

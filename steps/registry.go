@@ -63,6 +63,9 @@ type Def[A, O any] struct {
 	// ArgChecks check string arguments with a syntax of their own, by
 	// name, before the run (see argcheck.go).
 	ArgChecks map[string]func(string) error
+	// ArgSet checks which arguments are given together, before the run:
+	// it returns the argument to point at ("" for the block) and why.
+	ArgSet func(given map[string]bool) (string, error)
 }
 
 // Args is the arguments struct type.

@@ -68,6 +68,9 @@ func (l *loader) compileAssert(blk *hcl.Block, st *Step, out *Shape) (*Assertion
 	}
 	refs, reads, d := l.checkAssertReads(c.chains, st, out, thatAttr.Expr, as.That, 0, true)
 	diags = append(diags, d...)
+	if !d.HasErrors() {
+		diags = append(diags, l.checkLiteralCompares(c.compares, st, out, thatAttr.Expr, as.That)...)
+	}
 	if c.err != nil {
 		return nil, nil, append(diags, l.exprDiag("Invalid assertion", thatAttr.Expr, as.That, c.err))
 	}
@@ -305,6 +308,7 @@ func readChains(node ast.Node) []chain {
 // of assertions that repeat it ("output.exit_code == 0").
 type compiledExpr struct {
 	chains   []chain // what it reads, from the tree as written
+	compares []literalCompare
 	prog     *vm.Program
 	err      error
 	parseErr bool // err is a syntax error
@@ -327,6 +331,7 @@ func (l *loader) compileCached(src string, asBool bool) *compiledExpr {
 	} else {
 		// What it reads, before the checker and optimizer rewrite the tree.
 		c.chains = readChains(tree.Node)
+		c.compares = literalCompares(tree.Node)
 		c.prog, c.err = l.finishExpr(tree, asBool)
 	}
 	if l.exprCache == nil {
@@ -513,4 +518,116 @@ func (l *loader) stringRange(hclExpr hcl.Expression, value string, from, to int)
 		Start:    yamlhcl.SourcePos(f.Bytes, start, value, from, quote),
 		End:      yamlhcl.SourcePos(f.Bytes, start, value, to, quote),
 	}
+}
+
+// literalCompare is a value read from a root (output.status) compared with
+// a literal ("200"): when the output's shape says the value is of another
+// kind, the comparison can never hold (==) or always does (!=), whatever
+// the run, which is a mistake worth a diagnostic before it.
+type literalCompare struct {
+	chain   chain
+	op      string
+	kind    Kind   // the literal's
+	literal string // as expr-lang prints it
+	loc     file.Location
+}
+
+var comparisonOps = map[string]bool{"==": true, "!=": true, "<": true, "<=": true, ">": true, ">=": true}
+
+type compareCollector struct{ out []literalCompare }
+
+func (c *compareCollector) Visit(n *ast.Node) {
+	b, ok := (*n).(*ast.BinaryNode)
+	if !ok || !comparisonOps[b.Operator] {
+		return
+	}
+	for _, pair := range [][2]ast.Node{{b.Left, b.Right}, {b.Right, b.Left}} {
+		var kind Kind
+		switch pair[1].(type) {
+		case *ast.IntegerNode, *ast.FloatNode:
+			kind = KindNumber
+		case *ast.StringNode:
+			kind = KindString
+		case *ast.BoolNode:
+			kind = KindBool
+		default:
+			continue
+		}
+		root, rootLoc, path, ok := chainPath(pair[0])
+		if !ok || !assertRoots[root] {
+			continue
+		}
+		c.out = append(c.out, literalCompare{
+			chain: chain{text: pair[0].String(), root: root, rootLoc: rootLoc, path: path},
+			op:    b.Operator, kind: kind, literal: pair[1].String(), loc: pair[1].Location(),
+		})
+	}
+}
+
+func literalCompares(node ast.Node) []literalCompare {
+	c := &compareCollector{}
+	ast.Walk(&node, c)
+	return c.out
+}
+
+// checkLiteralCompares reports comparisons of a value whose shape is known
+// with a literal of another kind.
+func (l *loader) checkLiteralCompares(compares []literalCompare, st *Step, out *Shape, hclExpr hcl.Expression, src string) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, c := range compares {
+		shape := l.chainShape(c.chain, st, out)
+		if shape == nil || (shape.Kind != KindNumber && shape.Kind != KindString && shape.Kind != KindBool) || shape.Kind == c.kind {
+			continue
+		}
+		to := c.loc.To
+		if to <= c.loc.From {
+			to = c.loc.From + len([]rune(c.literal))
+		}
+		rng := l.stringRange(hclExpr, src, runeOffset(src, c.loc.From), runeOffset(src, to))
+		verdict := "is never true"
+		if c.op == "!=" {
+			verdict = "is always true"
+		}
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError, Summary: "Comparison of different kinds",
+			Detail: fmt.Sprintf("%s is a %s and %s a %s: %s %s %s %s. Compare it with a %s.",
+				c.chain.text, shape.Kind, c.literal, c.kind, c.chain.text, c.op, c.literal, verdict, shape.Kind),
+			Subject: rng.Ptr(),
+		})
+	}
+	return diags
+}
+
+// chainShape is the shape of the value a chain reads, nil when it is not
+// known before the run (a variable, a dynamic index, any).
+func (l *loader) chainShape(ch chain, st *Step, out *Shape) *Shape {
+	shape, path := out, ch.path
+	switch ch.root {
+	case "steps", "checks":
+		if len(path) == 0 || path[0].dynamic || path[0].isIndex {
+			return nil
+		}
+		kind := "step"
+		if ch.root == "checks" {
+			kind = "check"
+		}
+		target := l.stepIndex[st.Scope.Prefix+kind+"."+path[0].name]
+		if target == nil || target.Type == nil {
+			return nil
+		}
+		shape, path = outputShape(target.Type.Output()), path[1:]
+	case "var":
+		return nil
+	}
+	for _, p := range path {
+		if shape == nil || p.dynamic {
+			return nil
+		}
+		next, d := stepShape(shape, p.name, p.isIndex, "", hcl.Range{})
+		if d != nil {
+			return nil
+		}
+		shape = next
+	}
+	return shape
 }

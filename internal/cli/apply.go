@@ -238,6 +238,8 @@ func (c *CLI) execute(p *plan.Plan, sel func(*plan.Step) bool, af applyFlags, st
 		Reused:          reused,
 		Resumed:         resume != nil,
 		Fingerprints:    fps,
+		By:              thisRunner(),
+		Vars:            recordedVars(p, red),
 		StateDir: func(addr string) string {
 			return filepath.Join(p.Dir, ".planrun", "state", runID, addr)
 		},

@@ -96,6 +96,8 @@ func runRollback(c *CLI, args []string) int {
 		AutoApprove:     autoApprove,
 		Prompt:          c.prompter(),
 		Redactor:        red,
+		By:              thisRunner(),
+		Vars:            recordedVars(p, red),
 		Fingerprints:    fps,
 		RollbackContext: rctx,
 		Events: func(ev event.Event) {

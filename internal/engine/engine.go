@@ -50,7 +50,11 @@ type Options struct {
 	KeepGoing bool
 	// Fingerprints and Resumed go into the run_started event (see journal).
 	Fingerprints map[string]string
-	Resumed      bool
+	// By and Vars are recorded in run_started: who runs it, with which
+	// variables (sensitive ones already replaced, every value redacted).
+	By      *event.Runner
+	Vars    map[string]any
+	Resumed bool
 }
 
 // StepResult is what happened to one step.
@@ -137,7 +141,7 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) *Result {
 	for _, st := range selected {
 		addrs = append(addrs, st.Addr)
 	}
-	r.emit(event.Event{Type: event.RunStarted, Plan: p.Name, Hash: p.Hash, Steps: addrs, Fingerprints: opts.Fingerprints, Resumed: opts.Resumed})
+	r.emit(event.Event{Type: event.RunStarted, Plan: p.Name, Hash: p.Hash, Steps: addrs, Fingerprints: opts.Fingerprints, Resumed: opts.Resumed, By: opts.By, Vars: opts.Vars})
 
 	order := map[string]int{}
 	for i, st := range p.Steps {
@@ -403,7 +407,7 @@ func Rollback(ctx context.Context, p *plan.Plan, order []string, outputs map[str
 		res.Order = append(res.Order, addr)
 		addrs = append(addrs, addr)
 	}
-	r.emit(event.Event{Type: event.RunStarted, Plan: p.Name, Hash: p.Hash, Steps: addrs, Fingerprints: opts.Fingerprints, Resumed: true, Message: "rollback"})
+	r.emit(event.Event{Type: event.RunStarted, Plan: p.Name, Hash: p.Hash, Steps: addrs, Fingerprints: opts.Fingerprints, Resumed: true, Message: "rollback", By: opts.By, Vars: opts.Vars})
 	rctx := opts.RollbackContext
 	if rctx == nil {
 		rctx = ctx

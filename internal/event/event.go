@@ -59,6 +59,15 @@ type Event struct {
 	Fingerprints map[string]string `json:"fingerprints,omitempty"` // per step, to name what changed before a resume
 	Resumed      bool              `json:"resumed,omitempty"`      // this run_started continues an earlier run
 	Downtime     *float64          `json:"downtime_seconds,omitempty"`
+	By           *Runner           `json:"by,omitempty"`   // who started this run_started's process
+	Vars         map[string]any    `json:"vars,omitempty"` // the variables' values; sensitive ones "(sensitive)"
+}
+
+// Runner is who started a run (or resumed it, or rolled it back).
+type Runner struct {
+	User string `json:"user"`
+	Host string `json:"host"`
+	PID  int    `json:"pid"`
 }
 
 // AssertResult is the verdict of one assertion.

@@ -399,5 +399,7 @@ func (c *CLI) selectTargets(p *plan.Plan, targets []string) (func(*plan.Step) bo
 func newRunID() string {
 	var b [4]byte
 	_, _ = rand.Read(b[:]) // crypto/rand never fails on Linux
-	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+	// Milliseconds: run ids sort in time order, and two runs started in
+	// the same second must not come out in the wrong one.
+	return time.Now().UTC().Format("20060102T150405.000Z") + "-" + hex.EncodeToString(b[:])
 }

@@ -471,3 +471,32 @@ func TestReplicateArgs(t *testing.T) {
 		t.Errorf("parse URL: %q %v", kv, err)
 	}
 }
+
+// A row written on the target collides with one the source inserts later:
+// the apply worker fails again and again, and catch_up says so (and where
+// to look) instead of waiting out max_wait.
+func TestReplicateCatchUpStopsOnApplyErrors(t *testing.T) {
+	src, dst := replPair(t, replSchema, replSeed)
+	slot := replSlot(t, "errors")
+	replRun(t, replArgs(src, dst, "start", slot))
+	mustSQL(t, dst.URL, "INSERT INTO app.users (id, name) VALUES (100001, 'on the target')")
+	mustSQL(t, src.URL, "INSERT INTO app.users (id, name) VALUES (100001, 'on the source')")
+
+	start := time.Now()
+	_, err := runReplicate(testCtx(t), testEnv(t), replArgs(src, dst, "catch_up", slot))
+	t.Logf("catch_up: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "workers on target new failed") || !strings.Contains(err.Error(), "the target server's log says why") {
+		t.Fatalf("catch_up: %v", err)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("took %s: max_wait, not the errors, ended it", d)
+	}
+	// stop still cleans up while the subscription is failing.
+	out := replRun(t, replArgs(src, dst, "stop", slot))
+	if len(out.Dropped) == 0 {
+		t.Errorf("stop dropped nothing: %+v", out)
+	}
+	if n := copyQuery(t, Source.URL("postgres"), fmt.Sprintf("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '%s'", slot)); n[0] != "0" {
+		t.Errorf("slot %s left on the source", slot)
+	}
+}

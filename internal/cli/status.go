@@ -64,7 +64,11 @@ func runStatus(c *CLI, args []string) int {
 		_ = release() // only probing whether a live process holds it
 	}
 	fmt.Fprintf(c.stdout, "Plan %q, run %s: %s\n", p.Name, last.ID, status)
-	fmt.Fprintf(c.stdout, "  started  %s\n", last.Started.Local().Format("2006-01-02 15:04:05"))
+	by := ""
+	if last.By != nil {
+		by = fmt.Sprintf(" by %s@%s (pid %d)", last.By.User, last.By.Host, last.By.PID)
+	}
+	fmt.Fprintf(c.stdout, "  started  %s%s\n", last.Started.Local().Format("2006-01-02 15:04:05"), by)
 	if !last.Finished.IsZero() {
 		fmt.Fprintf(c.stdout, "  finished %s (%s)\n", last.Finished.Local().Format("2006-01-02 15:04:05"), fmtDuration(last.Finished.Sub(last.Started)))
 	}

@@ -16,8 +16,9 @@ type Run struct {
 	Started      time.Time
 	Finished     time.Time
 	Steps        map[string]*StepState
-	Order        []string // steps in the order they finished (for rollbacks)
-	Segments     int      // how many times the run was started or resumed
+	Order        []string      // steps in the order they finished (for rollbacks)
+	Segments     int           // how many times the run was started or resumed
+	By           *event.Runner // who started it; nil in a record of an older planrun
 }
 
 // StepState is what a run's events say about one step.
@@ -52,7 +53,7 @@ func Replay(id string, events []event.Event) *Run {
 		case event.RunStarted:
 			r.Segments++
 			if r.Started.IsZero() {
-				r.Started = ev.Time
+				r.Started, r.By = ev.Time, ev.By
 			}
 			r.Plan, r.Hash = ev.Plan, ev.Hash
 			if len(ev.Fingerprints) > 0 {

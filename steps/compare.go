@@ -328,8 +328,7 @@ func cmpBegin(ctx context.Context, conn *pgx.Conn, snapshot string) (pgx.Tx, err
 	}
 	sql := cmpSettings
 	if snapshot != "" {
-		// It must come first in the transaction, and cannot be a parameter.
-		sql = "SET TRANSACTION SNAPSHOT '" + strings.ReplaceAll(snapshot, "'", "''") + "';" + sql
+		sql = setSnapshotSQL(snapshot) + ";" + sql
 	}
 	if _, err := tx.Exec(ctx, sql); err != nil {
 		_ = tx.Rollback(ctx)

@@ -40,8 +40,7 @@ func openCopySnapshot(ctx context.Context, env *Env, db *Database, imported stri
 		return nil, fmt.Errorf("source %s: begin the snapshot transaction: %w", db.Name, err)
 	}
 	if imported != "" {
-		// It must come first in the transaction, and cannot be a parameter.
-		if _, err := s.tx.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+strings.ReplaceAll(imported, "'", "''")+"'"); err != nil {
+		if _, err := s.tx.Exec(ctx, setSnapshotSQL(imported)); err != nil {
 			copyClose(ctx, conn)
 			return nil, fmt.Errorf("source %s: import snapshot %s: %w", db.Name, imported, err)
 		}
@@ -86,8 +85,7 @@ func beginInSnapshot(ctx context.Context, conn *pgx.Conn, snapshot string) (pgx.
 	if err != nil {
 		return nil, err
 	}
-	// It must come first in the transaction, and cannot be a parameter.
-	if _, err := tx.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+strings.ReplaceAll(snapshot, "'", "''")+"'"); err != nil {
+	if _, err := tx.Exec(ctx, setSnapshotSQL(snapshot)); err != nil {
 		_ = tx.Rollback(ctx)
 		return nil, fmt.Errorf("import the snapshot: %w", err)
 	}

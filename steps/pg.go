@@ -197,6 +197,13 @@ func quoteIdent(s string) string {
 	return pgx.Identifier{s}.Sanitize()
 }
 
+// setSnapshotSQL is the statement that imports an exported snapshot into a
+// REPEATABLE READ transaction. It must come first in the transaction, and
+// cannot take the snapshot as a parameter.
+func setSnapshotSQL(snapshot string) string {
+	return "SET TRANSACTION SNAPSHOT '" + strings.ReplaceAll(snapshot, "'", "''") + "'"
+}
+
 // qualified quotes schema.name.
 func qualified(schema, name string) string {
 	return pgx.Identifier{schema, name}.Sanitize()

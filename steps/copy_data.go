@@ -171,16 +171,11 @@ func (c *copyRun) persistLoop(ctx context.Context, done <-chan struct{}) {
 // dataWorker copies the chunks it receives, on one connection to each
 // side: the source's in the shared snapshot.
 func (c *copyRun) dataWorker(ctx context.Context, work <-chan *copyChunk) error {
-	src, err := copyConnect(ctx, c.env, c.o.src, true, nil)
+	src, _, done, err := c.sourceInSnapshot(ctx)
 	if err != nil {
 		return err
 	}
-	defer copyClose(ctx, src)
-	srcTx, err := beginInSnapshot(ctx, src, c.snap.id)
-	if err != nil {
-		return fmt.Errorf("source %s: %w", c.o.src.Name, err)
-	}
-	defer rollback(ctx, srcTx)
+	defer done()
 	// Commits need not wait for the disk: persistLoop makes them durable
 	// before it records them.
 	params := map[string]string{"synchronous_commit": "off"}

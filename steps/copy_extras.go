@@ -65,16 +65,11 @@ const (
 )
 
 func (c *copyRun) largeObjectWorker(ctx context.Context, work <-chan uint32, copied *atomic.Int64) error {
-	src, err := copyConnect(ctx, c.env, c.o.src, true, nil)
+	_, srcTx, done, err := c.sourceInSnapshot(ctx)
 	if err != nil {
 		return err
 	}
-	defer copyClose(ctx, src)
-	srcTx, err := beginInSnapshot(ctx, src, c.snap.id)
-	if err != nil {
-		return fmt.Errorf("source %s: %w", c.o.src.Name, err)
-	}
-	defer rollback(ctx, srcTx)
+	defer done()
 	dst, err := copyConnect(ctx, c.env, c.o.dst, false, nil)
 	if err != nil {
 		return err

@@ -78,6 +78,23 @@ func (s *copySnapshot) close(ctx context.Context) {
 	copyClose(ctx, s.conn)
 }
 
+// sourceInSnapshot connects a worker to the source, in a read-only
+// transaction in the copy's snapshot; done rolls it back and disconnects.
+func (c *copyRun) sourceInSnapshot(ctx context.Context) (conn *pgx.Conn, tx pgx.Tx, done func(), err error) {
+	conn, err = copyConnect(ctx, c.env, c.o.src, true, nil)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if tx, err = beginInSnapshot(ctx, conn, c.snap.id); err != nil {
+		copyClose(ctx, conn)
+		return nil, nil, nil, fmt.Errorf("source %s: %w", c.o.src.Name, err)
+	}
+	return conn, tx, func() {
+		rollback(ctx, tx)
+		copyClose(ctx, conn)
+	}, nil
+}
+
 // beginInSnapshot starts a read-only transaction on another connection
 // that sees exactly what the coordinating transaction sees.
 func beginInSnapshot(ctx context.Context, conn *pgx.Conn, snapshot string) (pgx.Tx, error) {

@@ -308,6 +308,23 @@ func (r *replication) checkSource(ctx context.Context) error {
 	return nil
 }
 
+// slotExists reads whether the slot is on the source and, when it is not,
+// makes sure there is room for it.
+func (r *replication) slotExists(ctx context.Context) (bool, error) {
+	var exists bool
+	var used, max int
+	err := r.src.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = $1),
+		(SELECT count(*) FROM pg_replication_slots), current_setting('max_replication_slots')::int`, r.slot).Scan(&exists, &used, &max)
+	if err != nil {
+		return false, fmt.Errorf("source %s: read replication slots: %w", r.srcName, err)
+	}
+	if !exists && used >= max {
+		return false, fmt.Errorf("source %s has no free replication slot (%d of max_replication_slots = %d in use): raise max_replication_slots (a restart) or drop unused slots",
+			r.srcName, used, max)
+	}
+	return exists, nil
+}
+
 // subInfo is an existing subscription.
 type subInfo struct {
 	oid          uint32

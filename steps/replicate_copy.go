@@ -96,12 +96,9 @@ func (r *replication) startWithCopy(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var slotExists bool
-	var used, max int
-	err = r.src.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = $1),
-		(SELECT count(*) FROM pg_replication_slots), current_setting('max_replication_slots')::int`, r.slot).Scan(&slotExists, &used, &max)
+	slotExists, err := r.slotExists(ctx)
 	if err != nil {
-		return fmt.Errorf("source %s: read replication slots: %w", r.srcName, err)
+		return err
 	}
 	if slotExists {
 		return fmt.Errorf("source %s has a replication slot %s, and target %s has no subscription %s: an earlier start was cut off after creating it, "+
@@ -109,10 +106,6 @@ func (r *replication) startWithCopy(ctx context.Context) error {
 			"what was committed after that snapshot. Run replicate with action = \"stop\" (it drops the slot and the publication), empty the target "+
 			"(drop and create the database again, or set clean = true) and start again; nothing was created",
 			r.srcName, r.slot, r.dstName, r.sub)
-	}
-	if used >= max {
-		return fmt.Errorf("source %s has no free replication slot (%d of max_replication_slots = %d in use): raise max_replication_slots (a restart) or drop unused slots",
-			r.srcName, used, max)
 	}
 	// What an earlier, failed attempt of this step left: its snapshot is
 	// gone, so the copy starts over (into a target the checks find empty).

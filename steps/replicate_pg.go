@@ -270,20 +270,13 @@ func (r *replication) subscribe(ctx context.Context, existing *subInfo) error {
 	if existing != nil {
 		return r.reuseSubscription(ctx, existing, conninfo)
 	}
-	var slotExists bool
-	var used, max int
-	err = r.src.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = $1),
-		(SELECT count(*) FROM pg_replication_slots), current_setting('max_replication_slots')::int`, r.slot).Scan(&slotExists, &used, &max)
+	slotExists, err := r.slotExists(ctx)
 	if err != nil {
-		return fmt.Errorf("source %s: read replication slots: %w", r.srcName, err)
+		return err
 	}
 	if slotExists {
 		return fmt.Errorf("source %s already has a replication slot %s, and target %s has no subscription %s using it: another target may use it; "+
 			"give another slot, or if it is a leftover, drop it on the source: SELECT pg_drop_replication_slot('%s')", r.srcName, r.slot, r.dstName, r.sub, r.slot)
-	}
-	if used >= max {
-		return fmt.Errorf("source %s has no free replication slot (%d of max_replication_slots = %d in use): raise max_replication_slots (a restart) or drop unused slots",
-			r.srcName, used, max)
 	}
 	if r.copyData {
 		if err := r.checkTargetEmpty(ctx); err != nil {

@@ -59,22 +59,11 @@ func (t *cmpTableSum) hashLevel(ctx context.Context, pools [2]*cmpPool, cond str
 	bucket := func(s *cmpTableSide) string {
 		return fmt.Sprintf("((%s) >> %d) & %d", s.hash, shift, (1<<bits)-1)
 	}
-	var aggs [2]map[int64]cmpAgg
-	err := cmpOnBoth(func(i int) error {
-		var err error
-		aggs[i], err = pools[i].aggregate(ctx, t.sides[i], bucket(t.sides[i]), sideCond(cond, t.sides[i]))
-		return err
-	})
+	aggs, differ, err := t.bucketSums(ctx, pools, bucket, func(s *cmpTableSide) string { return sideCond(cond, s) })
 	if err != nil {
 		return err
 	}
-	t.mu.Lock()
-	t.chunks += len(aggs[0]) + len(aggs[1])
-	t.mu.Unlock()
-	for _, b := range cmpSortedBuckets(aggs) {
-		if aggs[0][b].equal(aggs[1][b]) {
-			continue
-		}
+	for _, b := range differ {
 		if len(t.keys) >= cmpMaxKeys {
 			t.addNote("more rows differ than the %d named", cmpMaxKeys)
 			return nil

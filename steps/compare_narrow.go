@@ -124,22 +124,14 @@ func (t *cmpTableSum) narrow(ctx context.Context, pools [2]*cmpPool, r cmpRange,
 		}
 		return err
 	}
-	var aggs [2]map[int64]cmpAgg
-	err = cmpOnBoth(func(i int) error {
-		var err error
-		aggs[i], err = pools[i].aggregate(ctx, t.sides[i], buckets[i], t.cond(r))
-		return err
-	})
+	cond := t.cond(r)
+	aggs, differ, err := t.bucketSums(ctx, pools,
+		func(s *cmpTableSide) string { return buckets[s.side] },
+		func(*cmpTableSide) string { return cond })
 	if err != nil {
 		return err
 	}
-	t.mu.Lock()
-	t.chunks += len(aggs[0]) + len(aggs[1])
-	t.mu.Unlock()
-	for _, b := range cmpSortedBuckets(aggs) {
-		if aggs[0][b].equal(aggs[1][b]) {
-			continue
-		}
+	for _, b := range differ {
 		if b < 0 {
 			t.addNote("rows whose key has a NULL column differ; they have no key to name")
 			continue
@@ -164,11 +156,31 @@ func (t *cmpTableSum) narrow(ctx context.Context, pools [2]*cmpPool, r cmpRange,
 	return nil
 }
 
-// cmpSortedBuckets lists the buckets either side has rows in, in key order.
-func cmpSortedBuckets(aggs [2]map[int64]cmpAgg) []int64 {
+// bucketSums checksums the rows of a condition on both sides grouped by
+// bucket (each given as the side's SQL), counts the checksums computed,
+// and lists the buckets whose totals differ, in order.
+func (t *cmpTableSum) bucketSums(ctx context.Context, pools [2]*cmpPool, bucket, cond func(*cmpTableSide) string) ([2]map[int64]cmpAgg, []int64, error) {
+	var aggs [2]map[int64]cmpAgg
+	err := cmpOnBoth(func(i int) error {
+		var err error
+		aggs[i], err = pools[i].aggregate(ctx, t.sides[i], bucket(t.sides[i]), cond(t.sides[i]))
+		return err
+	})
+	if err != nil {
+		return aggs, nil, err
+	}
+	t.mu.Lock()
+	t.chunks += len(aggs[0]) + len(aggs[1])
+	t.mu.Unlock()
 	all := maps.Clone(aggs[0])
 	maps.Copy(all, aggs[1])
-	return slices.Sorted(maps.Keys(all))
+	var differ []int64
+	for _, b := range slices.Sorted(maps.Keys(all)) {
+		if !aggs[0][b].equal(aggs[1][b]) {
+			differ = append(differ, b)
+		}
+	}
+	return aggs, differ, nil
 }
 
 // cond is the SQL condition of a range ("" for the whole table).

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/planrun/planrun/internal/bytesize"
 )
 
 // The checks of string arguments that have a syntax of their own. A type
@@ -52,7 +54,7 @@ func checkSize(min int64, minText string) func(string) error {
 		if s == "" {
 			return nil
 		}
-		n, err := parseBytes(s)
+		n, err := bytesize.Parse(s)
 		if err == nil && n < min {
 			err = fmt.Errorf("%q is less than %s", s, minText)
 		}

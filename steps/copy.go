@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/planrun/planrun/internal/bytesize"
 )
 
 // CopyArgs are the arguments of copy.
@@ -158,7 +159,7 @@ func newCopyOptions(a *CopyArgs) (*copyOptions, error) {
 		if err := checkSize(1<<20, "1MB")(a.SplitBytes); err != nil {
 			return nil, fmt.Errorf("split_bytes: %w", err)
 		}
-		o.splitBytes, _ = parseBytes(a.SplitBytes)
+		o.splitBytes, _ = bytesize.Parse(a.SplitBytes)
 	}
 	switch o.binary {
 	case "":
@@ -170,7 +171,7 @@ func newCopyOptions(a *CopyArgs) (*copyOptions, error) {
 	if a.MaintenanceWorkMem != nil {
 		o.maintenanceWorkMem = *a.MaintenanceWorkMem
 		if o.maintenanceWorkMem != "" {
-			n, err := parseBytes(o.maintenanceWorkMem)
+			n, err := bytesize.Parse(o.maintenanceWorkMem)
 			if err != nil {
 				return nil, fmt.Errorf("maintenance_work_mem: %w", err)
 			}
@@ -184,23 +185,6 @@ func newCopyOptions(a *CopyArgs) (*copyOptions, error) {
 		}
 	}
 	return o, nil
-}
-
-// parseBytes reads a size such as "256MB", "1.5GB", "64kB" or "1048576".
-// Units are powers of 1024, as in PostgreSQL's settings.
-func parseBytes(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	i := len(t)
-	for i > 0 && (t[i-1] < '0' || t[i-1] > '9') {
-		i--
-	}
-	num, unit := strings.TrimSpace(t[:i]), strings.ToUpper(strings.TrimSpace(t[i:]))
-	mult := map[string]float64{"": 1, "B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}[unit]
-	f, err := strconv.ParseFloat(num, 64)
-	if mult == 0 || err != nil || f < 0 {
-		return 0, fmt.Errorf("%q is not a size such as \"256MB\" or \"1GB\"", s)
-	}
-	return int64(f * mult), nil
 }
 
 func runCopy(ctx context.Context, env *Env, a *CopyArgs) (*CopyOutput, error) {
@@ -304,7 +288,7 @@ func (c *copyRun) run(ctx context.Context) (*CopyOutput, error) {
 	}
 	out := c.finish()
 	c.env.Logf("copied %d tables, %d rows, %s in %.1fs (data at %s/s)",
-		len(out.Tables), out.Rows, fmtBytes(out.Bytes), out.Seconds, fmtBytes(int64(out.BytesPerSecond)))
+		len(out.Tables), out.Rows, bytesize.Format(out.Bytes), out.Seconds, bytesize.Format(int64(out.BytesPerSecond)))
 	return out, nil
 }
 
@@ -534,18 +518,4 @@ func rollback(ctx context.Context, tx pgx.Tx) {
 	ctx, cancel := cleanupContext(ctx)
 	defer cancel()
 	_ = tx.Rollback(ctx)
-}
-
-// fmtBytes shows a size for a log line.
-func fmtBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/planrun/planrun/internal/bytesize"
 )
 
 // phaseData streams every table not copied yet, jobs chunks at a time.
@@ -32,7 +33,7 @@ func (c *copyRun) phaseData(ctx context.Context) error {
 			total += ch.estimate
 		}
 		c.env.Logf("data: copying %d tables (%s on disk) in %d chunks, %d at a time, %s COPY",
-			len(todo), fmtBytes(total), len(chunks), min(c.o.jobs, len(chunks)), c.formats(todo))
+			len(todo), bytesize.Format(total), len(chunks), min(c.o.jobs, len(chunks)), c.formats(todo))
 		if c.state.resumed {
 			// A table cut off by the crash may hold some of its rows:
 			// empty it. (Tables copied whole are emptied in the same

@@ -9,19 +9,6 @@ import (
 	"testing"
 )
 
-func TestCopyParseBytes(t *testing.T) {
-	for in, want := range map[string]int64{"256MB": 256 << 20, "1GB": 1 << 30, "1.5 GB": 3 << 29, "64kB": 64 << 10, "1048576": 1 << 20, "2TB": 2 << 40} {
-		if got, err := parseBytes(in); err != nil || got != want {
-			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "MB", "12XB", "-1MB", "lots"} {
-		if _, err := parseBytes(in); err == nil {
-			t.Errorf("parseBytes(%q) took it", in)
-		}
-	}
-}
-
 func TestCopyOptions(t *testing.T) {
 	db := &Database{Name: "x", URL: "postgres://x"}
 	o, err := newCopyOptions(&CopyArgs{Source: db, Target: db})

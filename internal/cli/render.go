@@ -3,14 +3,17 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+
 	"golang.org/x/term"
 
-	"github.com/planrun/planrun/internal/event"
 	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/planrun/planrun/internal/bytesize"
+	"github.com/planrun/planrun/internal/event"
 
 	"github.com/planrun/planrun/internal/engine"
 	"github.com/planrun/planrun/plan"
@@ -215,7 +218,7 @@ func progressLine(ev event.Event) string {
 	}
 	amount := func(n int64) string {
 		if p.Unit == "bytes" {
-			return humanBytes(n)
+			return bytesize.Format(n)
 		}
 		return fmt.Sprintf("%d %s", n, p.Unit)
 	}
@@ -244,19 +247,6 @@ func progressLine(ev event.Event) string {
 		}
 	}
 	return b.String()
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func isTerminalWriter(w io.Writer) bool {

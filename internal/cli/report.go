@@ -12,6 +12,7 @@ import (
 
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 
+	"github.com/planrun/planrun/internal/bytesize"
 	"github.com/planrun/planrun/internal/event"
 	"github.com/planrun/planrun/internal/journal"
 	"github.com/planrun/planrun/internal/redact"
@@ -584,8 +585,8 @@ func summarizeOutput(uses string, out any) []reportFact {
 		}
 		count("tables", int64(len(o.Tables)))
 		count("rows", o.Rows)
-		add("bytes", o.Bytes, humanBytes(o.Bytes))
-		add("bytes_per_second", o.BytesPerSecond, humanBytes(int64(o.BytesPerSecond))+"/s")
+		add("bytes", o.Bytes, bytesize.Format(o.Bytes))
+		add("bytes_per_second", o.BytesPerSecond, bytesize.Format(int64(o.BytesPerSecond))+"/s")
 		seconds("seconds", o.Seconds)
 		if o.Resumed {
 			add("resumed", true, "yes: it continued an interrupted copy")
@@ -651,7 +652,7 @@ func summarizeOutput(uses string, out any) []reportFact {
 			add("action", o.Action, o.Action)
 		}
 		count("tables", o.Tables)
-		add("lag_bytes", o.LagBytes, humanBytes(o.LagBytes))
+		add("lag_bytes", o.LagBytes, bytesize.Format(o.LagBytes))
 		add("caught_up_lsn", o.CaughtUpLSN, orDash(o.CaughtUpLSN))
 		gaps := map[string]int64{}
 		var texts []string

@@ -306,31 +306,19 @@ func buildReport(p *plan.Plan, run *journal.Run, result event.Status, events []e
 		}
 	}
 
-	steps := map[string]*reportStep{}
+	// The steps' states are the journal's replay of the record; the report
+	// lists them in the order they first appear in it, then the plan's
+	// steps that never did.
 	var order []string
-	step := func(addr, uses string) *reportStep {
-		s := steps[addr]
-		if s == nil {
-			s = &reportStep{Addr: addr, Kind: "step", Status: string(event.StatusNotRun), Failures: []reportAssertion{}, Summary: []reportFact{}}
-			if st := p.Step(addr); st != nil {
-				s.Uses = st.Uses
-				if st.Kind == plan.KindCheck {
-					s.Kind = "check"
-				}
-			} else if !strings.HasPrefix(addr, "step.") {
-				s.Kind = "check"
-			}
-			steps[addr] = s
+	seen := map[string]bool{}
+	see := func(addr string) {
+		if !seen[addr] {
+			seen[addr] = true
 			order = append(order, addr)
 		}
-		if uses != "" {
-			s.Uses = uses
-		}
-		return s
 	}
 	rollbacks := map[string]int{} // step → index in doc.Rollbacks of its latest hook
 	var seg *reportSegment
-	startTimes := map[string]time.Time{}
 	for _, ev := range events {
 		switch ev.Type {
 		case event.RunStarted:
@@ -343,24 +331,8 @@ func buildReport(p *plan.Plan, run *journal.Run, result event.Status, events []e
 			}
 			doc.Run.Segments = append(doc.Run.Segments, reportSegment{Kind: kind, Started: ev.Time.UTC(), Status: string(event.StatusUnfinished)})
 			seg = &doc.Run.Segments[len(doc.Run.Segments)-1]
-		case event.StepStarted:
-			s := step(ev.Step, ev.Uses)
-			s.Status = string(event.StatusRunning)
-			t := ev.Time.UTC()
-			s.Started = &t
-			startTimes[ev.Step] = ev.Time
-		case event.StepRetrying:
-			s := step(ev.Step, ev.Uses)
-			s.Attempts = max(s.Attempts, ev.Attempt)
-		case event.StepFinished:
-			s := step(ev.Step, ev.Uses)
-			if ev.Status == event.StatusReused {
-				continue // the earlier segment's record stands
-			}
-			s.Status, s.Seconds, s.Error, s.Rollback = string(ev.Status), ev.Seconds, ev.Error, ""
-			s.Attempts = max(s.Attempts, ev.Attempt)
-			s.Assertions, s.Failures = reportAssertions(ev.Assertions)
-			s.Summary = summarizeOutput(s.Uses, ev.Output)
+		case event.StepStarted, event.StepRetrying, event.StepFinished:
+			see(ev.Step)
 		case event.RollbackStarted:
 			t := ev.Time.UTC()
 			doc.Rollbacks = append(doc.Rollbacks, reportRollback{Step: ev.Step, Uses: ev.Uses, Status: string(event.StatusRunning), Started: &t})
@@ -374,7 +346,7 @@ func buildReport(p *plan.Plan, run *journal.Run, result event.Status, events []e
 			rb := &doc.Rollbacks[i]
 			rb.Status, rb.Seconds, rb.Error, rb.Message = string(ev.Status), ev.Seconds, ev.Error, ev.Message
 			delete(rollbacks, ev.Step)
-			step(ev.Step, "").Rollback = string(ev.Status)
+			see(ev.Step)
 		case event.RunFinished:
 			if seg != nil {
 				t := ev.Time.UTC()
@@ -387,20 +359,23 @@ func buildReport(p *plan.Plan, run *journal.Run, result event.Status, events []e
 	}
 	// Steps of the plan that never started, in the plan's order.
 	for _, st := range p.Steps {
-		step(st.Addr, "")
+		see(st.Addr)
+	}
+	started := func(addr string) time.Time {
+		if st := run.Steps[addr]; st != nil {
+			return st.Started
+		}
+		return time.Time{}
 	}
 	sort.SliceStable(order, func(i, j int) bool {
-		ti, iok := startTimes[order[i]]
-		tj, jok := startTimes[order[j]]
-		switch {
-		case iok && jok:
-			return ti.Before(tj)
-		default:
-			return iok && !jok
+		ti, tj := started(order[i]), started(order[j])
+		if ti.IsZero() || tj.IsZero() {
+			return !ti.IsZero() && tj.IsZero()
 		}
+		return ti.Before(tj)
 	})
 	for _, addr := range order {
-		s := *steps[addr]
+		s := reportStepOf(p, addr, run.Steps[addr])
 		if result != event.StatusRunning && s.Status == string(event.StatusRunning) {
 			s.Status = string(event.StatusUnfinished) // its process died in it
 		}
@@ -413,6 +388,34 @@ func buildReport(p *plan.Plan, run *journal.Run, result event.Status, events []e
 	}
 	doc.Downtime = reportWindow(p, events)
 	return doc
+}
+
+// reportStepOf is a step as the report shows it: its kind and type from
+// the plan, the rest from its replayed state (nil: it never ran).
+func reportStepOf(p *plan.Plan, addr string, st *journal.StepState) reportStep {
+	s := reportStep{Addr: addr, Kind: "step", Status: string(event.StatusNotRun), Failures: []reportAssertion{}, Summary: []reportFact{}}
+	if ps := p.Step(addr); ps != nil {
+		s.Uses = ps.Uses
+		if ps.Kind == plan.KindCheck {
+			s.Kind = "check"
+		}
+	} else if !strings.HasPrefix(addr, "step.") {
+		s.Kind = "check"
+	}
+	if st == nil {
+		return s
+	}
+	if st.Uses != "" {
+		s.Uses = st.Uses
+	}
+	s.Status, s.Attempts, s.Seconds, s.Error, s.Rollback = string(st.Status), st.Attempts, st.Seconds, st.Error, string(st.Rollback)
+	if !st.Started.IsZero() {
+		t := st.Started.UTC()
+		s.Started = &t
+	}
+	s.Assertions, s.Failures = reportAssertions(st.Assertions)
+	s.Summary = summarizeOutput(s.Uses, st.Output)
+	return s
 }
 
 func reportAssertions(results []event.AssertResult) (reportAssertCounts, []reportAssertion) {

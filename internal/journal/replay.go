@@ -31,7 +31,9 @@ type StepState struct {
 	Output     any
 	Error      string
 	RolledBack bool
-	Rollback   event.Status // the rollback's status, "" when none ran
+	Rollback   event.Status         // the rollback's status, "" when none ran
+	Started    time.Time            // when it last started; zero if it never did
+	Assertions []event.AssertResult // the verdicts of its assertions when it last finished
 }
 
 // Replay rebuilds a run from its events.
@@ -62,7 +64,7 @@ func Replay(id string, events []event.Event) *Run {
 			r.Status = event.StatusUnfinished
 		case event.StepStarted:
 			s := step(ev.Step, ev.Uses)
-			s.Status = event.StatusRunning
+			s.Status, s.Started = event.StatusRunning, ev.Time
 		case event.StepRetrying:
 			s := step(ev.Step, ev.Uses)
 			s.Attempts = max(s.Attempts, ev.Attempt)
@@ -73,7 +75,7 @@ func Replay(id string, events []event.Event) *Run {
 			}
 			s.Status, s.Seconds, s.Error = ev.Status, ev.Seconds, ev.Error
 			s.Attempts = max(s.Attempts, ev.Attempt)
-			s.Output = ev.Output
+			s.Output, s.Assertions = ev.Output, ev.Assertions
 			s.RolledBack, s.Rollback = false, ""
 			r.Order = append(r.Order, ev.Step)
 		case event.RollbackFinished:

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	ctyjson "github.com/zclconf/go-cty/cty/json"
-
 	"github.com/planrun/planrun/internal/bytesize"
 	"github.com/planrun/planrun/internal/event"
 	"github.com/planrun/planrun/internal/journal"
@@ -292,18 +290,21 @@ func buildReport(p *plan.Plan, run *journal.Run, result event.Status, events []e
 	if changes := journal.Changes(run.Fingerprints, fps); len(run.Fingerprints) > 0 && len(changes) > 0 {
 		doc.Run.PlanChanged = changes
 	}
-	doc.Variables = reportVars(p, run, len(doc.Run.PlanChanged) == 0)
+	var recorded map[string]any
 	for _, ev := range events {
 		if ev.Type == event.RunStarted {
 			// The first process's: who started the run, with what.
 			if ev.By != nil {
 				doc.Run.RanBy = &reportRunner{User: ev.By.User, Host: ev.By.Host, PID: ev.By.PID}
 			}
-			if ev.Vars != nil {
-				doc.Variables = recordedReportVars(p, ev.Vars)
-			}
+			recorded = ev.Vars
 			break
 		}
+	}
+	if recorded != nil {
+		doc.Variables = recordedReportVars(p, recorded)
+	} else {
+		doc.Variables = reportVars(p, run, len(doc.Run.PlanChanged) == 0)
 	}
 
 	// The steps' states are the journal's replay of the record; the report
@@ -485,28 +486,11 @@ func recordedReportVars(p *plan.Plan, vars map[string]any) reportVariables {
 // run recorded by an older planrun that kept none (only fingerprints of
 // what the steps were given).
 func reportVars(p *plan.Plan, run *journal.Run, same bool) reportVariables {
-	rv := reportVariables{Source: "given", Values: []reportVar{}}
+	// No redactor here: the whole report is redacted once it is rendered.
+	rv := recordedReportVars(p, recordedVars(p, nil))
+	rv.Source = "given"
 	if len(run.Fingerprints) > 0 {
 		rv.MatchesRun = &same
-	}
-	values := p.VarValues()
-	for _, v := range p.Variables {
-		val, ok := values[v.Name]
-		entry := reportVar{Name: v.Name, Sensitive: v.Sensitive || p.IsSensitive(v.Name)}
-		switch {
-		case entry.Sensitive:
-			entry.Value = json.RawMessage(`"(sensitive)"`)
-		case !ok || val.IsNull() || !val.IsWhollyKnown():
-			entry.Value = json.RawMessage("null")
-		default:
-			unmarked, _ := val.UnmarkDeep()
-			raw, err := ctyjson.Marshal(unmarked, unmarked.Type())
-			if err != nil {
-				raw = []byte("null")
-			}
-			entry.Value = raw
-		}
-		rv.Values = append(rv.Values, entry)
 	}
 	return rv
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"os/user"
@@ -47,7 +48,9 @@ func recordedVars(p *plan.Plan, red *redact.Redactor) map[string]any {
 			continue
 		}
 		var decoded any
-		if err := json.Unmarshal(raw, &decoded); err != nil {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber() // a number keeps every digit
+		if err := dec.Decode(&decoded); err != nil {
 			continue
 		}
 		out[v.Name] = red.Value(decoded)

@@ -41,7 +41,7 @@ step "s" {
 			t.Errorf("recorded %s", raw)
 		}
 	}
-	if got["token"] != sensitiveValue || got["jobs"] != float64(4) || !strings.Contains(got["url"].(string), "db.example.com/shop") {
+	if got["token"] != sensitiveValue || got["jobs"] != json.Number("4") || !strings.Contains(got["url"].(string), "db.example.com/shop") {
 		t.Errorf("recorded %s", raw)
 	}
 }

@@ -119,14 +119,7 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) *Result {
 	if opts.Parallelism <= 0 {
 		opts.Parallelism = min(runtime.NumCPU(), 8)
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.Redactor == nil {
-		opts.Redactor = redact.New(p.Secrets()...)
-	}
-	r := &run{plan: p, opts: opts, results: map[string]*StepResult{}, vars: map[*plan.Scope]map[string]any{}}
-	res := &Result{Steps: r.results, Started: opts.Now()}
+	r, res := newRun(p, &opts)
 
 	var selected []*plan.Step
 	isSelected := map[string]bool{}
@@ -381,18 +374,24 @@ func (h *stepHeap) Pop() any {
 	return last
 }
 
-// Rollback runs the rollback hooks of steps that ran in an earlier run
-// (planrun rollback): order lists them newest first, outputs holds what
-// they recorded. Steps without a hook are passed over.
-func Rollback(ctx context.Context, p *plan.Plan, order []string, outputs map[string]any, opts Options) *Result {
+// newRun fills in the options' defaults (clock, redactor), in place for
+// the caller too, and starts the run's state and result.
+func newRun(p *plan.Plan, opts *Options) (*run, *Result) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	if opts.Redactor == nil {
 		opts.Redactor = redact.New(p.Secrets()...)
 	}
-	r := &run{plan: p, opts: opts, results: map[string]*StepResult{}, vars: map[*plan.Scope]map[string]any{}}
-	res := &Result{Steps: r.results, Started: opts.Now()}
+	r := &run{plan: p, opts: *opts, results: map[string]*StepResult{}, vars: map[*plan.Scope]map[string]any{}}
+	return r, &Result{Steps: r.results, Started: opts.Now()}
+}
+
+// Rollback runs the rollback hooks of steps that ran in an earlier run
+// (planrun rollback): order lists them newest first, outputs holds what
+// they recorded. Steps without a hook are passed over.
+func Rollback(ctx context.Context, p *plan.Plan, order []string, outputs map[string]any, opts Options) *Result {
+	r, res := newRun(p, &opts)
 	for _, st := range p.Steps {
 		r.results[st.Addr] = &StepResult{Addr: st.Addr, Uses: st.Uses, Status: event.StatusNotRun}
 	}

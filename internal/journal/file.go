@@ -205,15 +205,7 @@ func (s *FileStore) Runs(ctx context.Context, plan string) ([]RunInfo, error) {
 	}
 	// Run ids start with a UTC timestamp, so name order is time order.
 	sort.Sort(sort.Reverse(sort.StringSlice(ids)))
-	var out []RunInfo
-	for _, id := range ids {
-		events, err := s.Events(ctx, plan, id)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, Summarize(id, events))
-	}
-	return out, nil
+	return summarizeRuns(ctx, s, plan, ids)
 }
 
 // Events reads a run's events. A damaged record (a torn last line, garbage)

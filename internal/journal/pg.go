@@ -211,15 +211,7 @@ func (s *PGStore) Runs(ctx context.Context, plan string) ([]RunInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	var out []RunInfo
-	for _, id := range ids {
-		events, err := s.Events(ctx, plan, id)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, Summarize(id, events))
-	}
-	return out, nil
+	return summarizeRuns(ctx, s, plan, ids)
 }
 
 // Events reads a run's events in order.

@@ -4,10 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/planrun/planrun/internal/event"
 	"os"
 	"time"
+
+	"github.com/planrun/planrun/internal/event"
 )
+
+// summarizeRuns reads and summarizes the runs of a plan a store lists, in
+// the order given.
+func summarizeRuns(ctx context.Context, s Store, plan string, ids []string) ([]RunInfo, error) {
+	var out []RunInfo
+	for _, id := range ids {
+		events, err := s.Events(ctx, plan, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Summarize(id, events))
+	}
+	return out, nil
+}
 
 // Store keeps the runs of plans and their locks: files beside the plan by
 // default, or tables in a Postgres database shared by a team.

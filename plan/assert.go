@@ -66,10 +66,11 @@ func (l *loader) compileAssert(blk *hcl.Block, st *Step, out *Shape) (*Assertion
 	if c.parseErr {
 		return nil, nil, append(diags, l.exprDiag("Invalid assertion", thatAttr.Expr, as.That, c.err))
 	}
-	refs, reads, d := l.checkAssertReads(c.chains, st, out, thatAttr.Expr, as.That, 0, true)
+	shapes := map[string]*Shape{}
+	refs, reads, d := l.checkAssertReads(c.chains, st, out, thatAttr.Expr, as.That, 0, true, shapes)
 	diags = append(diags, d...)
 	if !d.HasErrors() {
-		diags = append(diags, l.checkLiteralCompares(c.compares, st, out, thatAttr.Expr, as.That)...)
+		diags = append(diags, l.checkLiteralCompares(c.compares, shapes, thatAttr.Expr, as.That)...)
 	}
 	if c.err != nil {
 		return nil, nil, append(diags, l.exprDiag("Invalid assertion", thatAttr.Expr, as.That, c.err))
@@ -174,7 +175,7 @@ func (l *loader) compileMessage(msg string, st *Step, out *Shape, hclExpr hcl.Ex
 		src := rest[open+2 : open+closeAt]
 		c := l.compileCached(src, false)
 		if !c.parseErr {
-			r, _, d := l.checkAssertReads(c.chains, st, out, hclExpr, msg, offset+open+2, false)
+			r, _, d := l.checkAssertReads(c.chains, st, out, hclExpr, msg, offset+open+2, false, nil)
 			diags = append(diags, d...)
 			refs = append(refs, r...)
 		}
@@ -345,7 +346,10 @@ func (l *loader) compileCached(src string, asBool bool) *compiledExpr {
 // steps.NAME.y, var.z) against what exists, and returns the step addresses
 // read plus, when withPrograms, a program per value for failure reports.
 // The expression is at byte offset within src, the text of hclExpr.
-func (l *loader) checkAssertReads(chains []chain, st *Step, out *Shape, hclExpr hcl.Expression, src string, offset int, withPrograms bool) ([]string, []Read, hcl.Diagnostics) {
+//
+// shapes, when not nil, receives the shape of each value read whose shape
+// is known before the run, by the chain's text.
+func (l *loader) checkAssertReads(chains []chain, st *Step, out *Shape, hclExpr hcl.Expression, src string, offset int, withPrograms bool, shapes map[string]*Shape) ([]string, []Read, hcl.Diagnostics) {
 	var refs []string
 	var reads []Read
 	var diags hcl.Diagnostics
@@ -404,9 +408,13 @@ func (l *loader) checkAssertReads(chains []chain, st *Step, out *Shape, hclExpr 
 			}
 			shape = nil
 		}
-		if d := walkExprPath(shape, path, base, rootLoc.From, rangeOf); d != nil {
+		end, d := walkExprPath(shape, path, base, rootLoc.From, rangeOf)
+		if d != nil {
 			diags = append(diags, d)
 			continue
+		}
+		if end != nil && shapes != nil {
+			shapes[ch.text] = end
 		}
 		if !withPrograms {
 			continue
@@ -422,18 +430,19 @@ func (l *loader) checkAssertReads(chains []chain, st *Step, out *Shape, hclExpr 
 	return refs, reads, diags
 }
 
-// walkExprPath checks a path against a shape; a problem is reported from
-// the start of the chain (at from) to the name or index that does not fit.
-func walkExprPath(shape *Shape, path []pathElem, base string, from int, rangeOf func(from, to int) hcl.Range) *hcl.Diagnostic {
+// walkExprPath checks a path against a shape and returns the shape at its
+// end (nil when not known before the run); a problem is reported from the
+// start of the chain (at from) to the name or index that does not fit.
+func walkExprPath(shape *Shape, path []pathElem, base string, from int, rangeOf func(from, to int) hcl.Range) (*Shape, *hcl.Diagnostic) {
 	cur := base
 	for _, p := range path {
 		if shape == nil || p.dynamic {
-			return nil
+			return nil, nil
 		}
 		next, d := stepShape(shape, p.name, p.isIndex, cur, hcl.Range{})
 		if d != nil {
 			d.Subject = rangeOf(from, p.loc.To).Ptr()
-			return d
+			return nil, d
 		}
 		shape = next
 		if p.isIndex {
@@ -442,7 +451,7 @@ func walkExprPath(shape *Shape, path []pathElem, base string, from int, rangeOf 
 			cur += "." + p.name
 		}
 	}
-	return nil
+	return shape, nil
 }
 
 // exprDiag turns an expr-lang error into a diagnostic at its place in the file.
@@ -525,7 +534,7 @@ func (l *loader) stringRange(hclExpr hcl.Expression, value string, from, to int)
 // kind, the comparison can never hold (==) or always does (!=), whatever
 // the run, which is a mistake worth a diagnostic before it.
 type literalCompare struct {
-	chain   chain
+	read    string // the value read, as a chain's text (see readChains)
 	op      string
 	kind    Kind   // the literal's
 	literal string // as expr-lang prints it
@@ -553,13 +562,11 @@ func (c *compareCollector) Visit(n *ast.Node) {
 		default:
 			continue
 		}
-		root, rootLoc, path, ok := chainPath(pair[0])
-		if !ok || !assertRoots[root] {
+		if root, _, _, ok := chainPath(pair[0]); !ok || !assertRoots[root] {
 			continue
 		}
 		c.out = append(c.out, literalCompare{
-			chain: chain{text: pair[0].String(), root: root, rootLoc: rootLoc, path: path},
-			op:    b.Operator, kind: kind, literal: pair[1].String(), loc: pair[1].Location(),
+			read: pair[0].String(), op: b.Operator, kind: kind, literal: pair[1].String(), loc: pair[1].Location(),
 		})
 	}
 }
@@ -571,11 +578,11 @@ func literalCompares(node ast.Node) []literalCompare {
 }
 
 // checkLiteralCompares reports comparisons of a value whose shape is known
-// with a literal of another kind.
-func (l *loader) checkLiteralCompares(compares []literalCompare, st *Step, out *Shape, hclExpr hcl.Expression, src string) hcl.Diagnostics {
+// (shapes, from checkAssertReads) with a literal of another kind.
+func (l *loader) checkLiteralCompares(compares []literalCompare, shapes map[string]*Shape, hclExpr hcl.Expression, src string) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	for _, c := range compares {
-		shape := l.chainShape(c.chain, st, out)
+		shape := shapes[c.read]
 		if shape == nil || (shape.Kind != KindNumber && shape.Kind != KindString && shape.Kind != KindBool) || shape.Kind == c.kind {
 			continue
 		}
@@ -591,43 +598,9 @@ func (l *loader) checkLiteralCompares(compares []literalCompare, st *Step, out *
 		diags = append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError, Summary: "Comparison of different kinds",
 			Detail: fmt.Sprintf("%s is a %s and %s a %s: %s %s %s %s. Compare it with a %s.",
-				c.chain.text, shape.Kind, c.literal, c.kind, c.chain.text, c.op, c.literal, verdict, shape.Kind),
+				c.read, shape.Kind, c.literal, c.kind, c.read, c.op, c.literal, verdict, shape.Kind),
 			Subject: rng.Ptr(),
 		})
 	}
 	return diags
-}
-
-// chainShape is the shape of the value a chain reads, nil when it is not
-// known before the run (a variable, a dynamic index, any).
-func (l *loader) chainShape(ch chain, st *Step, out *Shape) *Shape {
-	shape, path := out, ch.path
-	switch ch.root {
-	case "steps", "checks":
-		if len(path) == 0 || path[0].dynamic || path[0].isIndex {
-			return nil
-		}
-		kind := "step"
-		if ch.root == "checks" {
-			kind = "check"
-		}
-		target := l.stepIndex[st.Scope.Prefix+kind+"."+path[0].name]
-		if target == nil || target.Type == nil {
-			return nil
-		}
-		shape, path = outputShape(target.Type.Output()), path[1:]
-	case "var":
-		return nil
-	}
-	for _, p := range path {
-		if shape == nil || p.dynamic {
-			return nil
-		}
-		next, d := stepShape(shape, p.name, p.isIndex, "", hcl.Range{})
-		if d != nil {
-			return nil
-		}
-		shape = next
-	}
-	return shape
 }

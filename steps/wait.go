@@ -104,8 +104,11 @@ func runWait(ctx context.Context, env *Env, a *WaitArgs) (*WaitOutput, error) {
 			done, stop, err = judgeProbe(env, failFast, until, last)
 		}
 		// A probe cut off by max_wait only says it ran out of time; the
-		// attempt before it says why the wait did not end.
-		if cutOff := err != nil && pctx.Err() != nil; !cutOff || lastErr == nil {
+		// attempt before it says why the wait did not end. A dial cut off
+		// by the deadline can return before pctx's own timer marks it done,
+		// so the clock decides too.
+		cutOff := err != nil && (pctx.Err() != nil || !time.Now().Before(deadline))
+		if !cutOff || lastErr == nil {
 			lastErr, out.LastError = err, ""
 			if err != nil {
 				out.LastError = err.Error()

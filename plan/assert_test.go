@@ -11,6 +11,7 @@ import (
 
 	"github.com/planrun/planrun/plan"
 	"github.com/planrun/planrun/steps"
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 type noArgs struct{}
@@ -27,16 +28,16 @@ type dumpOutput struct {
 	Path  string `json:"path"`
 }
 
-func fail[A, O any](context.Context, *steps.Env, *A) (*O, error) {
+func fail[A, O any](context.Context, *steptype.Env, *A) (*O, error) {
 	return nil, errors.New("a test fake")
 }
 
 // assertTypes are two small fakes: "pairs" (read-only, a list of tables)
 // and "fake_dump" (bytes and path).
 func assertTypes() *steps.Registry {
-	return steps.New(map[string]steps.Type{
-		"pairs":     steps.Def[noArgs, pairsOutput]{IsReadOnly: true, Fn: fail[noArgs, pairsOutput]},
-		"fake_dump": steps.Def[noArgs, dumpOutput]{Fn: fail[noArgs, dumpOutput]},
+	return steps.New(map[string]steptype.Type{
+		"pairs":     steptype.Def[noArgs, pairsOutput]{IsReadOnly: true, Fn: fail[noArgs, pairsOutput]},
+		"fake_dump": steptype.Def[noArgs, dumpOutput]{Fn: fail[noArgs, dumpOutput]},
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/planrun/planrun/steps"
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // rowCountsArgs and rowCountsOutput describe a small read-only fake type
@@ -24,10 +25,10 @@ type tableCount struct {
 	Rows int    `json:"rows"`
 }
 
-var rowCountsType = steps.Def[rowCountsArgs, rowCountsOutput]{
+var rowCountsType = steptype.Def[rowCountsArgs, rowCountsOutput]{
 	Summary:    "Counts rows (test fake).",
 	IsReadOnly: true,
-	Fn: func(context.Context, *steps.Env, *rowCountsArgs) (*rowCountsOutput, error) {
+	Fn: func(context.Context, *steptype.Env, *rowCountsArgs) (*rowCountsOutput, error) {
 		return nil, errors.New("row_counts: a test fake")
 	},
 }
@@ -37,7 +38,7 @@ var rowCountsType = steps.Def[rowCountsArgs, rowCountsOutput]{
 // the types do not change when a built-in type is added.
 func testTypes() *steps.Registry {
 	builtin := steps.Builtin()
-	types := map[string]steps.Type{"row_counts": rowCountsType}
+	types := map[string]steptype.Type{"row_counts": rowCountsType}
 	for _, name := range []string{"exec", "sleep"} {
 		t, ok := builtin.Type(name)
 		if !ok {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/planrun/planrun/plan"
 	"github.com/planrun/planrun/steps"
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // Version is the schema version; it changes only when plans written for the
@@ -114,7 +115,7 @@ func commonDefs() schema {
 
 // argsSchema describes a type's arguments as YAML writes them: every value
 // may also be a template. embedded uses the plan schema's definitions path.
-func argsSchema(t steps.Type, embedded bool) schema {
+func argsSchema(t steptype.Type, embedded bool) schema {
 	ref := "#/definitions/"
 	props := schema{}
 	var required []string

@@ -8,6 +8,8 @@ import (
 	"os/user"
 	"strings"
 	"time"
+
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // ApproveArgs are the arguments of approve.
@@ -27,13 +29,13 @@ type ApproveOutput struct {
 const autoApprover = "--auto-approve"
 
 // approveType changes nothing, so it may gate a check run too.
-var approveType = Def[ApproveArgs, ApproveOutput]{
+var approveType = steptype.Def[ApproveArgs, ApproveOutput]{
 	Summary:    "A manual gate: asks the operator to type yes on the terminal; --auto-approve passes it.",
 	IsReadOnly: true,
 	Fn:         runApprove,
 }
 
-func runApprove(ctx context.Context, env *Env, a *ApproveArgs) (*ApproveOutput, error) {
+func runApprove(ctx context.Context, env *steptype.Env, a *ApproveArgs) (*ApproveOutput, error) {
 	msg := strings.TrimSpace(a.Message)
 	if msg == "" {
 		msg = "Continue?"

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // answeringPrompt is a Prompt that records the question and types answer.
@@ -19,7 +21,7 @@ func answeringPrompt(answer string, asked *string) func(context.Context, string)
 func TestApproveYes(t *testing.T) {
 	var asked string
 	before := time.Now().UTC().Add(-time.Second)
-	out, err := runApprove(context.Background(), &Env{Prompt: answeringPrompt("yes\n", &asked)}, &ApproveArgs{Message: "Switch DATABASE_URL to RDS?"})
+	out, err := runApprove(context.Background(), &steptype.Env{Prompt: answeringPrompt("yes\n", &asked)}, &ApproveArgs{Message: "Switch DATABASE_URL to RDS?"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +39,7 @@ func TestApproveYes(t *testing.T) {
 
 func TestApproveDefaultMessage(t *testing.T) {
 	var asked string
-	if _, err := runApprove(context.Background(), &Env{Prompt: answeringPrompt("yes", &asked)}, &ApproveArgs{}); err != nil {
+	if _, err := runApprove(context.Background(), &steptype.Env{Prompt: answeringPrompt("yes", &asked)}, &ApproveArgs{}); err != nil {
 		t.Fatal(err)
 	}
 	if asked != "Continue? Type yes to continue: " {
@@ -48,7 +50,7 @@ func TestApproveDefaultMessage(t *testing.T) {
 func TestApproveAnythingButYesFails(t *testing.T) {
 	for _, answer := range []string{"no", "y", "YES", "", "yes please"} {
 		var asked string
-		out, err := runApprove(context.Background(), &Env{Prompt: answeringPrompt(answer, &asked)}, &ApproveArgs{})
+		out, err := runApprove(context.Background(), &steptype.Env{Prompt: answeringPrompt(answer, &asked)}, &ApproveArgs{})
 		if err == nil || !strings.Contains(err.Error(), "approve: not approved") {
 			t.Errorf("answer %q: err = %v", answer, err)
 		}
@@ -59,7 +61,7 @@ func TestApproveAnythingButYesFails(t *testing.T) {
 }
 
 func TestApproveNotInteractive(t *testing.T) {
-	_, err := runApprove(context.Background(), &Env{}, &ApproveArgs{})
+	_, err := runApprove(context.Background(), &steptype.Env{}, &ApproveArgs{})
 	if err == nil || !strings.Contains(err.Error(), "not interactive") || !strings.Contains(err.Error(), "--auto-approve") {
 		t.Fatalf("err = %v", err)
 	}
@@ -71,7 +73,7 @@ func TestApproveAutoApprove(t *testing.T) {
 		t.Error("asked despite --auto-approve")
 		return "", nil
 	}
-	out, err := runApprove(context.Background(), &Env{AutoApprove: true, Prompt: prompt}, &ApproveArgs{})
+	out, err := runApprove(context.Background(), &steptype.Env{AutoApprove: true, Prompt: prompt}, &ApproveArgs{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +91,7 @@ func TestApproveContextCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
 	start := time.Now()
-	out, err := runApprove(ctx, &Env{Prompt: prompt}, &ApproveArgs{})
+	out, err := runApprove(ctx, &steptype.Env{Prompt: prompt}, &ApproveArgs{})
 	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "approve: no answer") {
 		t.Fatalf("err = %v", err)
 	}
@@ -100,7 +102,7 @@ func TestApproveContextCancelled(t *testing.T) {
 
 func TestApprovePromptError(t *testing.T) {
 	prompt := func(context.Context, string) (string, error) { return "", errors.New("stdin closed") }
-	_, err := runApprove(context.Background(), &Env{Prompt: prompt}, &ApproveArgs{})
+	_, err := runApprove(context.Background(), &steptype.Env{Prompt: prompt}, &ApproveArgs{})
 	if err == nil || !strings.Contains(err.Error(), "approve: reading the answer: stdin closed") {
 		t.Fatalf("err = %v", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // CompareArgs are the arguments of compare.
@@ -124,11 +126,11 @@ type CompareConstraints struct {
 	NotValid []string `json:"not_valid" doc:"Constraints of any kind, foreign keys included, that are NOT VALID on the target: its existing rows were never checked."`
 }
 
-var compareType = Def[CompareArgs, CompareOutput]{
+var compareType = steptype.Def[CompareArgs, CompareOutput]{
 	Summary:    "Compares two databases: exact row counts or data checksums (in parallel, in one snapshot per side), columns, indexes, constraints, foreign keys, sequences, extensions and views.",
 	IsReadOnly: true,
 	Fn:         runCompare,
-	ArgChecks:  map[string]func(string) error{"data": checkOneOf("counts", "checksum")},
+	ArgChecks:  map[string]func(string) error{"data": steptype.CheckOneOf("counts", "checksum")},
 }
 
 // compareOptions are the arguments, checked and with defaults applied.
@@ -141,7 +143,7 @@ type compareOptions struct {
 	tables, excludeTables   []string
 }
 
-func runCompare(ctx context.Context, env *Env, a *CompareArgs) (*CompareOutput, error) {
+func runCompare(ctx context.Context, env *steptype.Env, a *CompareArgs) (*CompareOutput, error) {
 	start := time.Now()
 	o, err := newCompareOptions(a)
 	if err != nil {
@@ -279,7 +281,7 @@ SET LOCAL idle_in_transaction_session_timeout = 0; -- the exporting transaction 
 // import the snapshot (as pg_dump --jobs does), so the data and the schema
 // describe a single instant even while the application writes. The side
 // stays open until closed, even when an error is returned.
-func cmpInspect(ctx context.Context, env *Env, db *Database, o *compareOptions) (*cmpSide, error) {
+func cmpInspect(ctx context.Context, env *steptype.Env, db *Database, o *compareOptions) (*cmpSide, error) {
 	conn, err := connect(ctx, env, db, true)
 	if err != nil {
 		return nil, err
@@ -340,7 +342,7 @@ func cmpBegin(ctx context.Context, conn *pgx.Conn, snapshot string) (pgx.Tx, err
 // cmpCount counts the given tables exactly, jobs at a time, each worker on
 // its own connection inside the side's snapshot. Biggest tables come first
 // so that one huge table does not start last.
-func cmpCount(ctx context.Context, env *Env, db *Database, snapshot string, tables []cmpRelation, jobs int) (map[string]int64, error) {
+func cmpCount(ctx context.Context, env *steptype.Env, db *Database, snapshot string, tables []cmpRelation, jobs int) (map[string]int64, error) {
 	rows := make(map[string]int64, len(tables))
 	if len(tables) == 0 {
 		return rows, nil
@@ -367,7 +369,7 @@ func cmpCount(ctx context.Context, env *Env, db *Database, snapshot string, tabl
 }
 
 // cmpCountWorker counts the tables it receives until work is closed.
-func cmpCountWorker(ctx context.Context, env *Env, db *Database, snapshot string, work <-chan cmpRelation, record func(cmpRelation, int64)) error {
+func cmpCountWorker(ctx context.Context, env *steptype.Env, db *Database, snapshot string, work <-chan cmpRelation, record func(cmpRelation, int64)) error {
 	conn, err := connect(ctx, env, db, true)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/planrun/planrun/internal/sampleapp"
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // BenchmarkCompareChecksum measures compare with data = "checksum" against
@@ -42,7 +43,7 @@ func BenchmarkCompareChecksum(b *testing.B) {
 		cmpMustExec(b, db.URL, "VACUUM ANALYZE")
 	}
 
-	env := &Env{Secrets: func(...string) {}, ReadOnly: true}
+	env := &steptype.Env{Secrets: func(...string) {}, ReadOnly: true}
 	jobs, data := 4, "checksum"
 	o, _ := newCompareOptions(&CompareArgs{Source: src, Target: tgt})
 	var tables [2][]cmpRelation

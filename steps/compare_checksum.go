@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/planrun/planrun/internal/event"
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // This file computes compare's data checksums (data = "checksum").
@@ -286,7 +287,7 @@ func cmpMix(x uint64) uint64 {
 // tables whose data differs to their first differing rows, fills both
 // sides' row counts, and returns one result per table, partitioned
 // tables included.
-func cmpChecksum(ctx context.Context, env *Env, src, tgt *cmpSide, o *compareOptions) ([]*cmpTableSum, error) {
+func cmpChecksum(ctx context.Context, env *steptype.Env, src, tgt *cmpSide, o *compareOptions) ([]*cmpTableSum, error) {
 	start := time.Now()
 	sums := cmpPlanChecksums(src, tgt)
 	sides := [2]*cmpSide{src, tgt}
@@ -500,7 +501,7 @@ type cmpTask struct {
 
 // cmpStartPool connects workers to a side; a worker that fails cancels
 // ctx with its error. Close the pool to wait for them.
-func cmpStartPool(ctx context.Context, cancel context.CancelCauseFunc, env *Env, side *cmpSide, workers int) *cmpPool {
+func cmpStartPool(ctx context.Context, cancel context.CancelCauseFunc, env *steptype.Env, side *cmpSide, workers int) *cmpPool {
 	p := &cmpPool{side: side, tasks: make(chan cmpTask), ctx: ctx}
 	for range workers {
 		p.wg.Go(func() {
@@ -512,7 +513,7 @@ func cmpStartPool(ctx context.Context, cancel context.CancelCauseFunc, env *Env,
 	return p
 }
 
-func (p *cmpPool) work(ctx context.Context, env *Env) error {
+func (p *cmpPool) work(ctx context.Context, env *steptype.Env) error {
 	db := p.side.db
 	conn, err := connect(ctx, env, db, true)
 	if err != nil {
@@ -655,7 +656,7 @@ func cmpParallel(ctx context.Context, workers, n int, fn func(ctx context.Contex
 // cmpProgress reports how many tables and bytes are done in the current
 // phase and which tables are in flight, at most four times a second.
 type cmpProgress struct {
-	env                     *Env
+	env                     *steptype.Env
 	mu                      sync.Mutex // also keeps reports in order
 	phase                   string
 	tablesDone, tablesTotal int

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/planrun/planrun/internal/pgtest"
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // cmpSchema is a small shop: plain, partitioned, unlogged tables, two
@@ -92,8 +93,8 @@ func cmpPair(t *testing.T, common, sourceOnly, targetOnly string) (src, tgt *Dat
 	return src, tgt
 }
 
-func cmpEnv(t *testing.T) *Env {
-	return &Env{PlanDir: t.TempDir(), Secrets: func(...string) {}, ReadOnly: true, Log: t.Logf}
+func cmpEnv(t *testing.T) *steptype.Env {
+	return &steptype.Env{PlanDir: t.TempDir(), Secrets: func(...string) {}, ReadOnly: true, Log: t.Logf}
 }
 
 func compareT(t *testing.T, a *CompareArgs) *CompareOutput {

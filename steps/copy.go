@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/planrun/planrun/internal/bytesize"
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // CopyArgs are the arguments of copy.
@@ -75,13 +76,13 @@ type CopyPhases struct {
 	Analyze      float64 `json:"analyze" doc:"ANALYZE of the copied tables."`
 }
 
-var copyType = Def[CopyArgs, CopyOutput]{
+var copyType = steptype.Def[CopyArgs, CopyOutput]{
 	Summary: "Copies a database into another, streaming: the schema, every table's rows with COPY in parallel (big tables in chunks) from one snapshot, each table's indexes and foreign keys as soon as its rows are in, large objects, sequences; resumes after a crash.",
 	Fn:      runCopy,
 	ArgChecks: map[string]func(string) error{
-		"split_bytes":          checkSize(1<<20, "1MB"),
-		"maintenance_work_mem": checkSize(0, ""),
-		"binary":               checkOneOf("", "auto", "on", "off"),
+		"split_bytes":          steptype.CheckSize(1<<20, "1MB"),
+		"maintenance_work_mem": steptype.CheckSize(0, ""),
+		"binary":               steptype.CheckOneOf("", "auto", "on", "off"),
 	},
 }
 
@@ -156,7 +157,7 @@ func newCopyOptions(a *CopyArgs) (*copyOptions, error) {
 		o.indexJobs = *a.IndexJobs
 	}
 	if a.SplitBytes != "" {
-		if err := checkSize(1<<20, "1MB")(a.SplitBytes); err != nil {
+		if err := steptype.CheckSize(1<<20, "1MB")(a.SplitBytes); err != nil {
 			return nil, fmt.Errorf("split_bytes: %w", err)
 		}
 		o.splitBytes, _ = bytesize.Parse(a.SplitBytes)
@@ -187,7 +188,7 @@ func newCopyOptions(a *CopyArgs) (*copyOptions, error) {
 	return o, nil
 }
 
-func runCopy(ctx context.Context, env *Env, a *CopyArgs) (*CopyOutput, error) {
+func runCopy(ctx context.Context, env *steptype.Env, a *CopyArgs) (*CopyOutput, error) {
 	o, err := newCopyOptions(a)
 	if err != nil {
 		return nil, fmt.Errorf("copy: %w", err)
@@ -203,7 +204,7 @@ func runCopy(ctx context.Context, env *Env, a *CopyArgs) (*CopyOutput, error) {
 // copyRun is one run of the step: its options, its state and what it
 // learned about the databases.
 type copyRun struct {
-	env   *Env
+	env   *steptype.Env
 	o     *copyOptions
 	start time.Time
 
@@ -466,7 +467,7 @@ func (c *copyRun) finish() *CopyOutput {
 // copyConnect connects with the pinned session settings plus params.
 // Every timeout a server or role may set for applications is lifted: the
 // step's own timeout bounds the work.
-func copyConnect(ctx context.Context, env *Env, db *Database, readOnly bool, params map[string]string) (*pgx.Conn, error) {
+func copyConnect(ctx context.Context, env *steptype.Env, db *Database, readOnly bool, params map[string]string) (*pgx.Conn, error) {
 	cfg, err := connConfig(env, db, readOnly)
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/planrun/planrun/internal/event"
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // copyProgressEvery is how often progress is reported.
@@ -38,7 +39,7 @@ func every(ctx context.Context, interval time.Duration, fn func()) (stop func())
 // copyProgress reports the data phase: bytes through the pipes against an
 // estimate of the total, the rate, the time left, and the tables in flight.
 type copyProgress struct {
-	env    *Env
+	env    *steptype.Env
 	chunks []*copyChunk
 	disk   int64 // the chunks' size on disk
 	tables int
@@ -49,7 +50,7 @@ type copyProgress struct {
 	rate     float64
 }
 
-func newCopyProgress(env *Env, chunks []*copyChunk, disk int64) *copyProgress {
+func newCopyProgress(env *steptype.Env, chunks []*copyChunk, disk int64) *copyProgress {
 	seen := map[*copyTable]bool{}
 	for _, ch := range chunks {
 		seen[ch.table] = true

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // copySnapshot is the coordinating transaction on the source. It exports
@@ -25,7 +27,7 @@ type copySnapshot struct {
 
 // openCopySnapshot opens the coordinating transaction, in a snapshot of its
 // own, or in the one imported ("" for none: see copyOptions.importSnapshot).
-func openCopySnapshot(ctx context.Context, env *Env, db *Database, imported string) (*copySnapshot, error) {
+func openCopySnapshot(ctx context.Context, env *steptype.Env, db *Database, imported string) (*copySnapshot, error) {
 	conn, err := copyConnect(ctx, env, db, true, nil)
 	if err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/planrun/planrun/internal/event"
 	"github.com/planrun/planrun/internal/sampleapp"
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // copyExtras adds to the sample app what copy must handle beyond it: a
@@ -156,8 +157,8 @@ func copyQueryConn(t *testing.T, conn *pgx.Conn, sql string, args ...any) []stri
 }
 
 // copyTestEnv is an Env that logs to the test.
-func copyTestEnv(t *testing.T, stateDir string) *Env {
-	return &Env{
+func copyTestEnv(t *testing.T, stateDir string) *steptype.Env {
+	return &steptype.Env{
 		Addr: "step.copy", StateDir: stateDir,
 		Log:      func(format string, args ...any) { t.Logf(format, args...) },
 		Progress: func(event.Progress) {},

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // ExecArgs are the arguments of exec.
@@ -39,10 +41,10 @@ type ExecOutput struct {
 // maxCapture bounds what a command's output may hold in memory.
 const maxCapture = 1 << 20
 
-var execType = Def[ExecArgs, ExecOutput]{
+var execType = steptype.Def[ExecArgs, ExecOutput]{
 	Summary:   "Runs a command (argv or a shell script) and captures its exit code and output.",
 	Fn:        runExec,
-	ArgChecks: map[string]func(string) error{"output_format": checkOneOf("", "text", "json")},
+	ArgChecks: map[string]func(string) error{"output_format": steptype.CheckOneOf("", "text", "json")},
 	ArgSet: func(given map[string]bool) (string, error) {
 		switch {
 		case given["command"] && given["shell"]:
@@ -54,7 +56,7 @@ var execType = Def[ExecArgs, ExecOutput]{
 	},
 }
 
-func runExec(ctx context.Context, env *Env, a *ExecArgs) (*ExecOutput, error) {
+func runExec(ctx context.Context, env *steptype.Env, a *ExecArgs) (*ExecOutput, error) {
 	var argv []string
 	switch {
 	case len(a.Command) > 0 && a.Shell != "":

@@ -15,6 +15,8 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // HTTPArgs are the arguments of http.
@@ -50,13 +52,13 @@ type HTTPOutput struct {
 
 const defaultRequestTimeout = 30 * time.Second
 
-var httpType = Def[HTTPArgs, HTTPOutput]{
+var httpType = steptype.Def[HTTPArgs, HTTPOutput]{
 	Summary:   "Sends an HTTP request (JSON helpers included) and captures the status, headers and body.",
 	Fn:        runHTTP,
-	ArgChecks: map[string]func(string) error{"request_timeout": checkDuration},
+	ArgChecks: map[string]func(string) error{"request_timeout": steptype.CheckDuration},
 }
 
-func runHTTP(ctx context.Context, env *Env, a *HTTPArgs) (*HTTPOutput, error) {
+func runHTTP(ctx context.Context, env *steptype.Env, a *HTTPArgs) (*HTTPOutput, error) {
 	method := strings.ToUpper(a.Method)
 	if method == "" {
 		method = http.MethodGet
@@ -73,7 +75,7 @@ func runHTTP(ctx context.Context, env *Env, a *HTTPArgs) (*HTTPOutput, error) {
 
 	timeout := defaultRequestTimeout
 	if a.RequestTimeout != "" {
-		timeout, err = parseDuration(a.RequestTimeout, false)
+		timeout, err = steptype.ParseDuration(a.RequestTimeout, false)
 		if err != nil {
 			return nil, fmt.Errorf("http: request_timeout: %w", err)
 		}
@@ -202,7 +204,7 @@ func showURL(u *url.URL) string {
 // registerHeaderSecrets hides credentials wherever they might surface (a
 // server that echoes the request in an error body, a debug log): the URL's
 // password and the values of headers that carry credentials.
-func registerHeaderSecrets(env *Env, u *url.URL, headers map[string]string) {
+func registerHeaderSecrets(env *steptype.Env, u *url.URL, headers map[string]string) {
 	if env == nil || env.Secrets == nil {
 		return
 	}

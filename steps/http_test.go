@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // httpReceived is what a test server saw of one request.
@@ -51,10 +53,10 @@ func httpRecordingServer(t *testing.T, status int, contentType, body string) (*h
 	}
 }
 
-func secretsEnv() (*Env, func() []string) {
+func secretsEnv() (*steptype.Env, func() []string) {
 	var mu sync.Mutex
 	var secrets []string
-	env := &Env{Addr: "step.test", Secrets: func(s ...string) {
+	env := &steptype.Env{Addr: "step.test", Secrets: func(s ...string) {
 		mu.Lock()
 		secrets = append(secrets, s...)
 		mu.Unlock()

@@ -15,6 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // Database is a database argument (database = database.NAME): the block's
@@ -39,7 +41,7 @@ var pinnedSettings = map[string]string{
 // connConfig parses a database's connection string, registers its password
 // as a secret and pins the session settings. readOnly makes every
 // transaction of the session read-only (checks).
-func connConfig(env *Env, db *Database, readOnly bool) (*pgx.ConnConfig, error) {
+func connConfig(env *steptype.Env, db *Database, readOnly bool) (*pgx.ConnConfig, error) {
 	if db == nil || db.URL == "" {
 		return nil, errors.New("no database given")
 	}
@@ -69,7 +71,7 @@ func parseProblem(err error) string {
 }
 
 // connect opens a connection to a database argument.
-func connect(ctx context.Context, env *Env, db *Database, readOnly bool) (*pgx.Conn, error) {
+func connect(ctx context.Context, env *steptype.Env, db *Database, readOnly bool) (*pgx.Conn, error) {
 	cfg, err := connConfig(env, db, readOnly)
 	if err != nil {
 		return nil, err
@@ -89,7 +91,7 @@ func describe(cfg *pgx.ConnConfig) string {
 // libpq returns what a libpq tool (pg_dump, pg_restore, psql) needs to reach
 // a database: a connection string without the password, and the environment
 // that carries the password, so that it never shows in `ps`.
-func libpq(env *Env, db *Database) (conn string, environ []string, err error) {
+func libpq(env *steptype.Env, db *Database) (conn string, environ []string, err error) {
 	cfg, err := connConfig(env, db, false)
 	if err != nil {
 		return "", nil, err

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // PgDumpArgs are the arguments of pg_dump.
@@ -48,15 +50,15 @@ type PgDumpOutput struct {
 	PgDumpVersion string  `json:"pg_dump_version" doc:"The version of the pg_dump that ran, such as 16.2."`
 }
 
-var pgDumpType = Def[PgDumpArgs, PgDumpOutput]{
+var pgDumpType = steptype.Def[PgDumpArgs, PgDumpOutput]{
 	Summary:   "Dumps a database with pg_dump (directory, custom or plain format; parallel jobs; schema or data only; selected tables).",
 	Fn:        runPgDump,
-	ArgChecks: map[string]func(string) error{"format": checkOneOf("", "directory", "custom", "plain")},
+	ArgChecks: map[string]func(string) error{"format": steptype.CheckOneOf("", "directory", "custom", "plain")},
 }
 
 var pgDumpFormats = map[string]string{"directory": "d", "custom": "c", "plain": "p"}
 
-func runPgDump(ctx context.Context, env *Env, a *PgDumpArgs) (*PgDumpOutput, error) {
+func runPgDump(ctx context.Context, env *steptype.Env, a *PgDumpArgs) (*PgDumpOutput, error) {
 	name := "?"
 	if a.Database != nil {
 		name = a.Database.Name
@@ -68,7 +70,7 @@ func runPgDump(ctx context.Context, env *Env, a *PgDumpArgs) (*PgDumpOutput, err
 	return out, nil
 }
 
-func pgDump(ctx context.Context, env *Env, a *PgDumpArgs) (*PgDumpOutput, error) {
+func pgDump(ctx context.Context, env *steptype.Env, a *PgDumpArgs) (*PgDumpOutput, error) {
 	format := a.Format
 	if format == "" {
 		format = "directory"
@@ -191,7 +193,7 @@ func pgDumpArgv(a *PgDumpArgs, format, path, dsn string) []string {
 // clearDumpPath makes room for a new dump. It deletes only what looks like
 // an earlier dump (a file, or a directory holding toc.dat) and only when
 // asked, so that a wrong path never costs someone their files.
-func clearDumpPath(env *Env, path string, overwrite bool) error {
+func clearDumpPath(env *steptype.Env, path string, overwrite bool) error {
 	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // PgRestoreArgs are the arguments of pg_restore.
@@ -47,7 +49,7 @@ type PgRestoreMessage struct {
 	Reason string `json:"reason" doc:"Why a warning was not counted as an error; empty for errors."`
 }
 
-var pgRestoreType = Def[PgRestoreArgs, PgRestoreOutput]{
+var pgRestoreType = steptype.Def[PgRestoreArgs, PgRestoreOutput]{
 	Summary: "Restores a pg_dump archive with pg_restore, failing only on errors that leave the restore incomplete.",
 	Fn:      runPgRestore,
 }
@@ -92,7 +94,7 @@ var restoreIgnorable = []struct {
 		why: "a privilege was not restored: the role is missing here (no_acl = true skips privileges)"},
 }
 
-func runPgRestore(ctx context.Context, env *Env, a *PgRestoreArgs) (*PgRestoreOutput, error) {
+func runPgRestore(ctx context.Context, env *steptype.Env, a *PgRestoreArgs) (*PgRestoreOutput, error) {
 	name := "?"
 	if a.Database != nil {
 		name = a.Database.Name
@@ -104,7 +106,7 @@ func runPgRestore(ctx context.Context, env *Env, a *PgRestoreArgs) (*PgRestoreOu
 	return out, nil
 }
 
-func pgRestore(ctx context.Context, env *Env, a *PgRestoreArgs) (*PgRestoreOutput, error) {
+func pgRestore(ctx context.Context, env *steptype.Env, a *PgRestoreArgs) (*PgRestoreOutput, error) {
 	if err := checkPgRestoreArgs(a); err != nil {
 		return nil, err
 	}

@@ -6,10 +6,12 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // dumpOf dumps a database into a fresh plan directory.
-func dumpOf(t *testing.T, a PgDumpArgs) (*Env, *PgDumpOutput) {
+func dumpOf(t *testing.T, a PgDumpArgs) (*steptype.Env, *PgDumpOutput) {
 	t.Helper()
 	env := testEnv(t)
 	out, err := runPgDump(testCtx(t), env, &a)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // PreflightArgs are the arguments of preflight.
@@ -46,7 +48,7 @@ type PreflightFinding struct {
 	Fix      string `json:"fix" doc:"How to fix or avoid it."`
 }
 
-var preflightType = Def[PreflightArgs, PreflightOutput]{
+var preflightType = steptype.Def[PreflightArgs, PreflightOutput]{
 	Summary:    "Finds, before the maintenance window, what makes a dump/restore or replication move fail or silently lose data: tool versions, row-level security, extensions, tables without keys, large objects, locales and more.",
 	IsReadOnly: true,
 	Fn:         runPreflight,
@@ -96,7 +98,7 @@ func (p *preflight) add(check, severity, object, message, fix string) {
 	p.out.Findings = append(p.out.Findings, PreflightFinding{Check: check, Severity: severity, Object: object, Message: message, Fix: fix})
 }
 
-func runPreflight(ctx context.Context, env *Env, a *PreflightArgs) (*PreflightOutput, error) {
+func runPreflight(ctx context.Context, env *steptype.Env, a *PreflightArgs) (*PreflightOutput, error) {
 	start := time.Now()
 	if a.Source == nil {
 		return nil, errors.New("preflight: source is required")
@@ -164,7 +166,7 @@ func runPreflight(ctx context.Context, env *Env, a *PreflightArgs) (*PreflightOu
 // tools checks that a pg_dump can dump the source (it refuses servers newer
 // than itself) and that a pg_restore can read what that pg_dump writes
 // (archives carry the format version of the pg_dump that made them).
-func (p *preflight) tools(ctx context.Context, env *Env, a *PreflightArgs, src *pfServer) {
+func (p *preflight) tools(ctx context.Context, env *steptype.Env, a *PreflightArgs, src *pfServer) {
 	given := func(path string) string {
 		if path != "" && !filepath.IsAbs(path) && strings.ContainsRune(path, '/') {
 			return filepath.Join(env.PlanDir, path) // relative to the plan, as everywhere else

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // ReplicateArgs are the arguments of replicate.
@@ -57,15 +59,15 @@ type ReplicateGap struct {
 	Note    string   `json:"note" doc:"What to do about it."`
 }
 
-var replicateType = Def[ReplicateArgs, ReplicateOutput]{
+var replicateType = steptype.Def[ReplicateArgs, ReplicateOutput]{
 	Summary: "Keeps the target in sync with the source by logical replication (a publication on the source, a subscription on the target) for a zero-downtime move: start waits for the initial copy and catch-up, catch_up is the cut-over barrier, stop (also its rollback) drops them.",
 	Fn:      runReplicate,
 	ArgChecks: map[string]func(string) error{
-		"action":               checkOneOf("", "start", "catch_up", "stop"),
-		"initial_copy":         checkOneOf("", "subscription", "copy"),
-		"max_wait":             checkDuration,
-		"split_bytes":          checkSize(1<<20, "1MB"),
-		"maintenance_work_mem": checkSize(0, ""),
+		"action":               steptype.CheckOneOf("", "start", "catch_up", "stop"),
+		"initial_copy":         steptype.CheckOneOf("", "subscription", "copy"),
+		"max_wait":             steptype.CheckDuration,
+		"split_bytes":          steptype.CheckSize(1<<20, "1MB"),
+		"maintenance_work_mem": steptype.CheckSize(0, ""),
 		"slot":                 func(s string) error { return checkSlotNameIfGiven(s) },
 	},
 }
@@ -82,7 +84,7 @@ const (
 // replication is one run of replicate: its resolved arguments and connections.
 type replication struct {
 	a                      *ReplicateArgs
-	env                    *Env
+	env                    *steptype.Env
 	pub, sub, slot         string
 	slotGiven              bool
 	copyData               bool
@@ -100,7 +102,7 @@ type replication struct {
 	published              []string    // the published tables, quoted schema.name
 }
 
-func runReplicate(ctx context.Context, env *Env, a *ReplicateArgs) (*ReplicateOutput, error) {
+func runReplicate(ctx context.Context, env *steptype.Env, a *ReplicateArgs) (*ReplicateOutput, error) {
 	r, err := newReplication(env, a)
 	if err != nil {
 		return nil, fmt.Errorf("replicate: %w", err)
@@ -147,14 +149,14 @@ func checkSlotNameIfGiven(s string) error {
 }
 
 // newReplication checks the arguments and fills in the defaults.
-func newReplication(env *Env, a *ReplicateArgs) (*replication, error) {
+func newReplication(env *steptype.Env, a *ReplicateArgs) (*replication, error) {
 	if a.Source == nil || a.Target == nil {
 		return nil, errors.New("give source and target databases")
 	}
 	if a.Action == "" {
 		a.Action = "start"
 	}
-	if err := checkOneOf("start", "catch_up", "stop")(a.Action); err != nil {
+	if err := steptype.CheckOneOf("start", "catch_up", "stop")(a.Action); err != nil {
 		return nil, fmt.Errorf("action: %w", err)
 	}
 	r := &replication{a: a, env: env, start: time.Now(), srcName: a.Source.Name, dstName: a.Target.Name,
@@ -174,7 +176,7 @@ func newReplication(env *Env, a *ReplicateArgs) (*replication, error) {
 		return nil, err
 	}
 	if a.MaxWait != "" {
-		d, err := parseDuration(a.MaxWait, false)
+		d, err := steptype.ParseDuration(a.MaxWait, false)
 		if err != nil {
 			return nil, fmt.Errorf("max_wait: %w", err)
 		}

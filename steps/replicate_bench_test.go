@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/planrun/planrun/internal/sampleapp"
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // BenchmarkReplicateInitialCopy times replicate's start, from nothing to
@@ -41,7 +42,7 @@ func BenchmarkReplicateInitialCopy(b *testing.B) {
 	// pgbench_history has no key, and is empty: FULL lets it be published.
 	cmpMustExec(b, src.URL, "ALTER TABLE pgbench_history REPLICA IDENTITY FULL")
 	cmpMustExec(b, src.URL, "VACUUM ANALYZE")
-	env := &Env{Secrets: func(...string) {}}
+	env := &steptype.Env{Secrets: func(...string) {}}
 	jobs := 2
 
 	var schema, subscription, copied time.Duration

@@ -12,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // initial_copy = "copy": start fills the target with planrun's copy step
@@ -47,7 +49,7 @@ func (r *replication) copyOptions() error {
 	if r.initialCopy == "" {
 		r.initialCopy = "subscription"
 	}
-	if err := checkOneOf("subscription", "copy")(r.initialCopy); err != nil {
+	if err := steptype.CheckOneOf("subscription", "copy")(r.initialCopy); err != nil {
 		return fmt.Errorf("initial_copy: %w", err)
 	}
 	if r.initialCopy == "subscription" {

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/planrun/planrun/internal/event"
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // maxIdentLen is PostgreSQL's NAMEDATALEN-1: longer names are cut silently.
@@ -669,7 +670,7 @@ func (r *replication) dropSlot(ctx context.Context, slot string, leftover bool) 
 		if time.Now().After(deadline) {
 			return fmt.Errorf("source %s: replication slot %s is still in use after 30s: find its sender in pg_stat_replication", r.srcName, slot)
 		}
-		if err := pauseCtx(ctx, 200*time.Millisecond); err != nil {
+		if err := steptype.Pause(ctx, 200*time.Millisecond); err != nil {
 			return fmt.Errorf("source %s: drop replication slot %s: %w", r.srcName, slot, err)
 		}
 	}
@@ -769,7 +770,7 @@ func (r *replication) waitCaughtUp(ctx context.Context) error {
 		if err := checkErrors(); err != nil {
 			return giveUp(fmt.Sprintf("initial copy: %d of %d tables ready", ready, total), err)
 		}
-		if err := pauseCtx(wctx, nextPause()); err != nil {
+		if err := steptype.Pause(wctx, nextPause()); err != nil {
 			return giveUp(fmt.Sprintf("initial copy: %d of %d tables ready", ready, total), err)
 		}
 	}
@@ -821,7 +822,7 @@ func (r *replication) waitCaughtUp(ctx context.Context) error {
 				return giveUp(what, err)
 			}
 		}
-		if err := pauseCtx(wctx, nextPause()); err != nil {
+		if err := steptype.Pause(wctx, nextPause()); err != nil {
 			return giveUp(what, err)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // SequencesArgs are the arguments of sequences.
@@ -35,10 +37,10 @@ type SequenceState struct {
 	After       int64  `json:"after" doc:"last_value on the target after."`
 }
 
-var sequencesType = Def[SequencesArgs, SequencesOutput]{
+var sequencesType = steptype.Def[SequencesArgs, SequencesOutput]{
 	Summary:   "Sets the target's sequences (serial, identity and free-standing) to the source's values, or past the largest key in each table, so that inserts work after a copy.",
 	Fn:        runSequences,
-	ArgChecks: map[string]func(string) error{"mode": checkOneOf("", "source", "max")},
+	ArgChecks: map[string]func(string) error{"mode": steptype.CheckOneOf("", "source", "max")},
 }
 
 // seqInfo is a sequence and its state on one side.
@@ -63,7 +65,7 @@ func (s *seqInfo) next() int64 {
 	return s.value
 }
 
-func runSequences(ctx context.Context, env *Env, a *SequencesArgs) (*SequencesOutput, error) {
+func runSequences(ctx context.Context, env *steptype.Env, a *SequencesArgs) (*SequencesOutput, error) {
 	out, err := syncSequences(ctx, env, a)
 	if err != nil {
 		return nil, fmt.Errorf("sequences: %w", err)
@@ -71,7 +73,7 @@ func runSequences(ctx context.Context, env *Env, a *SequencesArgs) (*SequencesOu
 	return out, nil
 }
 
-func syncSequences(ctx context.Context, env *Env, a *SequencesArgs) (*SequencesOutput, error) {
+func syncSequences(ctx context.Context, env *steptype.Env, a *SequencesArgs) (*SequencesOutput, error) {
 	if a.Source == nil || a.Target == nil {
 		return nil, errors.New("give source and target databases")
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // SleepArgs are the arguments of sleep.
@@ -16,12 +18,12 @@ type SleepOutput struct {
 	Seconds float64 `json:"seconds" doc:"How long it waited."`
 }
 
-var sleepType = Def[SleepArgs, SleepOutput]{
+var sleepType = steptype.Def[SleepArgs, SleepOutput]{
 	Summary:    "Waits for a while (to let connections drain, caches expire...).",
 	IsReadOnly: true,
 	ArgChecks:  map[string]func(string) error{"duration": checkSleepDuration},
-	Fn: func(ctx context.Context, _ *Env, a *SleepArgs) (*SleepOutput, error) {
-		d, err := parseDuration(a.Duration, true)
+	Fn: func(ctx context.Context, _ *steptype.Env, a *SleepArgs) (*SleepOutput, error) {
+		d, err := steptype.ParseDuration(a.Duration, true)
 		if err != nil {
 			return nil, fmt.Errorf("sleep: duration: %w", err)
 		}
@@ -39,6 +41,6 @@ var sleepType = Def[SleepArgs, SleepOutput]{
 
 // checkSleepDuration accepts any duration, zero included.
 func checkSleepDuration(s string) error {
-	_, err := parseDuration(s, true)
+	_, err := steptype.ParseDuration(s, true)
 	return err
 }

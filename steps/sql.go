@@ -14,6 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // SqlArgs are the arguments of sql.
@@ -39,13 +41,13 @@ type SqlOutput struct {
 
 const sqlDefaultMaxRows = 10000
 
-var sqlType = Def[SqlArgs, SqlOutput]{
+var sqlType = steptype.Def[SqlArgs, SqlOutput]{
 	Summary:    "Runs SQL (one statement with parameters, a script or a .sql file) on a database and returns its rows; in a check it runs in a read-only transaction.",
 	IsReadOnly: true,
 	Fn:         runSQL,
 }
 
-func runSQL(ctx context.Context, env *Env, a *SqlArgs) (*SqlOutput, error) {
+func runSQL(ctx context.Context, env *steptype.Env, a *SqlArgs) (*SqlOutput, error) {
 	params, err := sqlParams(a)
 	if err != nil {
 		return nil, fmt.Errorf("sql: %w", err)
@@ -90,7 +92,7 @@ func runSQL(ctx context.Context, env *Env, a *SqlArgs) (*SqlOutput, error) {
 }
 
 // sqlText returns the SQL to run and whether it is a script.
-func sqlText(env *Env, a *SqlArgs) (string, bool, error) {
+func sqlText(env *steptype.Env, a *SqlArgs) (string, bool, error) {
 	given := 0
 	for _, s := range []string{a.Query, a.Script, a.File} {
 		if s != "" {

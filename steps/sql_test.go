@@ -12,10 +12,12 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/planrun/planrun/steps/steptype"
 )
 
-func testEnv(t *testing.T) *Env {
-	return &Env{PlanDir: t.TempDir(), Secrets: func(...string) {}}
+func testEnv(t *testing.T) *steptype.Env {
+	return &steptype.Env{PlanDir: t.TempDir(), Secrets: func(...string) {}}
 }
 
 func testCtx(t *testing.T) context.Context {

@@ -10,6 +10,8 @@ import (
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // WaitArgs are the arguments of wait.
@@ -48,19 +50,19 @@ const (
 
 // waitType is read-only in itself: in a check, the loader requires its
 // probe's type to be read-only too.
-var waitType = Def[WaitArgs, WaitOutput]{
+var waitType = steptype.Def[WaitArgs, WaitOutput]{
 	Summary:    "Runs a probe (sql, http, exec...) again and again until a condition on its output holds, or gives up.",
 	IsReadOnly: true,
 	Fn:         runWait,
 	ArgChecks: map[string]func(string) error{
-		"interval":  checkDuration,
-		"max_wait":  checkDuration,
+		"interval":  steptype.CheckDuration,
+		"max_wait":  steptype.CheckDuration,
 		"until":     func(s string) error { _, err := compileCondition(s); return err },
 		"fail_fast": checkWaitCondition,
 	},
 }
 
-func runWait(ctx context.Context, env *Env, a *WaitArgs) (*WaitOutput, error) {
+func runWait(ctx context.Context, env *steptype.Env, a *WaitArgs) (*WaitOutput, error) {
 	interval, err := waitDuration("interval", a.Interval, defaultWaitInterval)
 	if err != nil {
 		return nil, err
@@ -131,7 +133,7 @@ func runWait(ctx context.Context, env *Env, a *WaitArgs) (*WaitOutput, error) {
 			return out, out.fail(lastErr, nil, "gave up after %s (max_wait %s): until (%s) did not hold in %d attempts",
 				time.Since(start).Round(time.Millisecond), maxWait, a.Until, out.Attempts)
 		}
-		if err := pauseCtx(ctx, interval); err != nil {
+		if err := steptype.Pause(ctx, interval); err != nil {
 			return out, out.fail(lastErr, err, "stopped after %d attempts", out.Attempts)
 		}
 	}
@@ -140,7 +142,7 @@ func runWait(ctx context.Context, env *Env, a *WaitArgs) (*WaitOutput, error) {
 // judgeProbe evaluates the conditions on a probe's output. An until that cannot
 // be evaluated (a probe with no rows yet) is "not yet", returned as err; a
 // fail_fast that cannot be evaluated has not fired.
-func judgeProbe(env *Env, failFast, until *vm.Program, output any) (done, stop bool, err error) {
+func judgeProbe(env *steptype.Env, failFast, until *vm.Program, output any) (done, stop bool, err error) {
 	if failFast != nil {
 		stop, err := evalWaitCondition(failFast, output)
 		if err != nil {
@@ -188,7 +190,7 @@ func waitDuration(name, s string, def time.Duration) (time.Duration, error) {
 	if s == "" {
 		return def, nil
 	}
-	d, err := parseDuration(s, false)
+	d, err := steptype.ParseDuration(s, false)
 	if err != nil {
 		return 0, fmt.Errorf("wait: %s: %w", name, err)
 	}
@@ -232,18 +234,6 @@ func evalWaitCondition(prog *vm.Program, output any) (bool, error) {
 		return false, fmt.Errorf("the condition gave %T, not true or false", v)
 	}
 	return b, nil
-}
-
-// pauseCtx pauses for d or until ctx is done.
-func pauseCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // compactJSON renders a value compactly as JSON for messages, cut at limit bytes.

@@ -16,6 +16,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // probeEnv is an Env whose RunNested does what the engine's does, without
@@ -23,7 +25,7 @@ import (
 // built-in type's arguments, run it, and turn the output into plain JSON
 // values. It counts probes and keeps the log lines.
 type probeEnv struct {
-	*Env
+	*steptype.Env
 	probes atomic.Int32
 	mu     sync.Mutex
 	logs   []string
@@ -31,7 +33,7 @@ type probeEnv struct {
 
 func newProbeEnv(t *testing.T) *probeEnv {
 	pe := &probeEnv{}
-	pe.Env = &Env{Addr: "step.wait", PlanDir: t.TempDir()}
+	pe.Env = &steptype.Env{Addr: "step.wait", PlanDir: t.TempDir()}
 	pe.Log = func(format string, args ...any) {
 		pe.mu.Lock()
 		pe.logs = append(pe.logs, fmt.Sprintf(format, args...))

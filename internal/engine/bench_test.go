@@ -3,10 +3,12 @@ package engine_test
 import (
 	"context"
 	"fmt"
-	"github.com/planrun/planrun/internal/event"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/planrun/planrun/internal/event"
+	"github.com/planrun/planrun/steps/steptype"
 
 	"github.com/planrun/planrun/internal/engine"
 	"github.com/planrun/planrun/steps"
@@ -26,8 +28,8 @@ type noOut struct {
 // checking an assertion and emitting events.
 func BenchmarkApply10000NoopSteps(b *testing.B) {
 	const n = 10000
-	reg := steps.New(map[string]steps.Type{
-		"noop": steps.Def[noArgs, noOut]{Fn: func(_ context.Context, _ *steps.Env, a *noArgs) (*noOut, error) {
+	reg := steps.New(map[string]steptype.Type{
+		"noop": steptype.Def[noArgs, noOut]{Fn: func(_ context.Context, _ *steptype.Env, a *noArgs) (*noOut, error) {
 			return &noOut{Value: a.Value}, nil
 		}},
 	})

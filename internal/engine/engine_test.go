@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/planrun/planrun/internal/event"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/planrun/planrun/internal/event"
+	"github.com/planrun/planrun/steps/steptype"
 
 	"github.com/planrun/planrun/internal/engine"
 	"github.com/planrun/planrun/plan"
@@ -57,15 +59,15 @@ func (r *recorder) list() []string {
 }
 
 func (r *recorder) types() *steps.Registry {
-	def := func(readOnly bool, fn func(ctx context.Context, env *steps.Env, a *fakeArgs) (*fakeOut, error)) steps.Type {
-		return steps.Def[fakeArgs, fakeOut]{Summary: "fake", IsReadOnly: readOnly, Fn: fn}
+	def := func(readOnly bool, fn func(ctx context.Context, env *steptype.Env, a *fakeArgs) (*fakeOut, error)) steptype.Type {
+		return steptype.Def[fakeArgs, fakeOut]{Summary: "fake", IsReadOnly: readOnly, Fn: fn}
 	}
-	return steps.New(map[string]steps.Type{
-		"record": def(true, func(ctx context.Context, env *steps.Env, a *fakeArgs) (*fakeOut, error) {
+	return steps.New(map[string]steptype.Type{
+		"record": def(true, func(ctx context.Context, env *steptype.Env, a *fakeArgs) (*fakeOut, error) {
 			r.add("run " + a.Name)
 			return &fakeOut{Value: a.Value}, nil
 		}),
-		"slow": def(true, func(ctx context.Context, env *steps.Env, a *fakeArgs) (*fakeOut, error) {
+		"slow": def(true, func(ctx context.Context, env *steptype.Env, a *fakeArgs) (*fakeOut, error) {
 			n := r.running.Add(1)
 			defer r.running.Add(-1)
 			for {
@@ -83,11 +85,11 @@ func (r *recorder) types() *steps.Registry {
 			r.add("end " + a.Name)
 			return &fakeOut{Value: a.Name}, nil
 		}),
-		"fail": def(true, func(ctx context.Context, env *steps.Env, a *fakeArgs) (*fakeOut, error) {
+		"fail": def(true, func(ctx context.Context, env *steptype.Env, a *fakeArgs) (*fakeOut, error) {
 			r.add("run " + a.Name)
 			return nil, fmt.Errorf("%s broke", a.Name)
 		}),
-		"flaky": def(true, func(ctx context.Context, env *steps.Env, a *fakeArgs) (*fakeOut, error) {
+		"flaky": def(true, func(ctx context.Context, env *steptype.Env, a *fakeArgs) (*fakeOut, error) {
 			r.mu.Lock()
 			r.attempts[a.Name]++
 			n := r.attempts[a.Name]
@@ -97,7 +99,7 @@ func (r *recorder) types() *steps.Registry {
 			}
 			return &fakeOut{Value: fmt.Sprint(n)}, nil
 		}),
-		"block": def(true, func(ctx context.Context, env *steps.Env, a *fakeArgs) (*fakeOut, error) {
+		"block": def(true, func(ctx context.Context, env *steptype.Env, a *fakeArgs) (*fakeOut, error) {
 			r.add("run " + a.Name)
 			r.started <- a.Name
 			<-ctx.Done()

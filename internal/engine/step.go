@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/planrun/planrun/internal/event"
 	"strings"
 	"time"
+
+	"github.com/planrun/planrun/internal/event"
+	"github.com/planrun/planrun/steps/steptype"
 
 	"github.com/expr-lang/expr"
 	"github.com/hashicorp/hcl/v2"
@@ -14,7 +16,6 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/planrun/planrun/plan"
-	"github.com/planrun/planrun/steps"
 )
 
 // AssertionError is a step's failed error-severity assertion.
@@ -210,7 +211,7 @@ func backoff(rt plan.Retry, attempt int) time.Duration {
 	return d
 }
 
-func (r *run) decodeArgs(st *plan.Step, a *plan.Action, t steps.Type, body hcl.Body) (any, error) {
+func (r *run) decodeArgs(st *plan.Step, a *plan.Action, t steptype.Type, body hcl.Body) (any, error) {
 	ectx, diags := r.plan.RunContext(st, a, r.output)
 	if diags.HasErrors() {
 		return nil, fmt.Errorf("arguments: %w", diags)
@@ -222,8 +223,8 @@ func (r *run) decodeArgs(st *plan.Step, a *plan.Action, t steps.Type, body hcl.B
 	return args, nil
 }
 
-func (r *run) env(st *plan.Step, a *plan.Action) *steps.Env {
-	env := &steps.Env{
+func (r *run) env(st *plan.Step, a *plan.Action) *steptype.Env {
+	env := &steptype.Env{
 		Addr:        st.Addr,
 		PlanDir:     r.plan.Dir,
 		ReadOnly:    st.Kind == plan.KindCheck,

@@ -1,4 +1,4 @@
-package steps
+package steptype
 
 import (
 	"fmt"
@@ -31,7 +31,7 @@ func (d Def[A, O]) CheckArgSet(given map[string]bool) (string, error) {
 
 // parseDuration reads a duration such as "30s", "5m" or "1h30m"; positive
 // unless zero is allowed.
-func parseDuration(s string, zeroOK bool) (time.Duration, error) {
+func ParseDuration(s string, zeroOK bool) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
 	if err != nil || d < 0 || (d == 0 && !zeroOK) {
 		return 0, fmt.Errorf("%q is not a duration such as \"30s\", \"5m\" or \"1h30m\"", s)
@@ -40,16 +40,16 @@ func parseDuration(s string, zeroOK bool) (time.Duration, error) {
 }
 
 // checkDuration accepts a positive duration, or "" for the default.
-func checkDuration(s string) error {
+func CheckDuration(s string) error {
 	if s == "" {
 		return nil
 	}
-	_, err := parseDuration(s, false)
+	_, err := ParseDuration(s, false)
 	return err
 }
 
 // checkSize accepts a size of at least min bytes, or "" for the default.
-func checkSize(min int64, minText string) func(string) error {
+func CheckSize(min int64, minText string) func(string) error {
 	return func(s string) error {
 		if s == "" {
 			return nil
@@ -63,7 +63,7 @@ func checkSize(min int64, minText string) func(string) error {
 }
 
 // checkOneOf accepts one of the values ("" only when listed).
-func checkOneOf(values ...string) func(string) error {
+func CheckOneOf(values ...string) func(string) error {
 	return func(s string) error {
 		for _, v := range values {
 			if s == v {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/steps"
 	"github.com/planrun/planrun/steps/steptype"
 )
@@ -11,7 +12,7 @@ import (
 // rowCountsArgs and rowCountsOutput describe a small read-only fake type
 // whose output holds a list, so that tests can reach list fields.
 type rowCountsArgs struct {
-	Database *steps.Database `hcl:"database"`
+	Database *pgkit.Database `hcl:"database"`
 	Schema   string          `hcl:"schema,optional"`
 }
 

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/plan"
 	"github.com/planrun/planrun/steps"
 	"github.com/planrun/planrun/steps/steptype"
@@ -47,7 +48,7 @@ func Names() []string {
 
 type schema = map[string]any
 
-var databaseType = reflect.TypeOf(&steps.Database{})
+var databaseType = reflect.TypeOf(&pgkit.Database{})
 
 // Generate builds every schema file, and docs/steps.md, from the step types.
 func Generate(reg *steps.Registry) (map[string][]byte, error) {

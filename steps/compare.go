@@ -11,21 +11,22 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
 // CompareArgs are the arguments of compare.
 type CompareArgs struct {
-	Source         *Database `hcl:"source" doc:"The database copied from."`
-	Target         *Database `hcl:"target" doc:"The database copied to."`
-	Jobs           *int      `hcl:"jobs,optional" doc:"How many queries run at once on each side, each on its own connection (default 4)."`
-	Schemas        []string  `hcl:"schemas,optional" doc:"Compare only these schemas (default: every schema but pg_catalog, information_schema and pg_toast)."`
-	ExcludeSchemas []string  `hcl:"exclude_schemas,optional" doc:"Schemas left out of the comparison."`
-	Tables         []string  `hcl:"tables,optional" doc:"Compare only these tables and their columns, indexes and constraints (\"schema.table\" or \"table\", with * and ? wildcards; views and sequences follow schemas only)."`
-	ExcludeTables  []string  `hcl:"exclude_tables,optional" doc:"Tables left out of the comparison, written as in tables."`
-	Counts         *bool     `hcl:"counts,optional" doc:"Count the rows of every table exactly on both sides (default true); false compares the schema only."`
-	Data           *string   `hcl:"data,optional" doc:"How table data is compared: \"counts\" (default: exact row counts) or \"checksum\" (a checksum of every row, computed in both databases, which also counts; a difference is narrowed by key range to the first differing keys)."`
-	ChunkRows      *int      `hcl:"chunk_rows,optional" doc:"With data = \"checksum\": about how many rows each key range holds when a table whose data differs is split to find the rows that differ (default 100000)."`
+	Source         *pgkit.Database `hcl:"source" doc:"The database copied from."`
+	Target         *pgkit.Database `hcl:"target" doc:"The database copied to."`
+	Jobs           *int            `hcl:"jobs,optional" doc:"How many queries run at once on each side, each on its own connection (default 4)."`
+	Schemas        []string        `hcl:"schemas,optional" doc:"Compare only these schemas (default: every schema but pg_catalog, information_schema and pg_toast)."`
+	ExcludeSchemas []string        `hcl:"exclude_schemas,optional" doc:"Schemas left out of the comparison."`
+	Tables         []string        `hcl:"tables,optional" doc:"Compare only these tables and their columns, indexes and constraints (\"schema.table\" or \"table\", with * and ? wildcards; views and sequences follow schemas only)."`
+	ExcludeTables  []string        `hcl:"exclude_tables,optional" doc:"Tables left out of the comparison, written as in tables."`
+	Counts         *bool           `hcl:"counts,optional" doc:"Count the rows of every table exactly on both sides (default true); false compares the schema only."`
+	Data           *string         `hcl:"data,optional" doc:"How table data is compared: \"counts\" (default: exact row counts) or \"checksum\" (a checksum of every row, computed in both databases, which also counts; a difference is narrowed by key range to the first differing keys)."`
+	ChunkRows      *int            `hcl:"chunk_rows,optional" doc:"With data = \"checksum\": about how many rows each key range holds when a table whose data differs is split to find the rows that differ (default 100000)."`
 }
 
 // CompareOutput is the output of compare. Every list is sorted; tables and
@@ -253,7 +254,7 @@ func cmpMatch(patterns []string, schema, name string) bool {
 // cmpSide is what compare learned about one database, and the open
 // transaction whose snapshot its workers share.
 type cmpSide struct {
-	db       *Database
+	db       *pgkit.Database
 	conn     *pgx.Conn
 	snapshot string // "" when the server could not export one
 	cat      *cmpCatalog
@@ -263,7 +264,7 @@ type cmpSide struct {
 // close ends the side's transaction and connection; nil does nothing.
 func (s *cmpSide) close(ctx context.Context) {
 	if s != nil && s.conn != nil {
-		cmpClose(ctx, s.conn)
+		pgkit.Close(ctx, s.conn)
 	}
 }
 
@@ -281,13 +282,13 @@ SET LOCAL idle_in_transaction_session_timeout = 0; -- the exporting transaction 
 // import the snapshot (as pg_dump --jobs does), so the data and the schema
 // describe a single instant even while the application writes. The side
 // stays open until closed, even when an error is returned.
-func cmpInspect(ctx context.Context, env *steptype.Env, db *Database, o *compareOptions) (*cmpSide, error) {
-	conn, err := connect(ctx, env, db, true)
+func cmpInspect(ctx context.Context, env *steptype.Env, db *pgkit.Database, o *compareOptions) (*cmpSide, error) {
+	conn, err := pgkit.Connect(ctx, env, db, true)
 	if err != nil {
 		return nil, err
 	}
 	s := &cmpSide{db: db, conn: conn}
-	major, err := serverMajor(ctx, conn)
+	major, err := pgkit.ServerMajor(ctx, conn)
 	if err != nil {
 		return s, fmt.Errorf("database %s: %w", db.Name, err)
 	}
@@ -330,7 +331,7 @@ func cmpBegin(ctx context.Context, conn *pgx.Conn, snapshot string) (pgx.Tx, err
 	}
 	sql := cmpSettings
 	if snapshot != "" {
-		sql = setSnapshotSQL(snapshot) + ";" + sql
+		sql = pgkit.SetSnapshotSQL(snapshot) + ";" + sql
 	}
 	if _, err := tx.Exec(ctx, sql); err != nil {
 		_ = tx.Rollback(ctx)
@@ -342,7 +343,7 @@ func cmpBegin(ctx context.Context, conn *pgx.Conn, snapshot string) (pgx.Tx, err
 // cmpCount counts the given tables exactly, jobs at a time, each worker on
 // its own connection inside the side's snapshot. Biggest tables come first
 // so that one huge table does not start last.
-func cmpCount(ctx context.Context, env *steptype.Env, db *Database, snapshot string, tables []cmpRelation, jobs int) (map[string]int64, error) {
+func cmpCount(ctx context.Context, env *steptype.Env, db *pgkit.Database, snapshot string, tables []cmpRelation, jobs int) (map[string]int64, error) {
 	rows := make(map[string]int64, len(tables))
 	if len(tables) == 0 {
 		return rows, nil
@@ -354,7 +355,7 @@ func cmpCount(ctx context.Context, env *steptype.Env, db *Database, snapshot str
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var mu sync.Mutex
-	runWorkers(ctx, cancel, jobs, tables, func(work <-chan cmpRelation) error {
+	pgkit.RunWorkers(ctx, cancel, jobs, tables, func(work <-chan cmpRelation) error {
 		return cmpCountWorker(ctx, env, db, snapshot, work, func(t cmpRelation, n int64) {
 			mu.Lock()
 			rows[t.key()] = n
@@ -369,12 +370,12 @@ func cmpCount(ctx context.Context, env *steptype.Env, db *Database, snapshot str
 }
 
 // cmpCountWorker counts the tables it receives until work is closed.
-func cmpCountWorker(ctx context.Context, env *steptype.Env, db *Database, snapshot string, work <-chan cmpRelation, record func(cmpRelation, int64)) error {
-	conn, err := connect(ctx, env, db, true)
+func cmpCountWorker(ctx context.Context, env *steptype.Env, db *pgkit.Database, snapshot string, work <-chan cmpRelation, record func(cmpRelation, int64)) error {
+	conn, err := pgkit.Connect(ctx, env, db, true)
 	if err != nil {
 		return err
 	}
-	defer cmpClose(ctx, conn)
+	defer pgkit.Close(ctx, conn)
 	tx, err := cmpBegin(ctx, conn, snapshot)
 	if err != nil {
 		return fmt.Errorf("database %s: begin a read-only transaction in the shared snapshot: %w", db.Name, err)
@@ -383,17 +384,10 @@ func cmpCountWorker(ctx context.Context, env *steptype.Env, db *Database, snapsh
 		var n int64
 		// ONLY: a parent's rows are counted once, here, and its
 		// children's in their own queries.
-		if err := tx.QueryRow(ctx, "SELECT count(*) FROM ONLY "+qualified(t.schema, t.name)).Scan(&n); err != nil {
+		if err := tx.QueryRow(ctx, "SELECT count(*) FROM ONLY "+pgkit.Qualified(t.schema, t.name)).Scan(&n); err != nil {
 			return fmt.Errorf("count the rows of %s in database %s: %w", t.key(), db.Name, err)
 		}
 		record(t, n)
 	}
 	return nil
-}
-
-// cmpClose closes a connection even when ctx is already cancelled.
-func cmpClose(ctx context.Context, conn *pgx.Conn) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	_ = conn.Close(ctx)
 }

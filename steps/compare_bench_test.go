@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/internal/sampleapp"
 	"github.com/planrun/planrun/steps/steptype"
 )
@@ -28,18 +29,18 @@ import (
 func BenchmarkCompareChecksum(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	src := &Database{Name: "source", URL: Source.FreshDB(b)}
-	tgt := &Database{Name: "target", URL: Target.FreshDB(b)}
+	src := &pgkit.Database{Name: "source", URL: Source.FreshDB(b)}
+	tgt := &pgkit.Database{Name: "target", URL: Target.FreshDB(b)}
 	if err := sampleapp.Seed(ctx, src.URL, sampleapp.Default); err != nil {
 		b.Fatal(err)
 	}
 	cmpClone(b, src, tgt) // large objects keep their OIDs
 	var wg sync.WaitGroup
-	for _, db := range []*Database{src, tgt} {
+	for _, db := range []*pgkit.Database{src, tgt} {
 		wg.Go(func() { cmpPgbench(ctx, b, db, 10) })
 	}
 	wg.Wait()
-	for _, db := range []*Database{src, tgt} {
+	for _, db := range []*pgkit.Database{src, tgt} {
 		cmpMustExec(b, db.URL, "VACUUM ANALYZE")
 	}
 
@@ -47,7 +48,7 @@ func BenchmarkCompareChecksum(b *testing.B) {
 	jobs, data := 4, "checksum"
 	o, _ := newCompareOptions(&CompareArgs{Source: src, Target: tgt})
 	var tables [2][]cmpRelation
-	for i, db := range []*Database{src, tgt} {
+	for i, db := range []*pgkit.Database{src, tgt} {
 		s, err := cmpInspect(ctx, env, db, &compareOptions{schemas: []string{}, excludeSchemas: []string{}})
 		if err != nil {
 			b.Fatal(err)
@@ -60,7 +61,7 @@ func BenchmarkCompareChecksum(b *testing.B) {
 	for b.Loop() {
 		start := time.Now()
 		err := cmpOnBoth(func(i int) error {
-			_, err := cmpCount(ctx, env, []*Database{src, tgt}[i], "", tables[i], o.jobs)
+			_, err := cmpCount(ctx, env, []*pgkit.Database{src, tgt}[i], "", tables[i], o.jobs)
 			return err
 		})
 		if err != nil {
@@ -93,12 +94,12 @@ func BenchmarkCompareChecksum(b *testing.B) {
 }
 
 // cmpPgbench loads pgbench's tables at a scale into a database.
-func cmpPgbench(ctx context.Context, b testing.TB, db *Database, scale int) {
-	bin, _, err := pgTool(ctx, "pgbench", 0)
+func cmpPgbench(ctx context.Context, b testing.TB, db *pgkit.Database, scale int) {
+	bin, _, err := pgkit.Tool(ctx, "pgbench", 0)
 	if err != nil {
 		b.Fatal(err)
 	}
-	conn, environ, err := libpq(nil, db)
+	conn, environ, err := pgkit.LibPQ(nil, db)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/planrun/planrun/internal/event"
+	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -232,7 +233,7 @@ func cmpPlanChecksums(src, tgt *cmpSide) []*cmpTableSum {
 			var null []string
 			for _, k := range t.key {
 				if !cols[i][k.name].notNull {
-					null = append(null, quoteIdent(k.name)+" IS NULL")
+					null = append(null, pgkit.QuoteIdent(k.name)+" IS NULL")
 				}
 			}
 			t.sides[i].keyNull = strings.Join(null, " OR ")
@@ -267,7 +268,7 @@ func cmpColumnHash(mine, theirs cmpColumn, seed int) string {
 			format = cmpNativeHash[cmpWideInt].sql
 		}
 	}
-	h := fmt.Sprintf(format, quoteIdent(mine.name), seed)
+	h := fmt.Sprintf(format, pgkit.QuoteIdent(mine.name), seed)
 	if !mine.notNull {
 		// A NULL stands for a constant of its own in each column.
 		h = fmt.Sprintf("coalesce(%s, %d)", h, int64(cmpMix(uint64(seed))))
@@ -515,11 +516,11 @@ func cmpStartPool(ctx context.Context, cancel context.CancelCauseFunc, env *step
 
 func (p *cmpPool) work(ctx context.Context, env *steptype.Env) error {
 	db := p.side.db
-	conn, err := connect(ctx, env, db, true)
+	conn, err := pgkit.Connect(ctx, env, db, true)
 	if err != nil {
 		return err
 	}
-	defer cmpClose(ctx, conn)
+	defer pgkit.Close(ctx, conn)
 	tx, err := cmpBegin(ctx, conn, p.side.snapshot)
 	if err == nil {
 		_, err = tx.Exec(ctx, cmpChecksumSettings)
@@ -579,7 +580,7 @@ func (p *cmpPool) aggregate(ctx context.Context, s *cmpTableSide, bucket, cond s
 	if bucket == "" {
 		bucket = "0"
 	}
-	sql := fmt.Sprintf("SELECT %s, count(*), coalesce(sum(%s), 0)::text FROM ONLY %s", bucket, s.hash, qualified(s.rel.schema, s.rel.name))
+	sql := fmt.Sprintf("SELECT %s, count(*), coalesce(sum(%s), 0)::text FROM ONLY %s", bucket, s.hash, pgkit.Qualified(s.rel.schema, s.rel.name))
 	if cond != "" {
 		sql += " WHERE " + cond
 	}

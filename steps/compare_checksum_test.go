@@ -16,28 +16,29 @@ import (
 	"testing"
 
 	"github.com/planrun/planrun/internal/event"
+	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/internal/sampleapp"
 )
 
 // cmpClone copies a database into an empty one with pg_dump and
 // pg_restore, as a migration would: large objects keep their OIDs, which
 // seeding both sides could not promise.
-func cmpClone(t testing.TB, from, to *Database) {
+func cmpClone(t testing.TB, from, to *pgkit.Database) {
 	t.Helper()
 	ctx := cmpTestCtx(t)
-	dump, _, err := pgTool(ctx, "pg_dump", 15)
+	dump, _, err := pgkit.Tool(ctx, "pg_dump", 15)
 	if err != nil {
 		t.Fatal(err)
 	}
-	restore, _, err := pgTool(ctx, "pg_restore", 15)
+	restore, _, err := pgkit.Tool(ctx, "pg_restore", 15)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srcConn, srcEnv, err := libpq(nil, from)
+	srcConn, srcEnv, err := pgkit.LibPQ(nil, from)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tgtConn, tgtEnv, err := libpq(nil, to)
+	tgtConn, tgtEnv, err := pgkit.LibPQ(nil, to)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func cmpClone(t testing.TB, from, to *Database) {
 }
 
 // cmpChecksumT compares with data = "checksum" and the given chunk_rows.
-func cmpChecksumT(t *testing.T, src, tgt *Database, chunkRows int) *CompareOutput {
+func cmpChecksumT(t *testing.T, src, tgt *pgkit.Database, chunkRows int) *CompareOutput {
 	t.Helper()
 	data, jobs := "checksum", 3
 	return compareT(t, &CompareArgs{Source: src, Target: tgt, Data: &data, ChunkRows: &chunkRows, Jobs: &jobs})
@@ -86,8 +87,8 @@ func cmpChecksumOf(out *CompareOutput, key string) *CompareChecksum {
 // (arrays of them too), bytea, jsonb, text[], uuid, an enum, oid, NULLs.
 func TestCompareChecksumSampleApp(t *testing.T) {
 	t.Parallel()
-	src := &Database{Name: "source", URL: Source.FreshDB(t)}
-	tgt := &Database{Name: "target", URL: Target.FreshDB(t)}
+	src := &pgkit.Database{Name: "source", URL: Source.FreshDB(t)}
+	tgt := &pgkit.Database{Name: "target", URL: Target.FreshDB(t)}
 	if err := sampleapp.Seed(cmpTestCtx(t), src.URL, sampleapp.Small); err != nil {
 		t.Fatal(err)
 	}
@@ -365,7 +366,7 @@ func TestCompareChecksumColumnOrder(t *testing.T) {
 
 func TestCompareChecksumArguments(t *testing.T) {
 	t.Parallel()
-	src, tgt := &Database{Name: "s", URL: "postgres://x@127.0.0.1:1/x"}, &Database{Name: "t", URL: "postgres://x@127.0.0.1:1/x"}
+	src, tgt := &pgkit.Database{Name: "s", URL: "postgres://x@127.0.0.1:1/x"}, &pgkit.Database{Name: "t", URL: "postgres://x@127.0.0.1:1/x"}
 	bad, checksum, no, zero := "rows", "checksum", false, 0
 	for _, a := range []*CompareArgs{
 		{Source: src, Target: tgt, Data: &bad},
@@ -423,12 +424,12 @@ func scanRange(s string, lo, hi *int) bool {
 func TestCompareChecksumColumnHashes(t *testing.T) {
 	t.Parallel()
 	ctx := cmpTestCtx(t)
-	db := &Database{Name: "db", URL: Source.FreshDB(t)}
-	conn, err := connect(ctx, cmpEnv(t), db, false)
+	db := &pgkit.Database{Name: "db", URL: Source.FreshDB(t)}
+	conn, err := pgkit.Connect(ctx, cmpEnv(t), db, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cmpClose(ctx, conn)
+	defer pgkit.Close(ctx, conn)
 	cases := []struct {
 		a, b  string // typed literals
 		equal bool

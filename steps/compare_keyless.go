@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/planrun/planrun/internal/pgkit"
 )
 
 // This file narrows a table without a key (no primary key, no unique key
@@ -95,7 +97,7 @@ func (t *cmpTableSum) hashLeaf(ctx context.Context, pools [2]*cmpPool, cond stri
 	var counts [2]map[int64]int64
 	err := cmpOnBoth(func(i int) error {
 		s := t.sides[i]
-		sql := fmt.Sprintf("SELECT %s, count(*) FROM ONLY %s", s.hash, qualified(s.rel.schema, s.rel.name))
+		sql := fmt.Sprintf("SELECT %s, count(*) FROM ONLY %s", s.hash, pgkit.Qualified(s.rel.schema, s.rel.name))
 		if cond != "" {
 			sql += " WHERE " + sideCond(cond, s)
 		}
@@ -159,13 +161,13 @@ func (t *cmpTableSum) hashLeaf(ctx context.Context, pools [2]*cmpPool, cond stri
 func (t *cmpTableSum) rowWithHash(ctx context.Context, p *cmpPool, s *cmpTableSide, cond string, h int64) ([]*string, error) {
 	cols := make([]string, len(t.cols))
 	for i, c := range t.cols {
-		cols[i] = quoteIdent(c) + "::text"
+		cols[i] = pgkit.QuoteIdent(c) + "::text"
 	}
 	where := fmt.Sprintf("(%s) = %d", s.hash, h)
 	if cond != "" {
 		where = sideCond(cond, s) + " AND " + where
 	}
-	sql := fmt.Sprintf("SELECT %s FROM ONLY %s WHERE %s LIMIT 1", strings.Join(cols, ", "), qualified(s.rel.schema, s.rel.name), where)
+	sql := fmt.Sprintf("SELECT %s FROM ONLY %s WHERE %s LIMIT 1", strings.Join(cols, ", "), pgkit.Qualified(s.rel.schema, s.rel.name), where)
 	vals := make([]*string, len(t.cols))
 	err := p.do(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		dest := make([]any, len(vals))

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/planrun/planrun/internal/pgkit"
 )
 
 // This file narrows a table whose checksums differ to its first differing
@@ -72,9 +74,9 @@ func cmpChooseKey(table string, sides [2]*cmpSide, cols [2]map[string]cmpColumn)
 // order is the SQL the column is compared and sorted by.
 func (k cmpKeyCol) order() string {
 	if k.cast != "" {
-		return quoteIdent(k.name)
+		return pgkit.QuoteIdent(k.name)
 	}
-	return "(" + quoteIdent(k.name) + `::text) COLLATE "C"`
+	return "(" + pgkit.QuoteIdent(k.name) + `::text) COLLATE "C"`
 }
 
 // literal quotes a value read as text for comparing with order().
@@ -189,7 +191,7 @@ func (t *cmpTableSum) cond(r cmpRange) string {
 		return ""
 	}
 	if t.arith() {
-		return fmt.Sprintf("%s BETWEEN (%d) AND (%d)", quoteIdent(t.key[0].name), r.ilo, r.ihi)
+		return fmt.Sprintf("%s BETWEEN (%d) AND (%d)", pgkit.QuoteIdent(t.key[0].name), r.ilo, r.ihi)
 	}
 	var conds []string
 	if r.lo != nil {
@@ -222,7 +224,7 @@ func (t *cmpTableSum) literalRow(vals []string) string {
 func (t *cmpTableSum) keyText(names ...string) string {
 	parts := make([]string, len(t.key))
 	for i, k := range t.key {
-		parts[i] = quoteIdent(k.name) + "::text"
+		parts[i] = pgkit.QuoteIdent(k.name) + "::text"
 		if i < len(names) {
 			parts[i] += " AS " + names[i]
 		}
@@ -295,7 +297,7 @@ func (t *cmpTableSum) split(ctx context.Context, pools [2]*cmpPool, r cmpRange, 
 		}
 		w := span/int64(parts) + 1
 		for i := range 2 {
-			buckets[i] = fmt.Sprintf("coalesce((%s::int8 - (%d)) / %d, -1)", quoteIdent(t.key[0].name), r.ilo, w)
+			buckets[i] = fmt.Sprintf("coalesce((%s::int8 - (%d)) / %d, -1)", pgkit.QuoteIdent(t.key[0].name), r.ilo, w)
 		}
 		return buckets, func(b int64) cmpRange {
 			from := r.ilo + b*w // b*w <= span: no overflow
@@ -349,7 +351,7 @@ func (t *cmpTableSum) keyBounds(ctx context.Context, pools [2]*cmpPool, r *cmpRa
 	var lo, hi [2]*int64
 	err := cmpOnBoth(func(i int) error {
 		s := t.sides[i]
-		sql := fmt.Sprintf("SELECT min(%[1]s)::int8, max(%[1]s)::int8 FROM ONLY %[2]s", quoteIdent(t.key[0].name), qualified(s.rel.schema, s.rel.name))
+		sql := fmt.Sprintf("SELECT min(%[1]s)::int8, max(%[1]s)::int8 FROM ONLY %[2]s", pgkit.QuoteIdent(t.key[0].name), pgkit.Qualified(s.rel.schema, s.rel.name))
 		return pools[i].do(ctx, func(ctx context.Context, tx pgx.Tx) error {
 			if err := tx.QueryRow(ctx, sql, pgx.QueryExecModeSimpleProtocol).Scan(&lo[i], &hi[i]); err != nil {
 				return fmt.Errorf("key range of %s in database %s: %w", s.rel.key(), pools[i].side.db.Name, err)
@@ -375,7 +377,7 @@ func (t *cmpTableSum) keyBounds(ctx context.Context, pools [2]*cmpPool, r *cmpRa
 // it), else every so many keys in order.
 func (t *cmpTableSum) boundaries(ctx context.Context, p *cmpPool, s *cmpTableSide, r cmpRange, parts int, o *compareOptions) ([][]string, error) {
 	rows := max(r.rows[s.side], 1)
-	from := qualified(s.rel.schema, s.rel.name)
+	from := pgkit.Qualified(s.rel.schema, s.rel.name)
 	var conds []string
 	if c := t.cond(r); c != "" {
 		conds = append(conds, c)
@@ -449,7 +451,7 @@ func (t *cmpTableSum) leaf(ctx context.Context, pools [2]*cmpPool, r cmpRange) e
 	var rows [2][]cmpLeafRow
 	err := cmpOnBoth(func(i int) error {
 		s := t.sides[i]
-		sql := fmt.Sprintf("SELECT %s, %s FROM ONLY %s", t.keyText(), s.hash, qualified(s.rel.schema, s.rel.name))
+		sql := fmt.Sprintf("SELECT %s, %s FROM ONLY %s", t.keyText(), s.hash, pgkit.Qualified(s.rel.schema, s.rel.name))
 		if c := t.cond(r); c != "" {
 			sql += " WHERE " + c
 		}

@@ -8,24 +8,13 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/planrun/planrun/internal/pgkit"
 )
 
 // This file reads the schema objects compare looks at from the catalogs,
 // and diffs two sides. Every query runs with search_path = pg_catalog, so
 // renderings (format_type, pg_get_indexdef, defaults) qualify every user
 // name and read the same on both sides whatever their search paths.
-
-// cmpScope keeps user objects of relation c in namespace n: no system or
-// temporary schemas, the schemas asked for ($1, empty for all, and not $2),
-// and nothing that belongs to an extension (extensions are compared whole).
-const cmpScope = `
-	n.nspname NOT IN ('pg_catalog', 'information_schema')
-	AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'
-	AND (cardinality($1::text[]) = 0 OR n.nspname = ANY ($1::text[]))
-	AND n.nspname <> ALL ($2::text[])
-	AND NOT EXISTS (SELECT FROM pg_depend d
-		WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`
 
 // Tables (plain r, partitioned p), views (v, m) and, for partitions, their
 // parent, so that a partitioned table's count can be summed. A plain
@@ -39,7 +28,7 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_inherits i ON c.relispartition AND i.inhrelid = c.oid
 LEFT JOIN pg_class p ON p.oid = i.inhparent
 LEFT JOIN pg_namespace pn ON pn.oid = p.relnamespace
-WHERE c.relkind IN ('r', 'p', 'v', 'm') AND` + cmpScope
+WHERE c.relkind IN ('r', 'p', 'v', 'm') AND` + pgkit.UserScope
 
 const cmpColumnsSQL = `
 SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid, a.attnotnull,
@@ -53,7 +42,7 @@ FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
-WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped AND` + cmpScope
+WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped AND` + pgkit.UserScope
 
 const cmpIndexesSQL = `
 SELECT n.nspname, c.relname, ic.relname, pg_get_indexdef(i.indexrelid), i.indisvalid
@@ -61,7 +50,7 @@ FROM pg_index i
 JOIN pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_class c ON c.oid = i.indrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p', 'm') AND` + cmpScope
+WHERE c.relkind IN ('r', 'p', 'm') AND` + pgkit.UserScope
 
 // Constraints cloned onto partitions (conparentid <> 0) come and go with
 // their parent's; NOT NULL constraints (catalogued from PostgreSQL 18) are
@@ -71,7 +60,7 @@ SELECT n.nspname, c.relname, con.conname, con.contype::text, pg_get_constraintde
 FROM pg_constraint con
 JOIN pg_class c ON c.oid = con.conrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE con.conparentid = 0 AND con.contype <> 'n' AND c.relkind IN ('r', 'p') AND` + cmpScope
+WHERE con.conparentid = 0 AND con.contype <> 'n' AND c.relkind IN ('r', 'p') AND` + pgkit.UserScope
 
 // pg_sequence_last_value is NULL until the first nextval (and is what
 // pg_sequences.last_value reads); without privilege it would be NULL too,
@@ -82,7 +71,7 @@ SELECT n.nspname, c.relname, s.seqstart, s.seqincrement, has_sequence_privilege(
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_sequence s ON s.seqrelid = c.oid
-WHERE c.relkind = 'S' AND` + cmpScope
+WHERE c.relkind = 'S' AND` + pgkit.UserScope
 
 // The keys checksums can narrow a difference with: primary keys, and unique
 // indexes on plain NOT NULL columns (no expression, no predicate), key
@@ -101,7 +90,7 @@ CROSS JOIN LATERAL (
 	WHERE u.ord <= i.indnkeyatts
 ) k
 WHERE c.relkind = 'r' AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
-	AND (i.indisprimary OR k.not_null) AND` + cmpScope
+	AND (i.indisprimary OR k.not_null) AND` + pgkit.UserScope
 
 const cmpExtensionsSQL = `
 SELECT e.extname, e.extversion, n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace`
@@ -150,7 +139,7 @@ type cmpSequence struct {
 }
 
 // cmpReadCatalog reads the schema objects in scope.
-func cmpReadCatalog(ctx context.Context, q cmpQuerier, o *compareOptions) (*cmpCatalog, error) {
+func cmpReadCatalog(ctx context.Context, q pgkit.Querier, o *compareOptions) (*cmpCatalog, error) {
 	cat := &cmpCatalog{
 		relations: map[string]cmpRelation{}, columns: map[string]cmpColumn{}, indexes: map[string]cmpIndex{},
 		constraints: map[string]cmpConstraint{}, sequences: map[string]cmpSequence{}, extensions: map[string]string{},
@@ -160,7 +149,7 @@ func cmpReadCatalog(ctx context.Context, q cmpQuerier, o *compareOptions) (*cmpC
 	var schema, table, name, kind, def string
 	var flag bool
 	var r cmpRelation
-	err := cmpEach(ctx, q, cmpRelationsSQL, scope, []any{&r.schema, &r.name, &r.kind, &r.parent, &r.bytes}, func() error {
+	err := pgkit.Each(ctx, q, cmpRelationsSQL, scope, []any{&r.schema, &r.name, &r.kind, &r.parent, &r.bytes}, func() error {
 		if !r.isTable() || o.keepTable(r.schema, r.name) {
 			cat.relations[r.key()] = r
 		}
@@ -170,7 +159,7 @@ func cmpReadCatalog(ctx context.Context, q cmpQuerier, o *compareOptions) (*cmpC
 		return nil, fmt.Errorf("tables and views: %w", err)
 	}
 	var c cmpColumn
-	err = cmpEach(ctx, q, cmpColumnsSQL, scope, []any{&schema, &table, &c.name, &c.typ, &c.typid, &c.notNull, &c.dflt}, func() error {
+	err = pgkit.Each(ctx, q, cmpColumnsSQL, scope, []any{&schema, &table, &c.name, &c.typ, &c.typid, &c.notNull, &c.dflt}, func() error {
 		if o.keepTable(schema, table) {
 			c.table = schema + "." + table
 			cat.columns[c.table+"."+c.name] = c
@@ -180,7 +169,7 @@ func cmpReadCatalog(ctx context.Context, q cmpQuerier, o *compareOptions) (*cmpC
 	if err != nil {
 		return nil, fmt.Errorf("columns: %w", err)
 	}
-	err = cmpEach(ctx, q, cmpIndexesSQL, scope, []any{&schema, &table, &name, &def, &flag}, func() error {
+	err = pgkit.Each(ctx, q, cmpIndexesSQL, scope, []any{&schema, &table, &name, &def, &flag}, func() error {
 		if o.keepTable(schema, table) {
 			cat.indexes[cmpOnTable(schema, name, table)] = cmpIndex{def: cmpIndexDef(def), valid: flag}
 		}
@@ -189,7 +178,7 @@ func cmpReadCatalog(ctx context.Context, q cmpQuerier, o *compareOptions) (*cmpC
 	if err != nil {
 		return nil, fmt.Errorf("indexes: %w", err)
 	}
-	err = cmpEach(ctx, q, cmpConstraintsSQL, scope, []any{&schema, &table, &name, &kind, &def, &flag}, func() error {
+	err = pgkit.Each(ctx, q, cmpConstraintsSQL, scope, []any{&schema, &table, &name, &kind, &def, &flag}, func() error {
 		if o.keepTable(schema, table) {
 			cat.constraints[cmpOnTable(schema, name, table)] = cmpConstraint{
 				def: strings.TrimSuffix(def, " NOT VALID"), foreign: kind == "f", validated: flag,
@@ -209,7 +198,7 @@ func cmpReadCatalog(ctx context.Context, q cmpQuerier, o *compareOptions) (*cmpC
 	best := map[string]choice{}
 	var primary bool
 	var cols []string
-	err = cmpEach(ctx, q, cmpKeysSQL, scope, []any{&schema, &table, &name, &primary, &cols}, func() error {
+	err = pgkit.Each(ctx, q, cmpKeysSQL, scope, []any{&schema, &table, &name, &primary, &cols}, func() error {
 		t := schema + "." + table
 		if !o.keepTable(schema, table) {
 			return nil
@@ -230,7 +219,7 @@ func cmpReadCatalog(ctx context.Context, q cmpQuerier, o *compareOptions) (*cmpC
 	}
 	var start, increment int64
 	var last *int64
-	err = cmpEach(ctx, q, cmpSequencesSQL, scope, []any{&schema, &name, &start, &increment, &flag, &last}, func() error {
+	err = pgkit.Each(ctx, q, cmpSequencesSQL, scope, []any{&schema, &name, &start, &increment, &flag, &last}, func() error {
 		if !flag {
 			return fmt.Errorf("sequence %s.%s: permission denied; grant SELECT or USAGE on it to the role compare connects as", schema, name)
 		}
@@ -247,7 +236,7 @@ func cmpReadCatalog(ctx context.Context, q cmpQuerier, o *compareOptions) (*cmpC
 		return nil, fmt.Errorf("sequences: %w", err)
 	}
 	var version string
-	err = cmpEach(ctx, q, cmpExtensionsSQL, nil, []any{&name, &version, &schema}, func() error {
+	err = pgkit.Each(ctx, q, cmpExtensionsSQL, nil, []any{&name, &version, &schema}, func() error {
 		cat.extensions[name] = version + " in " + schema
 		return nil
 	})
@@ -275,21 +264,6 @@ func cmpIndexDef(def string) string {
 		return "UNIQUE " + def[i+1:]
 	}
 	return def[i+1:]
-}
-
-// cmpQuerier is a connection or a transaction.
-type cmpQuerier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
-// cmpEach runs a query and calls fn after scanning each row into dest.
-func cmpEach(ctx context.Context, q cmpQuerier, sql string, args, dest []any, fn func() error) error {
-	rows, err := q.Query(ctx, sql, args...)
-	if err != nil {
-		return err
-	}
-	_, err = pgx.ForEachRow(rows, dest, fn)
-	return err
 }
 
 // countable lists the tables that hold rows themselves (not partitioned

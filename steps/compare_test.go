@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/internal/pgtest"
 	"github.com/planrun/planrun/steps/steptype"
 )
@@ -78,12 +79,12 @@ func cmpMustExec(t testing.TB, dbURL, sql string) {
 
 // cmpPair makes a fresh database on each server, runs common on both and
 // the other statements on one side, and returns them as arguments.
-func cmpPair(t *testing.T, common, sourceOnly, targetOnly string) (src, tgt *Database) {
+func cmpPair(t *testing.T, common, sourceOnly, targetOnly string) (src, tgt *pgkit.Database) {
 	t.Helper()
-	src = &Database{Name: "source", URL: Source.FreshDB(t)}
-	tgt = &Database{Name: "target", URL: Target.FreshDB(t)}
+	src = &pgkit.Database{Name: "source", URL: Source.FreshDB(t)}
+	tgt = &pgkit.Database{Name: "target", URL: Target.FreshDB(t)}
 	for _, s := range []struct {
-		db  *Database
+		db  *pgkit.Database
 		sql string
 	}{{src, common}, {tgt, common}, {src, sourceOnly}, {tgt, targetOnly}} {
 		if s.sql != "" {
@@ -304,7 +305,7 @@ func TestCompareReadOnlySession(t *testing.T) {
 	t.Parallel()
 	ctx := cmpTestCtx(t)
 	src, _ := cmpPair(t, "CREATE TABLE t (i int)", "", "")
-	conn, err := connect(ctx, cmpEnv(t), src, true)
+	conn, err := pgkit.Connect(ctx, cmpEnv(t), src, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +383,7 @@ func TestCompareSharedSnapshot(t *testing.T) {
 	t.Parallel()
 	ctx := cmpTestCtx(t)
 	src, _ := cmpPair(t, "CREATE TABLE t (i int); INSERT INTO t VALUES (1), (2)", "", "")
-	conn, err := connect(ctx, cmpEnv(t), src, true)
+	conn, err := pgkit.Connect(ctx, cmpEnv(t), src, true)
 	if err != nil {
 		t.Fatal(err)
 	}

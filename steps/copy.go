@@ -13,24 +13,25 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/planrun/planrun/internal/bytesize"
+	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
 // CopyArgs are the arguments of copy.
 type CopyArgs struct {
-	Source             *Database `hcl:"source" doc:"The database to copy from. It is only read, inside one snapshot."`
-	Target             *Database `hcl:"target" doc:"The database to copy into: one without the copied tables, or any with clean = true."`
-	Jobs               *int      `hcl:"jobs,optional" doc:"How many table chunks are copied at once, each on its own pair of connections (default 4)."`
-	IndexJobs          *int      `hcl:"index_jobs,optional" doc:"How many indexes, constraints and foreign keys are built at once (pg_restore --jobs), as tables are copied and after (default: jobs)."`
-	Tables             []string  `hcl:"tables,optional" doc:"Copy only these tables (\"schema.table\" or \"table\", with * and ? wildcards; a partitioned table brings its partitions): their definitions, rows, indexes, constraints, triggers and sequences, as pg_dump --table does, into a target that has their schemas and types. Default: the whole database."`
-	ExcludeTables      []string  `hcl:"exclude_tables,optional" doc:"Tables left out, written as in tables, with their rows, indexes, constraints and sequences (views that use them fail to restore). A later copy with tables can bring them."`
-	SplitBytes         string    `hcl:"split_bytes,optional" doc:"Tables bigger than this on disk are copied as several chunks at once, ranges of their pages (default \"1GB\"; the source must run PostgreSQL 14 or newer). A table copied whole loads frozen, which spares its index builds a pass over every page; chunks pay off for tables big enough that one stream would hold up the copy."`
-	LargeObjects       *bool     `hcl:"large_objects,optional" doc:"Copy large objects with their OIDs (default true, false when tables is given)."`
-	Sequences          *bool     `hcl:"sequences,optional" doc:"Set every sequence on the target to its value on the source (default true)."`
-	Binary             string    `hcl:"binary,optional" doc:"COPY format: auto (the default: binary, the fastest, when both servers run the same major version; text otherwise), on (binary even between major versions) or off (text). Tables with columns whose binary form holds database-specific OIDs (arrays of enums or composite types, reg* types) always travel as text."`
-	Clean              bool      `hcl:"clean,optional" doc:"Drop the copied tables (CASCADE) and every other object of the copied schema that already exists on the target first. Without it, copy refuses a target that has any of the tables."`
-	Analyze            *bool     `hcl:"analyze,optional" doc:"ANALYZE each copied table once its indexes are built, so that the target's planner has statistics from the start (default true)."`
-	MaintenanceWorkMem *string   `hcl:"maintenance_work_mem,optional" doc:"maintenance_work_mem of each index-building session on the target (default \"256MB\"; \"\" keeps the server's): big sorts in memory, and room for parallel index builds. Each of index_jobs sessions may use this much."`
+	Source             *pgkit.Database `hcl:"source" doc:"The database to copy from. It is only read, inside one snapshot."`
+	Target             *pgkit.Database `hcl:"target" doc:"The database to copy into: one without the copied tables, or any with clean = true."`
+	Jobs               *int            `hcl:"jobs,optional" doc:"How many table chunks are copied at once, each on its own pair of connections (default 4)."`
+	IndexJobs          *int            `hcl:"index_jobs,optional" doc:"How many indexes, constraints and foreign keys are built at once (pg_restore --jobs), as tables are copied and after (default: jobs)."`
+	Tables             []string        `hcl:"tables,optional" doc:"Copy only these tables (\"schema.table\" or \"table\", with * and ? wildcards; a partitioned table brings its partitions): their definitions, rows, indexes, constraints, triggers and sequences, as pg_dump --table does, into a target that has their schemas and types. Default: the whole database."`
+	ExcludeTables      []string        `hcl:"exclude_tables,optional" doc:"Tables left out, written as in tables, with their rows, indexes, constraints and sequences (views that use them fail to restore). A later copy with tables can bring them."`
+	SplitBytes         string          `hcl:"split_bytes,optional" doc:"Tables bigger than this on disk are copied as several chunks at once, ranges of their pages (default \"1GB\"; the source must run PostgreSQL 14 or newer). A table copied whole loads frozen, which spares its index builds a pass over every page; chunks pay off for tables big enough that one stream would hold up the copy."`
+	LargeObjects       *bool           `hcl:"large_objects,optional" doc:"Copy large objects with their OIDs (default true, false when tables is given)."`
+	Sequences          *bool           `hcl:"sequences,optional" doc:"Set every sequence on the target to its value on the source (default true)."`
+	Binary             string          `hcl:"binary,optional" doc:"COPY format: auto (the default: binary, the fastest, when both servers run the same major version; text otherwise), on (binary even between major versions) or off (text). Tables with columns whose binary form holds database-specific OIDs (arrays of enums or composite types, reg* types) always travel as text."`
+	Clean              bool            `hcl:"clean,optional" doc:"Drop the copied tables (CASCADE) and every other object of the copied schema that already exists on the target first. Without it, copy refuses a target that has any of the tables."`
+	Analyze            *bool           `hcl:"analyze,optional" doc:"ANALYZE each copied table once its indexes are built, so that the target's planner has statistics from the start (default true)."`
+	MaintenanceWorkMem *string         `hcl:"maintenance_work_mem,optional" doc:"maintenance_work_mem of each index-building session on the target (default \"256MB\"; \"\" keeps the server's): big sorts in memory, and room for parallel index builds. Each of index_jobs sessions may use this much."`
 }
 
 // CopyOutput is the output of copy.
@@ -103,7 +104,7 @@ var copyTestHooks sync.Map
 
 // copyOptions are the arguments, checked and with defaults applied.
 type copyOptions struct {
-	src, dst                *Database
+	src, dst                *pgkit.Database
 	jobs, indexJobs         int
 	tables, excludeTables   []string
 	splitBytes              int64
@@ -334,8 +335,8 @@ func (c *copyRun) openSnapshot(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.dstMajor, err = serverMajor(ctx, dst)
-	copyClose(ctx, dst)
+	c.dstMajor, err = pgkit.ServerMajor(ctx, dst)
+	pgkit.Close(ctx, dst)
 	if err != nil {
 		return fmt.Errorf("target %s: %w", c.o.dst.Name, err)
 	}
@@ -467,8 +468,8 @@ func (c *copyRun) finish() *CopyOutput {
 // copyConnect connects with the pinned session settings plus params.
 // Every timeout a server or role may set for applications is lifted: the
 // step's own timeout bounds the work.
-func copyConnect(ctx context.Context, env *steptype.Env, db *Database, readOnly bool, params map[string]string) (*pgx.Conn, error) {
-	cfg, err := connConfig(env, db, readOnly)
+func copyConnect(ctx context.Context, env *steptype.Env, db *pgkit.Database, readOnly bool, params map[string]string) (*pgx.Conn, error) {
+	cfg, err := pgkit.ConnConfig(env, db, readOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -480,7 +481,7 @@ func copyConnect(ctx context.Context, env *steptype.Env, db *Database, readOnly 
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to database %s (%s): %w", db.Name, describe(cfg), err)
+		return nil, fmt.Errorf("connect to database %s (%s): %w", db.Name, pgkit.Describe(cfg), err)
 	}
 	return conn, nil
 }
@@ -497,26 +498,4 @@ var copySessionSettings = map[string]string{
 	"lock_timeout":                        "0",
 	"idle_in_transaction_session_timeout": "0",
 	"row_security":                        "off", // a table that row-level security would filter fails, as in pg_dump
-}
-
-// copyClose closes a connection even when ctx is already cancelled.
-func copyClose(ctx context.Context, conn *pgx.Conn) {
-	ctx, cancel := cleanupContext(ctx)
-	defer cancel()
-	_ = conn.Close(ctx)
-}
-
-// cleanupContext is for the statements that clean up after a failure or
-// a cancellation (ROLLBACK, closing): they must run even then, but not
-// wait forever on a server that does not answer.
-func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-}
-
-// rollback ends a transaction that may or may not be over (after Commit
-// it does nothing).
-func rollback(ctx context.Context, tx pgx.Tx) {
-	ctx, cancel := cleanupContext(ctx)
-	defer cancel()
-	_ = tx.Rollback(ctx)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/planrun/planrun/internal/bytesize"
+	"github.com/planrun/planrun/internal/pgkit"
 )
 
 // phaseData streams every table not copied yet, jobs chunks at a time.
@@ -85,7 +86,7 @@ func (c *copyRun) truncateSplit(ctx context.Context, tables []*copyTable) error 
 	if err != nil {
 		return err
 	}
-	defer copyClose(ctx, conn)
+	defer pgkit.Close(ctx, conn)
 	for _, n := range names {
 		if _, err := conn.Exec(ctx, "TRUNCATE "+n); err != nil {
 			return fmt.Errorf("target %s: empty %s, which an interrupted run may have half copied: %w", c.o.dst.Name, n, err)
@@ -105,7 +106,7 @@ func (c *copyRun) copyChunks(ctx context.Context, chunks []*copyChunk) error {
 	var persister sync.WaitGroup
 	persister.Go(func() { c.persistLoop(ctx, persistDone) })
 
-	runWorkers(ctx, cancel, c.o.jobs, chunks, func(work <-chan *copyChunk) error {
+	pgkit.RunWorkers(ctx, cancel, c.o.jobs, chunks, func(work <-chan *copyChunk) error {
 		return c.dataWorker(ctx, work)
 	})
 	close(persistDone)
@@ -158,10 +159,10 @@ func (c *copyRun) persistLoop(ctx context.Context, done <-chan struct{}) {
 			handOver(c.state.flush(ctx, barrier))
 		case <-done:
 			// The copy may have been cancelled: record what it finished.
-			fctx, cancel := cleanupContext(ctx)
+			fctx, cancel := pgkit.CleanupContext(ctx)
 			handOver(c.state.flush(fctx, barrier))
 			if conn != nil {
-				copyClose(fctx, conn)
+				pgkit.Close(fctx, conn)
 			}
 			cancel()
 			return
@@ -190,7 +191,7 @@ func (c *copyRun) dataWorker(ctx context.Context, work <-chan *copyChunk) error 
 	if err != nil {
 		return err
 	}
-	defer copyClose(ctx, dst)
+	defer pgkit.Close(ctx, dst)
 
 	for ch := range work {
 		if err := c.copyChunk(ctx, src, dst, ch); err != nil {
@@ -228,7 +229,7 @@ func (c *copyRun) copyChunk(ctx context.Context, src, dst *pgx.Conn, ch *copyChu
 	if err != nil {
 		return fmt.Errorf("target: begin: %w", err)
 	}
-	defer rollback(ctx, tx)
+	defer pgkit.Rollback(ctx, tx)
 	if ch.freeze {
 		// Emptied in this transaction, the table takes its rows frozen:
 		// no later pass has to set hint bits or freeze them page by page

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/planrun/planrun/internal/pgkit"
 )
 
 // listLargeObjects lists the large objects in the snapshot.
@@ -50,7 +52,7 @@ func (c *copyRun) copyLargeObjects(ctx context.Context, oids []uint32) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var copied atomic.Int64
-	runWorkers(ctx, cancel, c.o.jobs, oids, func(work <-chan uint32) error {
+	pgkit.RunWorkers(ctx, cancel, c.o.jobs, oids, func(work <-chan uint32) error {
 		return c.largeObjectWorker(ctx, work, &copied)
 	})
 	return context.Cause(ctx)
@@ -74,7 +76,7 @@ func (c *copyRun) largeObjectWorker(ctx context.Context, work <-chan uint32, cop
 	if err != nil {
 		return err
 	}
-	defer copyClose(ctx, dst)
+	defer pgkit.Close(ctx, dst)
 
 	buf := make([]byte, pipeBuffer)
 	var dstTx pgx.Tx
@@ -89,7 +91,7 @@ func (c *copyRun) largeObjectWorker(ctx context.Context, work <-chan uint32, cop
 	}
 	defer func() {
 		if dstTx != nil {
-			rollback(ctx, dstTx)
+			pgkit.Rollback(ctx, dstTx)
 		}
 	}()
 	for oid := range work {
@@ -152,7 +154,7 @@ func (c *copyRun) phaseSequences(ctx context.Context) error {
 		if !c.o.sequences {
 			return c.state.update(func(s *copyState) { s.SequencesDone = true })
 		}
-		srcSeqs, err := readSequences(ctx, c.snap.conn, nil)
+		srcSeqs, err := pgkit.ReadSequences(ctx, c.snap.conn, nil)
 		if err != nil {
 			return fmt.Errorf("sequences: source %s: %w", c.o.src.Name, err)
 		}
@@ -160,19 +162,19 @@ func (c *copyRun) phaseSequences(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		defer copyClose(ctx, dst)
-		dstSeqs, err := readSequences(ctx, dst, nil)
+		defer pgkit.Close(ctx, dst)
+		dstSeqs, err := pgkit.ReadSequences(ctx, dst, nil)
 		if err != nil {
 			return fmt.Errorf("sequences: target %s: %w", c.o.dst.Name, err)
 		}
 		onTarget := map[string]bool{}
 		for _, s := range dstSeqs {
-			onTarget[s.key()] = true
+			onTarget[s.Key()] = true
 		}
 		batch := &pgx.Batch{}
 		for _, s := range srcSeqs {
-			if onTarget[s.key()] { // a sequence of a table left out is not there
-				batch.Queue("SELECT pg_catalog.setval($1::pg_catalog.regclass, $2, $3)", s.key(), s.value, s.called)
+			if onTarget[s.Key()] { // a sequence of a table left out is not there
+				batch.Queue("SELECT pg_catalog.setval($1::pg_catalog.regclass, $2, $3)", s.Key(), s.Value, s.Called)
 			}
 		}
 		if batch.Len() > 0 {
@@ -215,12 +217,12 @@ func (c *copyRun) phaseAnalyze(ctx context.Context) error {
 		c.env.Logf("analyze: %d tables, %d at a time", len(names), min(c.o.jobs, len(names)))
 		ctx, cancel := context.WithCancelCause(ctx)
 		defer cancel(nil)
-		runWorkers(ctx, cancel, c.o.jobs, names, func(work <-chan string) error {
+		pgkit.RunWorkers(ctx, cancel, c.o.jobs, names, func(work <-chan string) error {
 			conn, err := copyConnect(ctx, c.env, c.o.dst, false, nil)
 			if err != nil {
 				return err
 			}
-			defer copyClose(ctx, conn)
+			defer pgkit.Close(ctx, conn)
 			for name := range work {
 				if _, err := conn.Exec(ctx, "ANALYZE "+name); err != nil {
 					return fmt.Errorf("analyze %s: %w", name, err)

@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/planrun/planrun/internal/pgkit"
 )
 
 // copyFinisher builds a table's indexes (and its primary key, unique and
@@ -55,7 +57,7 @@ func (c *copyRun) startFinisher(ctx context.Context, failed func(error)) (*copyF
 	f := &copyFinisher{c: c, archive: filepath.Join(c.workDir, copyArchiveFile), byTable: map[string][]int{},
 		queue: make(chan *copyTable, len(c.tables)), done: map[string]bool{}, analyzed: map[string]bool{}, failed: failed}
 	var err error
-	if f.bin, _, err = pgTool(ctx, "pg_restore", max(c.srcMajor, c.dstMajor)); err != nil {
+	if f.bin, _, err = pgkit.Tool(ctx, "pg_restore", max(c.srcMajor, c.dstMajor)); err != nil {
 		return nil, err
 	}
 	if f.entries, err = listArchive(ctx, f.bin, f.archive); err != nil {
@@ -215,7 +217,7 @@ func (f *copyFinisher) loop(ctx context.Context) {
 	var conn *pgx.Conn
 	defer func() {
 		if conn != nil {
-			copyClose(ctx, conn)
+			pgkit.Close(ctx, conn)
 		}
 	}()
 	for {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/planrun/planrun/internal/pgkit"
 )
 
 // copyTable is a table on the source: what the catalogs say, and, while
@@ -33,7 +35,7 @@ type copyTable struct {
 }
 
 func (t *copyTable) key() string       { return t.schema + "." + t.name }
-func (t *copyTable) qualified() string { return qualified(t.schema, t.name) }
+func (t *copyTable) qualified() string { return pgkit.Qualified(t.schema, t.name) }
 
 // columnList is "(a, b, c)", or "" for a table without columns.
 func (t *copyTable) columnList() string {
@@ -42,7 +44,7 @@ func (t *copyTable) columnList() string {
 	}
 	q := make([]string, len(t.columns))
 	for i, c := range t.columns {
-		q[i] = quoteIdent(c)
+		q[i] = pgkit.QuoteIdent(c)
 	}
 	return " (" + strings.Join(q, ", ") + ")"
 }
@@ -165,7 +167,7 @@ func (ch *copyChunk) sourceSQL() string {
 	} else {
 		q := make([]string, len(t.columns))
 		for i, c := range t.columns {
-			q[i] = quoteIdent(c)
+			q[i] = pgkit.QuoteIdent(c)
 		}
 		cols = strings.Join(q, ", ")
 	}

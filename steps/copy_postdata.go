@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/planrun/planrun/internal/event"
+	"github.com/planrun/planrun/internal/pgkit"
 )
 
 // phasePostData restores the post-data section with index_jobs parallel
@@ -27,7 +28,7 @@ func (c *copyRun) phasePostData(ctx context.Context) error {
 		if _, err := os.Stat(archive); err != nil {
 			return fmt.Errorf("post-data: the schema archive of this copy is gone (%w): start a fresh run (planrun apply --restart) with an empty target", err)
 		}
-		bin, _, err := pgTool(ctx, "pg_restore", max(c.srcMajor, c.dstMajor))
+		bin, _, err := pgkit.Tool(ctx, "pg_restore", max(c.srcMajor, c.dstMajor))
 		if err != nil {
 			return err
 		}
@@ -149,7 +150,7 @@ func (c *copyRun) remainingList(ctx context.Context, entries []tocEntry) (string
 	if err != nil {
 		return "", err
 	}
-	defer copyClose(ctx, conn)
+	defer pgkit.Close(ctx, conn)
 	// An index's name is unique in its schema; a constraint's or a
 	// trigger's only on its table, which the tag names: "table name".
 	rows, err := conn.Query(ctx, `

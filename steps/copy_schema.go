@@ -3,15 +3,15 @@ package steps
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/planrun/planrun/internal/pgkit"
 )
 
 // The schema travels the way pg_dump and pg_restore move it, because they
@@ -65,7 +65,7 @@ func (c *copyRun) refuseExisting(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer copyClose(ctx, conn)
+	defer pgkit.Close(ctx, conn)
 	rows, err := conn.Query(ctx, `
 SELECT n.nspname || '.' || c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))
@@ -96,7 +96,7 @@ func (c *copyRun) dropTables(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer copyClose(ctx, conn)
+	defer pgkit.Close(ctx, conn)
 	var names []string
 	for _, t := range c.all {
 		if t.rootName == "" { // partitions go with their partitioned table
@@ -117,11 +117,11 @@ func (c *copyRun) dropTables(ctx context.Context) error {
 // dumpSchema writes the archive: both schema sections, no rows, in the
 // snapshot. Tables the patterns leave out are left out of it too.
 func (c *copyRun) dumpSchema(ctx context.Context, archive string) error {
-	bin, _, err := pgTool(ctx, "pg_dump", c.srcMajor)
+	bin, _, err := pgkit.Tool(ctx, "pg_dump", c.srcMajor)
 	if err != nil {
 		return err
 	}
-	dsn, environ, err := libpq(c.env, c.o.src)
+	dsn, environ, err := pgkit.LibPQ(c.env, c.o.src)
 	if err != nil {
 		return err
 	}
@@ -155,7 +155,7 @@ func (c *copyRun) dumpSchema(ctx context.Context, archive string) error {
 	}
 	argv = append(argv, "--dbname="+dsn)
 	c.env.Logf("schema: dumping the schema of %s in the snapshot", c.o.src.Name)
-	if err := runPgClient(ctx, bin, argv, environ, nil); err != nil {
+	if err := pgkit.RunClient(ctx, bin, argv, environ, nil); err != nil {
 		return fmt.Errorf("schema: pg_dump: %w", err)
 	}
 	return nil
@@ -182,11 +182,11 @@ type restoreRun struct {
 // does: those known to be harmless (a managed service's extension
 // comment) are logged, the rest fail the copy.
 func (c *copyRun) restore(ctx context.Context, archive string, r restoreRun) error {
-	bin, _, err := pgTool(ctx, "pg_restore", max(c.srcMajor, c.dstMajor))
+	bin, _, err := pgkit.Tool(ctx, "pg_restore", max(c.srcMajor, c.dstMajor))
 	if err != nil {
 		return err
 	}
-	dsn, environ, err := libpq(c.env, c.o.dst)
+	dsn, environ, err := pgkit.LibPQ(c.env, c.o.dst)
 	if err != nil {
 		return err
 	}
@@ -206,26 +206,22 @@ func (c *copyRun) restore(ctx context.Context, archive string, r restoreRun) err
 	}
 	argv = append(argv, archive)
 
-	p := &restoreParser{args: &PgRestoreArgs{Clean: r.clean, IfExists: r.clean, NoOwner: true, NoACL: true}}
-	var stderr = &lineSplitter{line: p.line}
+	p := &pgkit.RestoreLog{Options: pgkit.RestoreOptions{Clean: r.clean}}
+	var stderr = &lineSplitter{line: p.Line}
 	if r.timings != nil {
 		stderr.line = func(l string) {
-			p.line(l)
+			p.Line(l)
 			r.timings.line(l)
 		}
 	}
-	runErr := runPgClient(ctx, bin, argv, environ, stderr)
+	runErr := pgkit.RunClient(ctx, bin, argv, environ, stderr)
 	stderr.flush()
-	p.flush()
-	out := p.output()
-	var exitErr *exec.ExitError
-	switch {
-	case errors.As(runErr, &exitErr):
-		out.ExitCode = exitErr.ExitCode()
-	case runErr != nil:
-		return fmt.Errorf("pg_restore: %w", runErr)
+	p.Flush()
+	out, err := p.Result(runErr)
+	if err != nil {
+		return fmt.Errorf("pg_restore: %w", err)
 	}
-	if err := p.verdict(out, runErr); err != nil {
+	if err := p.Verdict(out); err != nil {
 		return fmt.Errorf("pg_restore: %w", err)
 	}
 	for _, m := range out.Messages {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -22,35 +23,35 @@ type copySnapshot struct {
 	tx    pgx.Tx
 	id    string // pg_export_snapshot()
 	major int
-	db    *Database
+	db    *pgkit.Database
 }
 
 // openCopySnapshot opens the coordinating transaction, in a snapshot of its
 // own, or in the one imported ("" for none: see copyOptions.importSnapshot).
-func openCopySnapshot(ctx context.Context, env *steptype.Env, db *Database, imported string) (*copySnapshot, error) {
+func openCopySnapshot(ctx context.Context, env *steptype.Env, db *pgkit.Database, imported string) (*copySnapshot, error) {
 	conn, err := copyConnect(ctx, env, db, true, nil)
 	if err != nil {
 		return nil, err
 	}
 	s := &copySnapshot{conn: conn, db: db}
-	if s.major, err = serverMajor(ctx, conn); err != nil {
-		copyClose(ctx, conn)
+	if s.major, err = pgkit.ServerMajor(ctx, conn); err != nil {
+		pgkit.Close(ctx, conn)
 		return nil, fmt.Errorf("source %s: %w", db.Name, err)
 	}
 	if s.tx, err = conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}); err != nil {
-		copyClose(ctx, conn)
+		pgkit.Close(ctx, conn)
 		return nil, fmt.Errorf("source %s: begin the snapshot transaction: %w", db.Name, err)
 	}
 	if imported != "" {
-		if _, err := s.tx.Exec(ctx, setSnapshotSQL(imported)); err != nil {
-			copyClose(ctx, conn)
+		if _, err := s.tx.Exec(ctx, pgkit.SetSnapshotSQL(imported)); err != nil {
+			pgkit.Close(ctx, conn)
 			return nil, fmt.Errorf("source %s: import snapshot %s: %w", db.Name, imported, err)
 		}
 	}
 	// Exported again (also when imported): the workers and pg_dump import
 	// this one, which lives as long as this transaction.
 	if err := s.tx.QueryRow(ctx, "SELECT pg_catalog.pg_export_snapshot()").Scan(&s.id); err != nil {
-		copyClose(ctx, conn)
+		pgkit.Close(ctx, conn)
 		// A copy in several snapshots could tear rows that the
 		// application wrote in between: no snapshot, no copy.
 		return nil, fmt.Errorf("source %s: export a snapshot (a pooler in transaction mode, or a standby without hot_standby_feedback, cannot): %w", db.Name, err)
@@ -77,7 +78,7 @@ func (s *copySnapshot) lock(ctx context.Context, tables []*copyTable) error {
 
 // close ends the transaction, and with it the snapshot.
 func (s *copySnapshot) close(ctx context.Context) {
-	copyClose(ctx, s.conn)
+	pgkit.Close(ctx, s.conn)
 }
 
 // sourceInSnapshot connects a worker to the source, in a read-only
@@ -87,26 +88,12 @@ func (c *copyRun) sourceInSnapshot(ctx context.Context) (conn *pgx.Conn, tx pgx.
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if tx, err = beginInSnapshot(ctx, conn, c.snap.id); err != nil {
-		copyClose(ctx, conn)
+	if tx, err = pgkit.BeginInSnapshot(ctx, conn, c.snap.id); err != nil {
+		pgkit.Close(ctx, conn)
 		return nil, nil, nil, fmt.Errorf("source %s: %w", c.o.src.Name, err)
 	}
 	return conn, tx, func() {
-		rollback(ctx, tx)
-		copyClose(ctx, conn)
+		pgkit.Rollback(ctx, tx)
+		pgkit.Close(ctx, conn)
 	}, nil
-}
-
-// beginInSnapshot starts a read-only transaction on another connection
-// that sees exactly what the coordinating transaction sees.
-func beginInSnapshot(ctx context.Context, conn *pgx.Conn, snapshot string) (pgx.Tx, error) {
-	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return nil, err
-	}
-	if _, err := tx.Exec(ctx, setSnapshotSQL(snapshot)); err != nil {
-		_ = tx.Rollback(ctx)
-		return nil, fmt.Errorf("import the snapshot: %w", err)
-	}
-	return tx, nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/planrun/planrun/internal/event"
+	"github.com/planrun/planrun/internal/pgkit"
 )
 
 // The application keeps writing while the copy runs: inserts, updates and
@@ -61,9 +62,9 @@ INSERT INTO public.slow SELECT g, 'row ' || g FROM generate_series(1, 1000) g;
 func copySlowDown(t *testing.T, url string, on bool) {
 	t.Helper()
 	name := url[strings.LastIndex(url, "/")+1 : strings.Index(url, "?")]
-	sql := "ALTER DATABASE " + quoteIdent(name) + " RESET planrun_test.slow"
+	sql := "ALTER DATABASE " + pgkit.QuoteIdent(name) + " RESET planrun_test.slow"
 	if on {
-		sql = "ALTER DATABASE " + quoteIdent(name) + " SET planrun_test.slow = 'on'"
+		sql = "ALTER DATABASE " + pgkit.QuoteIdent(name) + " SET planrun_test.slow = 'on'"
 	}
 	copyExec(t, url, sql)
 }

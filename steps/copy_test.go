@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/planrun/planrun/internal/event"
+	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/internal/sampleapp"
 	"github.com/planrun/planrun/steps/steptype"
 )
@@ -73,8 +74,8 @@ func copySource(t *testing.T) (src, dst string) {
 	// FreshDB named it; replace it with a copy of the template.
 	name := src[strings.LastIndex(src, "/")+1 : strings.Index(src, "?")]
 	admin := Source.URL("postgres")
-	copyExec(t, admin, "DROP DATABASE "+quoteIdent(name))
-	copyExec(t, admin, "CREATE DATABASE "+quoteIdent(name)+" TEMPLATE "+quoteIdent(copyTemplate.name))
+	copyExec(t, admin, "DROP DATABASE "+pgkit.QuoteIdent(name))
+	copyExec(t, admin, "CREATE DATABASE "+pgkit.QuoteIdent(name)+" TEMPLATE "+pgkit.QuoteIdent(copyTemplate.name))
 	return src, dst
 }
 
@@ -167,7 +168,7 @@ func copyTestEnv(t *testing.T, stateDir string) *steptype.Env {
 
 func copyArgs(src, dst string) *CopyArgs {
 	jobs := 3
-	return &CopyArgs{Source: &Database{Name: "src", URL: src}, Target: &Database{Name: "dst", URL: dst}, Jobs: &jobs, SplitBytes: "1MB"}
+	return &CopyArgs{Source: &pgkit.Database{Name: "src", URL: src}, Target: &pgkit.Database{Name: "dst", URL: dst}, Jobs: &jobs, SplitBytes: "1MB"}
 }
 
 func runCopyTest(t *testing.T, ctx context.Context, a *CopyArgs, stateDir string) (*CopyOutput, error) {

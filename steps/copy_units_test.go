@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/planrun/planrun/internal/pgkit"
 )
 
 func TestCopyOptions(t *testing.T) {
-	db := &Database{Name: "x", URL: "postgres://x"}
+	db := &pgkit.Database{Name: "x", URL: "postgres://x"}
 	o, err := newCopyOptions(&CopyArgs{Source: db, Target: db})
 	if err != nil {
 		t.Fatal(err)

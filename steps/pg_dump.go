@@ -15,29 +15,29 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
 // PgDumpArgs are the arguments of pg_dump.
 type PgDumpArgs struct {
-	Database       *Database `hcl:"database" doc:"The database to dump."`
-	Path           string    `hcl:"path" doc:"Where to write the dump, relative to the plan's directory: a directory for the directory format, a file otherwise."`
-	Format         string    `hcl:"format,optional" doc:"directory (the default; allows jobs), custom (one file) or plain (an SQL script)."`
-	Jobs           *int      `hcl:"jobs,optional" doc:"How many tables to dump at once; directory format only."`
-	SchemaOnly     bool      `hcl:"schema_only,optional" doc:"Dump only the schema, no data."`
-	DataOnly       bool      `hcl:"data_only,optional" doc:"Dump only the data, no schema."`
-	Tables         []string  `hcl:"tables,optional" doc:"Dump only these tables (pg_dump --table patterns)."`
-	ExcludeTables  []string  `hcl:"exclude_tables,optional" doc:"Leave these tables out (pg_dump --exclude-table patterns)."`
-	Schemas        []string  `hcl:"schemas,optional" doc:"Dump only these schemas (pg_dump --schema patterns)."`
-	ExcludeSchemas []string  `hcl:"exclude_schemas,optional" doc:"Leave these schemas out (pg_dump --exclude-schema patterns)."`
-	NoOwner        bool      `hcl:"no_owner,optional" doc:"Do not record who owns each object."`
-	NoACL          bool      `hcl:"no_acl,optional" doc:"Do not record privileges (GRANT and REVOKE)."`
-	Compress       *int      `hcl:"compress,optional" doc:"Compression level, 0 (none) to 9."`
-	ExtraArgs      []string  `hcl:"extra_args,optional" doc:"More pg_dump arguments, passed as they are."`
-	Overwrite      bool      `hcl:"overwrite,optional" doc:"Replace an earlier dump at path; without it a non-empty path is an error."`
+	Database       *pgkit.Database `hcl:"database" doc:"The database to dump."`
+	Path           string          `hcl:"path" doc:"Where to write the dump, relative to the plan's directory: a directory for the directory format, a file otherwise."`
+	Format         string          `hcl:"format,optional" doc:"directory (the default; allows jobs), custom (one file) or plain (an SQL script)."`
+	Jobs           *int            `hcl:"jobs,optional" doc:"How many tables to dump at once; directory format only."`
+	SchemaOnly     bool            `hcl:"schema_only,optional" doc:"Dump only the schema, no data."`
+	DataOnly       bool            `hcl:"data_only,optional" doc:"Dump only the data, no schema."`
+	Tables         []string        `hcl:"tables,optional" doc:"Dump only these tables (pg_dump --table patterns)."`
+	ExcludeTables  []string        `hcl:"exclude_tables,optional" doc:"Leave these tables out (pg_dump --exclude-table patterns)."`
+	Schemas        []string        `hcl:"schemas,optional" doc:"Dump only these schemas (pg_dump --schema patterns)."`
+	ExcludeSchemas []string        `hcl:"exclude_schemas,optional" doc:"Leave these schemas out (pg_dump --exclude-schema patterns)."`
+	NoOwner        bool            `hcl:"no_owner,optional" doc:"Do not record who owns each object."`
+	NoACL          bool            `hcl:"no_acl,optional" doc:"Do not record privileges (GRANT and REVOKE)."`
+	Compress       *int            `hcl:"compress,optional" doc:"Compression level, 0 (none) to 9."`
+	ExtraArgs      []string        `hcl:"extra_args,optional" doc:"More pg_dump arguments, passed as they are."`
+	Overwrite      bool            `hcl:"overwrite,optional" doc:"Replace an earlier dump at path; without it a non-empty path is an error."`
 }
 
 // PgDumpOutput is the output of pg_dump.
@@ -88,21 +88,21 @@ func pgDump(ctx context.Context, env *steptype.Env, a *PgDumpArgs) (*PgDumpOutpu
 	}
 
 	// The server's version picks the binary: pg_dump refuses newer servers.
-	conn, err := connect(ctx, env, a.Database, true)
+	conn, err := pgkit.Connect(ctx, env, a.Database, true)
 	if err != nil {
 		return nil, err
 	}
-	major, err := serverMajor(ctx, conn)
+	major, err := pgkit.ServerMajor(ctx, conn)
 	conn.Close(ctx)
 	if err != nil {
 		return nil, err
 	}
-	bin, binMajor, err := pgTool(ctx, "pg_dump", major)
+	bin, binMajor, err := pgkit.Tool(ctx, "pg_dump", major)
 	if err != nil {
 		return nil, err
 	}
 	version := pgToolVersion(ctx, bin, binMajor)
-	dsn, environ, err := libpq(env, a.Database)
+	dsn, environ, err := pgkit.LibPQ(env, a.Database)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +117,7 @@ func pgDump(ctx context.Context, env *steptype.Env, a *PgDumpArgs) (*PgDumpOutpu
 	argv := pgDumpArgv(a, format, path, dsn)
 	env.Logf("dumping database %s with pg_dump %s (%s format) to %s", a.Database.Name, version, format, path)
 	start := time.Now()
-	if err := runPgClient(ctx, bin, argv, environ, nil); err != nil {
+	if err := pgkit.RunClient(ctx, bin, argv, environ, nil); err != nil {
 		// Leave nothing half-written behind, so that a retry starts clean.
 		_ = os.RemoveAll(path)
 		return nil, err
@@ -226,63 +226,6 @@ func clearDumpPath(env *steptype.Env, path string, overwrite bool) error {
 	return os.RemoveAll(path)
 }
 
-// runPgClient runs pg_dump or pg_restore. Their stderr goes to stderr when
-// given; either way the last lines of it end up in the error. On
-// cancellation the tools get SIGTERM (they then cancel their queries on
-// the server), and SIGKILL if they are still there 10 seconds later.
-func runPgClient(ctx context.Context, bin string, argv, environ []string, stderr io.Writer) error {
-	cmd := exec.CommandContext(ctx, bin, argv...)
-	cmd.Env = environ
-	// Its own process group, so that parallel workers get the signal too;
-	// and stopped if planrun dies, so that a crashed run leaves no dump or
-	// restore going while the next apply resumes.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
-	tail := &pgStderrTail{}
-	cmd.Stderr = tail
-	if stderr != nil {
-		cmd.Stderr = io.MultiWriter(tail, stderr)
-	}
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		return fmt.Errorf("stopped: %w", ctx.Err())
-	}
-	if err != nil {
-		return fmt.Errorf("%w%s", err, tail.String())
-	}
-	return nil
-}
-
-// pgStderrTail keeps the last lines a tool wrote to stderr.
-type pgStderrTail struct{ buf []byte }
-
-const pgStderrKeep = 4 << 10
-
-func (t *pgStderrTail) Write(p []byte) (int, error) {
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - 2*pgStderrKeep; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-// String returns up to the last 10 lines, indented under the error.
-func (t *pgStderrTail) String() string {
-	s := strings.TrimSpace(string(t.buf))
-	if len(s) > pgStderrKeep {
-		s = s[len(s)-pgStderrKeep:]
-	}
-	if s == "" {
-		return ""
-	}
-	lines := strings.Split(s, "\n")
-	if len(lines) > 10 {
-		lines = lines[len(lines)-10:]
-	}
-	return "\n    " + strings.Join(lines, "\n    ")
-}
-
 var pgVersionRe = regexp.MustCompile(`\(PostgreSQL\) (\S+)`)
 
 // pgToolVersion returns the full version of a tool pgTool found (pgTool
@@ -321,7 +264,7 @@ func dumpTableCount(ctx context.Context, path, format string, minMajor int) (int
 	if format == "plain" {
 		return plainTableCount(path)
 	}
-	bin, _, err := pgTool(ctx, "pg_restore", minMajor)
+	bin, _, err := pgkit.Tool(ctx, "pg_restore", minMajor)
 	if err != nil {
 		return 0, err
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/planrun/planrun/internal/pgkit"
 )
 
 // dumpFixture is a small database: serial and identity keys, a foreign
@@ -147,7 +149,7 @@ func TestPgDumpPasswordNeverShown(t *testing.T) {
 	if !strings.Contains(strings.Join(secrets, " "), Source.Password) {
 		t.Errorf("the password was not registered as a secret")
 	}
-	dsn, environ, err := libpq(env, sqlDB(url))
+	dsn, environ, err := pgkit.LibPQ(env, sqlDB(url))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +160,7 @@ func TestPgDumpPasswordNeverShown(t *testing.T) {
 }
 
 func TestPgDumpArgumentErrors(t *testing.T) {
-	db := &Database{Name: "x", URL: "postgres://u:hunter2@127.0.0.1:1/x"}
+	db := &pgkit.Database{Name: "x", URL: "postgres://u:hunter2@127.0.0.1:1/x"}
 	for _, c := range []struct {
 		args PgDumpArgs
 		want string

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -34,7 +35,7 @@ func TestPgRestoreRoundTrip(t *testing.T) {
 		t.Run(format, func(t *testing.T) {
 			env, dump := dumpOf(t, PgDumpArgs{Database: sqlDB(src), Path: "dump", Format: format})
 			dst := Target.FreshDB(t)
-			out, err := runPgRestore(testCtx(t), env, &PgRestoreArgs{Database: &Database{Name: "rds", URL: dst}, Path: dump.Path,
+			out, err := runPgRestore(testCtx(t), env, &PgRestoreArgs{Database: &pgkit.Database{Name: "rds", URL: dst}, Path: dump.Path,
 				Jobs: intp(2), Clean: true, IfExists: true, NoOwner: true, NoACL: true})
 			if err != nil {
 				t.Fatal(err)
@@ -52,7 +53,7 @@ func TestPgRestoreRoundTrip(t *testing.T) {
 // A data-only dump into a database without the tables: real errors.
 func TestPgRestoreRealErrorFails(t *testing.T) {
 	env, dump := dumpOf(t, PgDumpArgs{Database: sqlDB(fixtureDB(t)), Path: "data", DataOnly: true})
-	out, err := runPgRestore(testCtx(t), env, &PgRestoreArgs{Database: &Database{Name: "rds", URL: Target.FreshDB(t)}, Path: "data", DataOnly: true})
+	out, err := runPgRestore(testCtx(t), env, &PgRestoreArgs{Database: &pgkit.Database{Name: "rds", URL: Target.FreshDB(t)}, Path: "data", DataOnly: true})
 	if err == nil || !strings.Contains(err.Error(), `relation "public.authors" does not exist`) || !strings.HasPrefix(err.Error(), "pg_restore rds: ") {
 		t.Fatalf("err = %v, want the missing table named", err)
 	}
@@ -143,7 +144,7 @@ func TestPgRestoreMissingRoleIsAWarning(t *testing.T) {
 }
 
 func TestPgRestoreArgumentErrors(t *testing.T) {
-	db := &Database{Name: "x", URL: "postgres://u:hunter2@127.0.0.1:1/x"}
+	db := &pgkit.Database{Name: "x", URL: "postgres://u:hunter2@127.0.0.1:1/x"}
 	for _, c := range []struct {
 		args PgRestoreArgs
 		want string
@@ -202,13 +203,13 @@ Command was: CREATE EXTENSION IF NOT EXISTS citext WITH SCHEMA public;
 
 pg_restore: warning: errors ignored on restore: 7
 `
-	p := &restoreParser{args: &PgRestoreArgs{}}
+	p := &pgkit.RestoreLog{}
 	// Written in uneven pieces, as a pipe delivers it.
 	for i := 0; i < len(stderr); i += 37 {
 		_, _ = p.Write([]byte(stderr[i:min(i+37, len(stderr))]))
 	}
-	p.flush()
-	out := p.output()
+	p.Flush()
+	out, _ := p.Result(nil)
 	var levels []string
 	for _, m := range out.Messages {
 		levels = append(levels, m.Level)
@@ -223,7 +224,7 @@ pg_restore: warning: errors ignored on restore: 7
 	if m := out.Messages[1]; strings.Contains(m.Text, "TOC entry") {
 		t.Errorf("an entry named before progress lines was attached to a later message: %q", m.Text)
 	}
-	err := p.verdict(out, nil)
+	err := p.Verdict(out)
 	if err == nil || !strings.Contains(err.Error(), `type "public.hstore" does not exist`) || !strings.Contains(err.Error(), "2 errors (5 ignorable)") {
 		t.Errorf("verdict = %v", err)
 	}
@@ -240,7 +241,7 @@ pg_restore: warning: errors ignored on restore: 7
 		{"could not execute query: ERROR:  relation \"public.t\" does not exist\nCommand was: COPY public.t (id) FROM stdin;", true, false},
 		{"could not execute query: ERROR:  must be owner of extension plpgsql\nCommand was: CREATE EXTENSION plpgsql;", false, false},
 	} {
-		if _, got := ignorableRestoreError(c.text, &PgRestoreArgs{Clean: c.clean}); got != c.want {
+		if _, got := pgkit.IgnorableRestoreError(c.text, pgkit.RestoreOptions{Clean: c.clean}); got != c.want {
 			t.Errorf("ignorable(%q, clean=%v) = %v", c.text, c.clean, got)
 		}
 	}

@@ -14,15 +14,16 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
 // PreflightArgs are the arguments of preflight.
 type PreflightArgs struct {
-	Source        *Database `hcl:"source" doc:"The database to be moved."`
-	Target        *Database `hcl:"target,optional" doc:"The database it moves to; without it only the source and the client tools are checked."`
-	PgDumpPath    string    `hcl:"pg_dump_path,optional" doc:"The pg_dump to check (default: the one pg_dump steps would pick)."`
-	PgRestorePath string    `hcl:"pg_restore_path,optional" doc:"The pg_restore to check (default: the one pg_restore steps would pick)."`
+	Source        *pgkit.Database `hcl:"source" doc:"The database to be moved."`
+	Target        *pgkit.Database `hcl:"target,optional" doc:"The database it moves to; without it only the source and the client tools are checked."`
+	PgDumpPath    string          `hcl:"pg_dump_path,optional" doc:"The pg_dump to check (default: the one pg_dump steps would pick)."`
+	PgRestorePath string          `hcl:"pg_restore_path,optional" doc:"The pg_restore to check (default: the one pg_restore steps would pick)."`
 }
 
 // PreflightOutput is the output of preflight.
@@ -104,11 +105,11 @@ func runPreflight(ctx context.Context, env *steptype.Env, a *PreflightArgs) (*Pr
 		return nil, errors.New("preflight: source is required")
 	}
 	p := &preflight{out: &PreflightOutput{Findings: []PreflightFinding{}}}
-	srcConn, err := connect(ctx, env, a.Source, true)
+	srcConn, err := pgkit.Connect(ctx, env, a.Source, true)
 	if err != nil {
 		return nil, fmt.Errorf("preflight: %w", err)
 	}
-	defer cmpClose(ctx, srcConn)
+	defer pgkit.Close(ctx, srcConn)
 	src, err := pfReadServer(ctx, srcConn)
 	if err != nil {
 		return nil, fmt.Errorf("preflight: database %s: %w", a.Source.Name, err)
@@ -118,10 +119,10 @@ func runPreflight(ctx context.Context, env *steptype.Env, a *PreflightArgs) (*Pr
 	var tgtConn *pgx.Conn
 	var tgt *pfServer
 	if a.Target != nil {
-		if tgtConn, err = connect(ctx, env, a.Target, true); err != nil {
+		if tgtConn, err = pgkit.Connect(ctx, env, a.Target, true); err != nil {
 			return nil, fmt.Errorf("preflight: %w", err)
 		}
-		defer cmpClose(ctx, tgtConn)
+		defer pgkit.Close(ctx, tgtConn)
 		if tgt, err = pfReadServer(ctx, tgtConn); err != nil {
 			return nil, fmt.Errorf("preflight: database %s: %w", a.Target.Name, err)
 		}
@@ -192,14 +193,14 @@ func (p *preflight) tool(ctx context.Context, name, given string, minMajor int, 
 	path, major := given, 0
 	if path == "" {
 		var err error
-		if path, major, err = pgTool(ctx, name, minMajor); err != nil {
+		if path, major, err = pgkit.Tool(ctx, name, minMajor); err != nil {
 			p.add(name, "error", name, fmt.Sprintf("no %s can handle %s: %v", name, what, err),
-				fmt.Sprintf("install the PostgreSQL %d client tools (or newer) and set %s or %s", minMajor, arg, BinDirEnv))
+				fmt.Sprintf("install the PostgreSQL %d client tools (or newer) and set %s or %s", minMajor, arg, pgkit.BinDirEnv))
 			return "", 0, false
 		}
 	}
 	out, err := exec.CommandContext(ctx, path, "--version").Output()
-	m, v := majorRe.FindSubmatch(out), pfVersionRe.FindSubmatch(out)
+	m, v := pgkit.MajorRe.FindSubmatch(out), pfVersionRe.FindSubmatch(out)
 	if err != nil || m == nil || v == nil {
 		p.add(name, "error", path, fmt.Sprintf("cannot run %s --version: %v", path, pfErrOr(err, "no version in its output")),
 			fmt.Sprintf("point %s at a working %s", arg, name))
@@ -234,7 +235,7 @@ var pfSourceLists = []pfList{{
 	sql: `SELECT format('%s.%s', n.nspname, c.relname), format('%I.%I', n.nspname, c.relname),
 		CASE c.relkind WHEN 'S' THEN 'sequence' ELSE 'table' END
 	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-	WHERE c.relkind IN ('r', 'p', 'S') AND NOT (has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')) AND` + cmpScope,
+	WHERE c.relkind IN ('r', 'p', 'S') AND NOT (has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')) AND` + pgkit.UserScope,
 	message: "the role cannot read %[3]s %[1]s: pg_dump stops with \"permission denied\"",
 	fix:     "GRANT USAGE on its schema and SELECT ON %[2]s to the role, or connect as its owner",
 }, {
@@ -254,7 +255,7 @@ var pfSourceLists = []pfList{{
 	WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND CASE c.relreplident
 		WHEN 'd' THEN NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
 		WHEN 'i' THEN NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)
-		WHEN 'n' THEN true ELSE false END AND` + cmpScope,
+		WHEN 'n' THEN true ELSE false END AND` + pgkit.UserScope,
 	message: "%[1]s has no primary key and no replica identity: once published for logical replication its UPDATEs and DELETEs fail on the source, and chunked checksums have no key to split it by",
 	fix:     "add a primary key (ALTER TABLE %[2]s ADD PRIMARY KEY (...)), or ALTER TABLE %[2]s REPLICA IDENTITY FULL when no column set is unique",
 }, {
@@ -262,14 +263,14 @@ var pfSourceLists = []pfList{{
 	sql: `SELECT format('%s.%s on %s.%s', n.nspname, ic.relname, n.nspname, c.relname), format('%I.%I', n.nspname, ic.relname), ''
 	FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class c ON c.oid = i.indrelid
 	JOIN pg_namespace n ON n.oid = c.relnamespace
-	WHERE NOT i.indisvalid AND c.relkind <> 'p' AND` + cmpScope,
+	WHERE NOT i.indisvalid AND c.relkind <> 'p' AND` + pgkit.UserScope,
 	message: "index %[1]s is invalid (a failed or running CREATE INDEX CONCURRENTLY): pg_dump leaves invalid indexes out, so the target will not have it",
 	fix:     "REINDEX INDEX CONCURRENTLY %[2]s on the source, or DROP INDEX CONCURRENTLY %[2]s if it is not needed",
 }, {
 	check: "unlogged", severity: "info",
 	sql: `SELECT format('%s.%s', n.nspname, c.relname), format('%I.%I', n.nspname, c.relname), ''
 	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-	WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'u' AND` + cmpScope,
+	WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'u' AND` + pgkit.UserScope,
 	message: "%[1]s is UNLOGGED: pg_dump copies it, but logical replication and read replicas do not, and a crash or failover empties it",
 	fix:     "nothing for a cache; ALTER TABLE %[2]s SET LOGGED if its rows matter",
 }}
@@ -281,7 +282,7 @@ var pfRowSecurity = pfList{
 	sql: `SELECT format('%s.%s', n.nspname, c.relname), format('%I.%I', n.nspname, c.relname), ''
 	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 	WHERE c.relkind IN ('r', 'p') AND c.relrowsecurity
-		AND (c.relforcerowsecurity OR NOT pg_has_role(c.relowner, 'USAGE')) AND` + cmpScope,
+		AND (c.relforcerowsecurity OR NOT pg_has_role(c.relowner, 'USAGE')) AND` + pgkit.UserScope,
 	message: "row-level security is on for %[1]s and the role is neither superuser nor BYPASSRLS (nor an exempt owner): pg_dump stops with \"query would be affected by row-level security policy\", and tools that copy with row security on (pg_dump --enable-row-security, COPY, most replication tools) silently copy only the rows the role may see",
 	fix:     "connect as a superuser or a role with BYPASSRLS (ALTER ROLE ... BYPASSRLS), or as the owner of %[2]s when it does not FORCE row level security",
 }
@@ -292,7 +293,7 @@ func (p *preflight) list(ctx context.Context, conn *pgx.Conn, l pfList) error {
 	if l.global {
 		scope = nil
 	}
-	err := cmpEach(ctx, conn, l.sql, scope, []any{&object, &ident, &detail}, func() error {
+	err := pgkit.Each(ctx, conn, l.sql, scope, []any{&object, &ident, &detail}, func() error {
 		p.add(l.check, l.severity, object, fmt.Sprintf(l.message, object, ident, detail), fmt.Sprintf(l.fix, object, ident, detail))
 		return nil
 	})
@@ -369,7 +370,7 @@ func (p *preflight) target(ctx context.Context, srcConn, tgtConn *pgx.Conn, src,
 	err := tgtConn.QueryRow(ctx, `SELECT count(*), coalesce(string_agg(name, ', ') FILTER (WHERE rn <= 3), '')
 		FROM (SELECT format('%s.%s', n.nspname, c.relname) AS name, row_number() OVER (ORDER BY n.nspname, c.relname) AS rn
 			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-			WHERE c.relkind IN ('r', 'p') AND`+cmpScope+`) t`, []string{}, []string{}).Scan(&tables, &some)
+			WHERE c.relkind IN ('r', 'p') AND`+pgkit.UserScope+`) t`, []string{}, []string{}).Scan(&tables, &some)
 	if err != nil {
 		return fmt.Errorf("target tables check: %w", err)
 	}
@@ -400,7 +401,7 @@ func (p *preflight) extensions(ctx context.Context, srcConn, tgtConn *pgx.Conn) 
 	type ext struct{ name, version string }
 	var exts []ext
 	var e ext
-	err := cmpEach(ctx, srcConn, "SELECT extname, extversion FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1", nil, []any{&e.name, &e.version}, func() error {
+	err := pgkit.Each(ctx, srcConn, "SELECT extname, extversion FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1", nil, []any{&e.name, &e.version}, func() error {
 		exts = append(exts, e)
 		return nil
 	})

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/planrun/planrun/internal/pgkit"
 )
 
 func preflightT(t *testing.T, a *PreflightArgs) *PreflightOutput {
@@ -51,7 +53,7 @@ func TestPreflightCleanPair(t *testing.T) {
 func TestPreflightFindings(t *testing.T) {
 	t.Parallel()
 	ctx := cmpTestCtx(t)
-	src := &Database{Name: "source", URL: Source.FreshDB(t)}
+	src := &pgkit.Database{Name: "source", URL: Source.FreshDB(t)}
 	cmpMustExec(t, src.URL, `
 		CREATE SCHEMA heroku_ext;
 		CREATE EXTENSION citext SCHEMA heroku_ext;
@@ -87,7 +89,7 @@ func TestPreflightFindings(t *testing.T) {
 	})
 	cmpMustExec(t, Target.URL(name), "CREATE TABLE leftover (i int)")
 	// A plain role: since PostgreSQL 15 it may not create in schema public.
-	tgt := &Database{Name: "target", URL: cmpRole(t, Target, Target.URL(name), "")}
+	tgt := &pgkit.Database{Name: "target", URL: cmpRole(t, Target, Target.URL(name), "")}
 
 	out := preflightT(t, &PreflightArgs{Source: src, Target: tgt})
 	for _, f := range out.Findings {
@@ -133,7 +135,7 @@ func TestPreflightOldPgDump(t *testing.T) {
 	if err := os.WriteFile(old, []byte("#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	src := &Database{Name: "source", URL: Source.FreshDB(t)}
+	src := &pgkit.Database{Name: "source", URL: Source.FreshDB(t)}
 	out := preflightT(t, &PreflightArgs{Source: src, PgDumpPath: old})
 	f := pfFinding(out, "pg_dump", old)
 	if f == nil || f.Severity != "error" || !strings.Contains(f.Message, "9.6.24") || out.OK {

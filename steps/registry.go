@@ -3,8 +3,9 @@
 package steps
 
 import (
-	"github.com/planrun/planrun/steps/steptype"
 	"sort"
+
+	"github.com/planrun/planrun/steps/steptype"
 
 	"github.com/planrun/planrun/plan"
 )

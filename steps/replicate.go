@@ -9,21 +9,22 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
 // ReplicateArgs are the arguments of replicate.
 type ReplicateArgs struct {
-	Source         *Database `hcl:"source" doc:"The database replicated from: the publication and the replication slot are created there. It needs wal_level = logical."`
-	Target         *Database `hcl:"target" doc:"The database replicated to: the subscription is created there. With initial_copy = \"subscription\", its tables must exist (restore the schema first) and be empty when copy_data is true; with \"copy\", it must be empty (or clean = true): the copy creates the schema."`
-	Action         string    `hcl:"action,optional" doc:"start (default): create the publication and the subscription if absent, wait for the initial copy and for the target to catch up; catch_up: wait until the target has applied everything the source had written when the step began (the cut-over barrier, once writes have stopped); stop: drop the subscription, its slot and the publication (nothing to drop is fine)."`
-	Tables         []string  `hcl:"tables,optional" doc:"Replicate only these tables (\"schema.table\", or \"table\" for the search path); default: every table (FOR ALL TABLES; a table created later is published too, but the target must create it and ALTER SUBSCRIPTION ... REFRESH PUBLICATION)."`
-	Publication    string    `hcl:"publication,optional" doc:"The publication's name on the source (default \"planrun\")."`
-	Subscription   string    `hcl:"subscription,optional" doc:"The subscription's name on the target (default \"planrun\")."`
-	Slot           string    `hcl:"slot,optional" doc:"The replication slot's name on the source: slot names are shared by the whole source server, so the default is the subscription and target database names plus a hash of the target's address, such as planrun_app_1a2b3c4d. Lower-case letters, digits and _, at most 63."`
-	SourceConninfo string    `hcl:"source_conninfo,optional" doc:"How the target server reaches the source, when that differs from the source's URL (another host name inside the target's network): a libpq connection string or URL. Its password is redacted like the databases'. Default: built from the source's URL."`
-	CopyData       *bool     `hcl:"copy_data,optional" doc:"With initial_copy = \"subscription\": let the subscription copy each table's existing rows before streaming changes (default true); false when the target already holds the rows as of the slot's creation."`
-	MaxWait        string    `hcl:"max_wait,optional" doc:"How long start and catch_up wait for the target to catch up before failing (default \"1h\"). With initial_copy = \"copy\", the copy itself is not counted (the step's timeout bounds it)."`
+	Source         *pgkit.Database `hcl:"source" doc:"The database replicated from: the publication and the replication slot are created there. It needs wal_level = logical."`
+	Target         *pgkit.Database `hcl:"target" doc:"The database replicated to: the subscription is created there. With initial_copy = \"subscription\", its tables must exist (restore the schema first) and be empty when copy_data is true; with \"copy\", it must be empty (or clean = true): the copy creates the schema."`
+	Action         string          `hcl:"action,optional" doc:"start (default): create the publication and the subscription if absent, wait for the initial copy and for the target to catch up; catch_up: wait until the target has applied everything the source had written when the step began (the cut-over barrier, once writes have stopped); stop: drop the subscription, its slot and the publication (nothing to drop is fine)."`
+	Tables         []string        `hcl:"tables,optional" doc:"Replicate only these tables (\"schema.table\", or \"table\" for the search path); default: every table (FOR ALL TABLES; a table created later is published too, but the target must create it and ALTER SUBSCRIPTION ... REFRESH PUBLICATION)."`
+	Publication    string          `hcl:"publication,optional" doc:"The publication's name on the source (default \"planrun\")."`
+	Subscription   string          `hcl:"subscription,optional" doc:"The subscription's name on the target (default \"planrun\")."`
+	Slot           string          `hcl:"slot,optional" doc:"The replication slot's name on the source: slot names are shared by the whole source server, so the default is the subscription and target database names plus a hash of the target's address, such as planrun_app_1a2b3c4d. Lower-case letters, digits and _, at most 63."`
+	SourceConninfo string          `hcl:"source_conninfo,optional" doc:"How the target server reaches the source, when that differs from the source's URL (another host name inside the target's network): a libpq connection string or URL. Its password is redacted like the databases'. Default: built from the source's URL."`
+	CopyData       *bool           `hcl:"copy_data,optional" doc:"With initial_copy = \"subscription\": let the subscription copy each table's existing rows before streaming changes (default true); false when the target already holds the rows as of the slot's creation."`
+	MaxWait        string          `hcl:"max_wait,optional" doc:"How long start and catch_up wait for the target to catch up before failing (default \"1h\"). With initial_copy = \"copy\", the copy itself is not counted (the step's timeout bounds it)."`
 
 	InitialCopy        string  `hcl:"initial_copy,optional" doc:"How start fills the target before streaming: subscription (the default: PostgreSQL's table-sync workers copy the tables, max_sync_workers_per_subscription at a time, whole, into tables whose indexes exist) or copy (planrun's copy step, in the snapshot of the slot it creates: the schema, rows in parallel and in chunks, indexes built after the rows, constraints, sequences, large objects; then the subscription streams what was committed after the snapshot). Used by start only."`
 	Jobs               *int    `hcl:"jobs,optional" doc:"initial_copy = \"copy\": how many table chunks are copied at once (default 4), as copy's jobs."`
@@ -107,18 +108,18 @@ func runReplicate(ctx context.Context, env *steptype.Env, a *ReplicateArgs) (*Re
 	if err != nil {
 		return nil, fmt.Errorf("replicate: %w", err)
 	}
-	if r.src, err = connect(ctx, env, a.Source, false); err != nil {
+	if r.src, err = pgkit.Connect(ctx, env, a.Source, false); err != nil {
 		return nil, fmt.Errorf("replicate: %w", err)
 	}
-	defer cmpClose(ctx, r.src)
-	if r.dst, err = connect(ctx, env, a.Target, false); err != nil {
+	defer pgkit.Close(ctx, r.src)
+	if r.dst, err = pgkit.Connect(ctx, env, a.Target, false); err != nil {
 		return nil, fmt.Errorf("replicate: %w", err)
 	}
-	defer cmpClose(ctx, r.dst)
-	if r.srcMajor, err = serverMajor(ctx, r.src); err != nil {
+	defer pgkit.Close(ctx, r.dst)
+	if r.srcMajor, err = pgkit.ServerMajor(ctx, r.src); err != nil {
 		return nil, fmt.Errorf("replicate: source %s: %w", r.srcName, err)
 	}
-	if r.dstMajor, err = serverMajor(ctx, r.dst); err != nil {
+	if r.dstMajor, err = pgkit.ServerMajor(ctx, r.dst); err != nil {
 		return nil, fmt.Errorf("replicate: target %s: %w", r.dstName, err)
 	}
 	if r.srcMajor < 10 || r.dstMajor < 10 {
@@ -187,7 +188,7 @@ func newReplication(env *steptype.Env, a *ReplicateArgs) (*replication, error) {
 			return nil, err
 		}
 	} else {
-		cfg, err := connConfig(env, a.Target, false)
+		cfg, err := pgkit.ConnConfig(env, a.Target, false)
 		if err != nil {
 			return nil, err
 		}
@@ -234,7 +235,7 @@ func (r *replication) runStart(ctx context.Context) error {
 			// made a moment ago goes too.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
-			if _, derr := r.src.Exec(cctx, "DROP PUBLICATION IF EXISTS "+quoteIdent(r.pub)); derr != nil {
+			if _, derr := r.src.Exec(cctx, "DROP PUBLICATION IF EXISTS "+pgkit.QuoteIdent(r.pub)); derr != nil {
 				r.env.Logf("could not drop publication %s again: %v", r.pub, derr)
 			} else {
 				r.out.Created = []string{}
@@ -259,7 +260,7 @@ func (r *replication) runCatchUp(ctx context.Context) error {
 		return fmt.Errorf("there is no subscription %s in target %s: run replicate with action = \"start\" first", r.sub, r.dstName)
 	}
 	if !s.enabled {
-		return fmt.Errorf("subscription %s in target %s is disabled: it would never catch up (ALTER SUBSCRIPTION %s ENABLE)", r.sub, r.dstName, quoteIdent(r.sub))
+		return fmt.Errorf("subscription %s in target %s is disabled: it would never catch up (ALTER SUBSCRIPTION %s ENABLE)", r.sub, r.dstName, pgkit.QuoteIdent(r.sub))
 	}
 	if s.slot == "" {
 		return fmt.Errorf("subscription %s in target %s has no replication slot (slot_name = NONE)", r.sub, r.dstName)

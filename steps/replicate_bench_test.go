@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/internal/sampleapp"
 	"github.com/planrun/planrun/steps/steptype"
 )
@@ -30,7 +31,7 @@ func BenchmarkReplicateInitialCopy(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	replPrepare(b)
-	src := &Database{Name: "source", URL: Source.FreshDB(b)}
+	src := &pgkit.Database{Name: "source", URL: Source.FreshDB(b)}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := sampleapp.Seed(ctx, src.URL, sampleapp.Default); err != nil {
@@ -48,7 +49,7 @@ func BenchmarkReplicateInitialCopy(b *testing.B) {
 	var schema, subscription, copied time.Duration
 	var rows int64
 	run := func(mode string) {
-		dst := &Database{Name: "target", URL: Target.FreshDB(b)}
+		dst := &pgkit.Database{Name: "target", URL: Target.FreshDB(b)}
 		for _, url := range []string{src.URL, dst.URL} {
 			cmpMustExec(b, url, "CHECKPOINT")
 		}
@@ -90,20 +91,20 @@ func BenchmarkReplicateInitialCopy(b *testing.B) {
 
 // replSchemaClone restores the source's schema, indexes included, into the
 // target, as a runbook does before a subscription copies the rows.
-func replSchemaClone(ctx context.Context, b testing.TB, from, to *Database) {
-	dump, _, err := pgTool(ctx, "pg_dump", 15)
+func replSchemaClone(ctx context.Context, b testing.TB, from, to *pgkit.Database) {
+	dump, _, err := pgkit.Tool(ctx, "pg_dump", 15)
 	if err != nil {
 		b.Fatal(err)
 	}
-	restore, _, err := pgTool(ctx, "pg_restore", 15)
+	restore, _, err := pgkit.Tool(ctx, "pg_restore", 15)
 	if err != nil {
 		b.Fatal(err)
 	}
-	srcConn, srcEnv, err := libpq(nil, from)
+	srcConn, srcEnv, err := pgkit.LibPQ(nil, from)
 	if err != nil {
 		b.Fatal(err)
 	}
-	tgtConn, tgtEnv, err := libpq(nil, to)
+	tgtConn, tgtEnv, err := pgkit.LibPQ(nil, to)
 	if err != nil {
 		b.Fatal(err)
 	}

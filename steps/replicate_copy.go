@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -153,7 +154,7 @@ func (r *replication) startWithCopy(ctx context.Context) error {
 // and returns the snapshot it exported, which lives until release closes
 // that connection (the slot stays).
 func (r *replication) createSlotWithSnapshot(ctx context.Context) (snapshot string, release func(), err error) {
-	cfg, err := connConfig(r.env, r.a.Source, false)
+	cfg, err := pgkit.ConnConfig(r.env, r.a.Source, false)
 	if err != nil {
 		return "", nil, err
 	}
@@ -161,12 +162,12 @@ func (r *replication) createSlotWithSnapshot(ctx context.Context) (snapshot stri
 	conn, err := pgconn.ConnectConfig(ctx, &cfg.Config)
 	if err != nil {
 		return "", nil, fmt.Errorf("source %s: open a replication connection (%s; the role needs REPLICATION, and the server a free max_wal_senders): %w",
-			r.srcName, describe(cfg), err)
+			r.srcName, pgkit.Describe(cfg), err)
 	}
 	var once sync.Once
 	release = func() {
 		once.Do(func() {
-			cctx, cancel := cleanupContext(ctx)
+			cctx, cancel := pgkit.CleanupContext(ctx)
 			defer cancel()
 			_ = conn.Close(cctx)
 		})
@@ -214,21 +215,21 @@ func (r *replication) undoStart(ctx context.Context, cause error) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	if r.src.IsClosed() || r.dst.IsClosed() { // cut off by a cancellation
-		src, err := connect(cctx, r.env, r.a.Source, false)
+		src, err := pgkit.Connect(cctx, r.env, r.a.Source, false)
 		if err != nil {
 			return fmt.Errorf("%w; then could not connect to drop the slot and the publication it created (%v): run replicate with action = \"stop\"", cause, err)
 		}
-		defer cmpClose(cctx, src)
-		dst, err := connect(cctx, r.env, r.a.Target, false)
+		defer pgkit.Close(cctx, src)
+		dst, err := pgkit.Connect(cctx, r.env, r.a.Target, false)
 		if err != nil {
 			return fmt.Errorf("%w; then could not connect to drop the subscription, the slot and the publication it created (%v): run replicate with action = \"stop\"", cause, err)
 		}
-		defer cmpClose(cctx, dst)
+		defer pgkit.Close(cctx, dst)
 		r.src, r.dst = src, dst
 	}
 	var problems []string
 	if r.createdSub {
-		if _, err := r.dst.Exec(cctx, "DROP SUBSCRIPTION IF EXISTS "+quoteIdent(r.sub)); err != nil {
+		if _, err := r.dst.Exec(cctx, "DROP SUBSCRIPTION IF EXISTS "+pgkit.QuoteIdent(r.sub)); err != nil {
 			problems = append(problems, fmt.Sprintf("drop subscription %s: %v", r.sub, err))
 		}
 	}
@@ -238,7 +239,7 @@ func (r *replication) undoStart(ctx context.Context, cause error) error {
 		}
 	}
 	if r.createdPub {
-		if _, err := r.src.Exec(cctx, "DROP PUBLICATION IF EXISTS "+quoteIdent(r.pub)); err != nil {
+		if _, err := r.src.Exec(cctx, "DROP PUBLICATION IF EXISTS "+pgkit.QuoteIdent(r.pub)); err != nil {
 			problems = append(problems, fmt.Sprintf("drop publication %s: %v", r.pub, err))
 		}
 	}

@@ -9,22 +9,24 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/planrun/planrun/internal/pgkit"
 )
 
 // replCopyPair returns a seeded source and an empty target (the copy
 // creates the schema), and stops any replication between them when the
 // test ends.
-func replCopyPair(t *testing.T, schema, seed string) (src, dst *Database) {
+func replCopyPair(t *testing.T, schema, seed string) (src, dst *pgkit.Database) {
 	t.Helper()
 	replPrepare(t)
 	srcURL, dstURL := Source.FreshDB(t), Target.FreshDB(t)
 	mustSQL(t, srcURL, schema+seed)
-	src, dst = &Database{Name: "old", URL: srcURL}, &Database{Name: "new", URL: dstURL}
+	src, dst = &pgkit.Database{Name: "old", URL: srcURL}, &pgkit.Database{Name: "new", URL: dstURL}
 	t.Cleanup(func() { replCleanup(t, dstURL) })
 	return src, dst
 }
 
-func replCopyArgs(src, dst *Database, slot string) *ReplicateArgs {
+func replCopyArgs(src, dst *pgkit.Database, slot string) *ReplicateArgs {
 	a := replArgs(src, dst, "start", slot)
 	a.InitialCopy = "copy"
 	jobs := 2
@@ -186,7 +188,7 @@ func TestReplicateInitialCopyRefusals(t *testing.T) {
 		name      string
 		targetSQL string
 		args      func(a *ReplicateArgs)
-		before    func(t *testing.T, src *Database, slot string)
+		before    func(t *testing.T, src *pgkit.Database, slot string)
 		want      []string
 	}{{
 		name:      "target not empty",
@@ -199,7 +201,7 @@ func TestReplicateInitialCopyRefusals(t *testing.T) {
 		want:      []string{"target new already has public.users", "nothing was created"},
 	}, {
 		name: "a slot left by a start cut off during its copy",
-		before: func(t *testing.T, src *Database, slot string) {
+		before: func(t *testing.T, src *pgkit.Database, slot string) {
 			mustSQL(t, src.URL, "SELECT pg_create_logical_replication_slot('"+slot+"', 'pgoutput')")
 		},
 		want: []string{"has a replication slot", "cannot go on", `action = "stop"`, "empty the target", "nothing was created"},

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/planrun/planrun/internal/event"
+	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -50,13 +51,13 @@ func (r *replication) publish(ctx context.Context, forCopy bool) error {
 		return err
 	}
 	if !exists {
-		stmt := "CREATE PUBLICATION " + quoteIdent(r.pub) + " FOR ALL TABLES"
+		stmt := "CREATE PUBLICATION " + pgkit.QuoteIdent(r.pub) + " FOR ALL TABLES"
 		if len(want) > 0 {
 			quoted := make([]string, len(want))
 			for i, t := range want {
-				quoted[i] = qualified(t.schema, t.name)
+				quoted[i] = pgkit.Qualified(t.schema, t.name)
 			}
-			stmt = "CREATE PUBLICATION " + quoteIdent(r.pub) + " FOR TABLE " + strings.Join(quoted, ", ")
+			stmt = "CREATE PUBLICATION " + pgkit.QuoteIdent(r.pub) + " FOR TABLE " + strings.Join(quoted, ", ")
 		}
 		if _, err := tx.Exec(ctx, stmt); err != nil {
 			return fmt.Errorf("source %s: create publication %s: %w", r.srcName, r.pub, err)
@@ -67,7 +68,7 @@ func (r *replication) publish(ctx context.Context, forCopy bool) error {
 	// PostgreSQL needs a replica identity to publish them.
 	var keyless []string
 	var name string
-	err = cmpEach(ctx, tx, `SELECT format('%s.%s', n.nspname, c.relname)
+	err = pgkit.Each(ctx, tx, `SELECT format('%s.%s', n.nspname, c.relname)
 		FROM pg_publication_tables pt
 		JOIN pg_namespace n ON n.nspname = pt.schemaname
 		JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename
@@ -352,7 +353,7 @@ func (r *replication) reuseSubscription(ctx context.Context, s *subInfo, conninf
 			"run action = \"stop\", empty the target's tables and start again", r.sub, r.dstName, s.slot, r.srcName)
 	}
 	if !s.enabled {
-		if _, err := r.dst.Exec(ctx, "ALTER SUBSCRIPTION "+quoteIdent(r.sub)+" ENABLE"); err != nil {
+		if _, err := r.dst.Exec(ctx, "ALTER SUBSCRIPTION "+pgkit.QuoteIdent(r.sub)+" ENABLE"); err != nil {
 			return fmt.Errorf("target %s: enable subscription %s: %w", r.dstName, r.sub, err)
 		}
 		r.env.Logf("subscription %s was disabled: enabled it", r.sub)
@@ -402,7 +403,7 @@ func (r *replication) conninfo() (string, error) {
 		}
 		return r.a.SourceConninfo, nil
 	}
-	cfg, err := connConfig(r.env, r.a.Source, false)
+	cfg, err := pgkit.ConnConfig(r.env, r.a.Source, false)
 	if err != nil {
 		return "", err
 	}
@@ -589,7 +590,7 @@ func checkSlotName(name string) error {
 // reaches the source), the subscription is detached from its slot and
 // dropped, and the slot is dropped through planrun's own connection.
 func (r *replication) dropSubscription(ctx context.Context, s *subInfo) error {
-	_, err := r.dst.Exec(ctx, "DROP SUBSCRIPTION IF EXISTS "+quoteIdent(r.sub))
+	_, err := r.dst.Exec(ctx, "DROP SUBSCRIPTION IF EXISTS "+pgkit.QuoteIdent(r.sub))
 	if err == nil {
 		r.out.Dropped = append(r.out.Dropped, "subscription "+r.sub)
 		if s.slot != "" {
@@ -603,9 +604,9 @@ func (r *replication) dropSubscription(ctx context.Context, s *subInfo) error {
 	}
 	r.env.Logf("DROP SUBSCRIPTION %s failed (%v): detaching it from its slot and dropping the slot from here", r.sub, err)
 	for _, stmt := range []string{
-		"ALTER SUBSCRIPTION " + quoteIdent(r.sub) + " DISABLE",
-		"ALTER SUBSCRIPTION " + quoteIdent(r.sub) + " SET (slot_name = NONE)",
-		"DROP SUBSCRIPTION " + quoteIdent(r.sub),
+		"ALTER SUBSCRIPTION " + pgkit.QuoteIdent(r.sub) + " DISABLE",
+		"ALTER SUBSCRIPTION " + pgkit.QuoteIdent(r.sub) + " SET (slot_name = NONE)",
+		"DROP SUBSCRIPTION " + pgkit.QuoteIdent(r.sub),
 	} {
 		if _, err2 := r.dst.Exec(ctx, stmt); err2 != nil {
 			return fmt.Errorf("target %s: drop subscription %s: %w (after %v)", r.dstName, r.sub, err2, err)
@@ -695,7 +696,7 @@ func (r *replication) dropPublication(ctx context.Context) error {
 		r.env.Logf("kept publication %s on %s: other subscriptions may use it through slot(s) %s", r.pub, r.srcName, strings.Join(others, ", "))
 		return nil
 	}
-	if _, err := r.src.Exec(ctx, "DROP PUBLICATION IF EXISTS "+quoteIdent(r.pub)); err != nil {
+	if _, err := r.src.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgkit.QuoteIdent(r.pub)); err != nil {
 		return fmt.Errorf("source %s: drop publication %s: %w", r.srcName, r.pub, err)
 	}
 	r.out.Dropped = append(r.out.Dropped, "publication "+r.pub)

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/planrun/planrun/internal/pgkit"
 )
 
 // replSchema is created on both sides: a table with a serial key, a
@@ -36,13 +38,13 @@ INSERT INTO app.tags VALUES ('a', 1), ('b', 2), ('b', 2);
 // and seed on the source, and stops any replication between them when the
 // test ends (before the databases are dropped: a live subscription keeps a
 // sender and a slot on the source).
-func replPair(t *testing.T, schema, seed string) (src, dst *Database) {
+func replPair(t *testing.T, schema, seed string) (src, dst *pgkit.Database) {
 	t.Helper()
 	replPrepare(t)
 	srcURL, dstURL := Source.FreshDB(t), Target.FreshDB(t)
 	mustSQL(t, srcURL, schema+seed)
 	mustSQL(t, dstURL, schema)
-	src, dst = &Database{Name: "old", URL: srcURL}, &Database{Name: "new", URL: dstURL}
+	src, dst = &pgkit.Database{Name: "old", URL: srcURL}, &pgkit.Database{Name: "new", URL: dstURL}
 	t.Cleanup(func() { replCleanup(t, dstURL) })
 	return src, dst
 }
@@ -81,7 +83,7 @@ func replCleanup(t *testing.T, dstURL string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, sub := range copyQuery(t, dstURL, `SELECT subname FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE d.datname = current_database()`) {
-		if err := copyExecErr(ctx, dstURL, "DROP SUBSCRIPTION "+quoteIdent(sub)); err != nil {
+		if err := copyExecErr(ctx, dstURL, "DROP SUBSCRIPTION "+pgkit.QuoteIdent(sub)); err != nil {
 			t.Errorf("cleanup: drop subscription %s: %v", sub, err)
 		}
 	}
@@ -93,7 +95,7 @@ func replSlot(t *testing.T, what string) string {
 	return defaultSlotName(what, t.Name(), fmt.Sprint(time.Now().UnixNano()))
 }
 
-func replArgs(src, dst *Database, action, slot string) *ReplicateArgs {
+func replArgs(src, dst *pgkit.Database, action, slot string) *ReplicateArgs {
 	return &ReplicateArgs{Source: src, Target: dst, Action: action, Slot: slot, MaxWait: "45s"}
 }
 
@@ -122,7 +124,7 @@ func replTables(t *testing.T, url string) map[string][]string {
 	return out
 }
 
-func replAssertSame(t *testing.T, what string, src, dst *Database) {
+func replAssertSame(t *testing.T, what string, src, dst *pgkit.Database) {
 	t.Helper()
 	want, got := replTables(t, src.URL), replTables(t, dst.URL)
 	for table, rows := range want {
@@ -133,7 +135,7 @@ func replAssertSame(t *testing.T, what string, src, dst *Database) {
 }
 
 // replCatalog counts what replication left on each side.
-func replCatalog(t *testing.T, src, dst *Database, slot string) (pubs, subs, slots int) {
+func replCatalog(t *testing.T, src, dst *pgkit.Database, slot string) (pubs, subs, slots int) {
 	t.Helper()
 	count := func(url, sql string, args ...any) int {
 		var n int
@@ -421,7 +423,7 @@ func TestReplicateCatchUpWhileWriting(t *testing.T) {
 }
 
 func TestReplicateArgs(t *testing.T) {
-	db := &Database{Name: "x", URL: "postgres://u:p@h/a"}
+	db := &pgkit.Database{Name: "x", URL: "postgres://u:p@h/a"}
 	two, zero, yes := 2, 0, true
 	for _, c := range []struct {
 		a    ReplicateArgs

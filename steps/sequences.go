@@ -8,15 +8,16 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
 // SequencesArgs are the arguments of sequences.
 type SequencesArgs struct {
-	Source  *Database `hcl:"source" doc:"The database whose sequences are copied."`
-	Target  *Database `hcl:"target" doc:"The database whose sequences are set."`
-	Schemas []string  `hcl:"schemas,optional" doc:"Only the sequences in these schemas (default: every schema but the system ones)."`
-	Mode    string    `hcl:"mode,optional" doc:"source (default): copy each sequence's state from the source exactly, even if that is lower; max: set sequences owned by a column (serial, identity) past the column's largest value on the target, never lower than they are, and copy the others from the source."`
+	Source  *pgkit.Database `hcl:"source" doc:"The database whose sequences are copied."`
+	Target  *pgkit.Database `hcl:"target" doc:"The database whose sequences are set."`
+	Schemas []string        `hcl:"schemas,optional" doc:"Only the sequences in these schemas (default: every schema but the system ones)."`
+	Mode    string          `hcl:"mode,optional" doc:"source (default): copy each sequence's state from the source exactly, even if that is lower; max: set sequences owned by a column (serial, identity) past the column's largest value on the target, never lower than they are, and copy the others from the source."`
 }
 
 // SequencesOutput is the output of sequences.
@@ -43,28 +44,6 @@ var sequencesType = steptype.Def[SequencesArgs, SequencesOutput]{
 	ArgChecks: map[string]func(string) error{"mode": steptype.CheckOneOf("", "source", "max")},
 }
 
-// seqInfo is a sequence and its state on one side.
-type seqInfo struct {
-	schema, name               string
-	tableSchema, table, column string // the owning column, if any
-	increment                  int64
-	value                      int64 // last_value
-	called                     bool  // is_called: false means nextval returns value itself
-}
-
-// key is the quoted name, for SQL.
-func (s *seqInfo) key() string { return qualified(s.schema, s.name) }
-
-func (s *seqInfo) String() string { return s.schema + "." + s.name }
-
-// next is what nextval would return.
-func (s *seqInfo) next() int64 {
-	if s.called {
-		return s.value + s.increment
-	}
-	return s.value
-}
-
 func runSequences(ctx context.Context, env *steptype.Env, a *SequencesArgs) (*SequencesOutput, error) {
 	out, err := syncSequences(ctx, env, a)
 	if err != nil {
@@ -84,32 +63,32 @@ func syncSequences(ctx context.Context, env *steptype.Env, a *SequencesArgs) (*S
 	if mode != "source" && mode != "max" {
 		return nil, fmt.Errorf("mode is source or max, not %q", mode)
 	}
-	src, err := connect(ctx, env, a.Source, true)
+	src, err := pgkit.Connect(ctx, env, a.Source, true)
 	if err != nil {
 		return nil, err
 	}
 	defer src.Close(ctx)
-	dst, err := connect(ctx, env, a.Target, false)
+	dst, err := pgkit.Connect(ctx, env, a.Target, false)
 	if err != nil {
 		return nil, err
 	}
 	defer dst.Close(ctx)
 
-	srcSeqs, err := readSequences(ctx, src, a.Schemas)
+	srcSeqs, err := pgkit.ReadSequences(ctx, src, a.Schemas)
 	if err != nil {
 		return nil, fmt.Errorf("source %s: %w", a.Source.Name, err)
 	}
-	dstSeqs, err := readSequences(ctx, dst, a.Schemas)
+	dstSeqs, err := pgkit.ReadSequences(ctx, dst, a.Schemas)
 	if err != nil {
 		return nil, fmt.Errorf("target %s: %w", a.Target.Name, err)
 	}
-	byKey := map[string]*seqInfo{}
+	byKey := map[string]*pgkit.Sequence{}
 	for _, s := range dstSeqs {
-		byKey[s.key()] = s
+		byKey[s.Key()] = s
 	}
 	var missing []string
 	for _, s := range srcSeqs {
-		if byKey[s.key()] == nil {
+		if byKey[s.Key()] == nil {
 			missing = append(missing, s.String())
 		}
 	}
@@ -120,23 +99,23 @@ func syncSequences(ctx context.Context, env *steptype.Env, a *SequencesArgs) (*S
 	out := &SequencesOutput{Sequences: make([]SequenceState, 0, len(srcSeqs))}
 	batch := &pgx.Batch{}
 	for _, s := range srcSeqs {
-		d := byKey[s.key()]
-		value, called := s.value, s.called
-		if mode == "max" && d.table != "" {
+		d := byKey[s.Key()]
+		value, called := s.Value, s.Called
+		if mode == "max" && d.Table != "" {
 			if value, called, err = pastLargestKey(ctx, dst, d); err != nil {
 				return nil, fmt.Errorf("target %s: %w", a.Target.Name, err)
 			}
 		}
 		out.Sequences = append(out.Sequences, SequenceState{
-			Schema: s.schema, Name: s.name, Table: d.table, Column: d.column,
-			SourceValue: s.value, Before: d.value, After: value,
+			Schema: s.Schema, Name: s.Name, Table: d.Table, Column: d.Column,
+			SourceValue: s.Value, Before: d.Value, After: value,
 		})
-		if value == d.value && called == d.called {
+		if value == d.Value && called == d.Called {
 			continue
 		}
 		// setval's third argument keeps a never-used sequence unused:
 		// nextval then returns value itself.
-		batch.Queue("SELECT pg_catalog.setval($1::regclass, $2, $3)", d.key(), value, called)
+		batch.Queue("SELECT pg_catalog.setval($1::regclass, $2, $3)", d.Key(), value, called)
 		out.Updated++
 	}
 	if batch.Len() > 0 {
@@ -151,72 +130,22 @@ func syncSequences(ctx context.Context, env *steptype.Env, a *SequencesArgs) (*S
 // pastLargestKey returns the state that makes a column-owned sequence hand
 // out a value beyond every value in its column, unless it already would.
 // Descending sequences go below the smallest value instead.
-func pastLargestKey(ctx context.Context, conn *pgx.Conn, s *seqInfo) (int64, bool, error) {
+func pastLargestKey(ctx context.Context, conn *pgx.Conn, s *pgkit.Sequence) (int64, bool, error) {
 	agg := "max"
-	if s.increment < 0 {
+	if s.Increment < 0 {
 		agg = "min"
 	}
 	var extreme *int64
-	table := qualified(s.tableSchema, s.table)
-	q := fmt.Sprintf("SELECT %s(%s)::bigint FROM %s", agg, quoteIdent(s.column), table)
+	table := pgkit.Qualified(s.TableSchema, s.Table)
+	q := fmt.Sprintf("SELECT %s(%s)::bigint FROM %s", agg, pgkit.QuoteIdent(s.Column), table)
 	if err := conn.QueryRow(ctx, q).Scan(&extreme); err != nil {
-		return 0, false, fmt.Errorf("%s(%s) of %s: %w", agg, s.column, table, err)
+		return 0, false, fmt.Errorf("%s(%s) of %s: %w", agg, s.Column, table, err)
 	}
 	switch {
 	case extreme == nil: // an empty table: whatever the sequence says is fine
-		return s.value, s.called, nil
-	case s.increment > 0 && s.next() > *extreme, s.increment < 0 && s.next() < *extreme:
-		return s.value, s.called, nil
+		return s.Value, s.Called, nil
+	case s.Increment > 0 && s.Next() > *extreme, s.Increment < 0 && s.Next() < *extreme:
+		return s.Value, s.Called, nil
 	}
 	return *extreme, true, nil
-}
-
-// readSequences lists the sequences of a database with their owning
-// columns and current state. Sequences that belong to an extension are left
-// out: the extension manages them.
-func readSequences(ctx context.Context, conn *pgx.Conn, schemas []string) ([]*seqInfo, error) {
-	const q = `
-SELECT n.nspname, c.relname, coalesce(tn.nspname, ''), coalesce(t.relname, ''), coalesce(a.attname, ''), s.seqincrement
-FROM pg_class c
-JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_sequence s ON s.seqrelid = c.oid
-LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid
-     AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')
-LEFT JOIN pg_class t ON t.oid = d.refobjid
-LEFT JOIN pg_namespace tn ON tn.oid = t.relnamespace
-LEFT JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-WHERE c.relkind = 'S'
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'
-  AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass AND e.objid = c.oid AND e.deptype = 'e')
-  AND (cardinality($1::text[]) = 0 OR n.nspname = ANY($1))
-ORDER BY 1, 2`
-	if schemas == nil {
-		schemas = []string{}
-	}
-	rows, err := conn.Query(ctx, q, schemas)
-	if err != nil {
-		return nil, fmt.Errorf("list sequences: %w", err)
-	}
-	seqs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*seqInfo, error) {
-		s := &seqInfo{}
-		return s, r.Scan(&s.schema, &s.name, &s.tableSchema, &s.table, &s.column, &s.increment)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list sequences: %w", err)
-	}
-	// last_value and is_called live in each sequence itself; one round trip
-	// reads them all.
-	batch := &pgx.Batch{}
-	for _, s := range seqs {
-		batch.Queue("SELECT last_value, is_called FROM " + s.key()).QueryRow(func(row pgx.Row) error {
-			if err := row.Scan(&s.value, &s.called); err != nil {
-				return fmt.Errorf("read %s: %w", s, err)
-			}
-			return nil
-		})
-	}
-	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
-		return nil, err
-	}
-	return seqs, nil
 }

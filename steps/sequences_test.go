@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/planrun/planrun/internal/pgkit"
 )
 
 // seqSchema has every kind of sequence: serial, both identities, a
@@ -51,7 +53,7 @@ func TestSequencesCopyFromSource(t *testing.T) {
 		t.Fatalf("insert before: err = %v, want a duplicate key", err)
 	}
 
-	out, err := runSequences(testCtx(t), testEnv(t), &SequencesArgs{Source: sqlDB(src), Target: &Database{Name: "rds", URL: dst}})
+	out, err := runSequences(testCtx(t), testEnv(t), &SequencesArgs{Source: sqlDB(src), Target: &pgkit.Database{Name: "rds", URL: dst}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +122,7 @@ func TestSequencesMissingOnTarget(t *testing.T) {
 	src, dst := Source.FreshDB(t), Target.FreshDB(t)
 	mustSQL(t, src, `CREATE TABLE a (id serial); CREATE SEQUENCE b; CREATE SCHEMA other; CREATE SEQUENCE other.c`)
 	mustSQL(t, dst, `CREATE TABLE a (id serial)`)
-	_, err := runSequences(testCtx(t), testEnv(t), &SequencesArgs{Source: sqlDB(src), Target: &Database{Name: "rds", URL: dst}})
+	_, err := runSequences(testCtx(t), testEnv(t), &SequencesArgs{Source: sqlDB(src), Target: &pgkit.Database{Name: "rds", URL: dst}})
 	if err == nil || !strings.Contains(err.Error(), "sequences: 2 sequences of src are missing on rds: other.c, public.b") {
 		t.Errorf("err = %v", err)
 	}

@@ -15,18 +15,19 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
 // SqlArgs are the arguments of sql.
 type SqlArgs struct {
-	Database    *Database `hcl:"database" doc:"The database to run the SQL on."`
-	Query       string    `hcl:"query,optional" doc:"One SQL statement, which may use $1, $2, ... bound to params. Give one of query, script or file."`
-	Params      cty.Value `hcl:"params,optional" doc:"Values for $1, $2, ... in query: strings, numbers, booleans, nulls, lists (sent as arrays) or objects (sent as JSON)."`
-	Script      string    `hcl:"script,optional" doc:"Several SQL statements separated by semicolons; the output describes the last one."`
-	File        string    `hcl:"file,optional" doc:"A file of SQL statements, relative to the plan's directory, run like script."`
-	Transaction *bool     `hcl:"transaction,optional" doc:"Run script or file in one transaction (default true); false runs each statement on its own, as CREATE INDEX CONCURRENTLY and VACUUM need."`
-	MaxRows     *int      `hcl:"max_rows,optional" doc:"Keep at most this many rows in the output (default 10000); output.truncated says when there were more."`
+	Database    *pgkit.Database `hcl:"database" doc:"The database to run the SQL on."`
+	Query       string          `hcl:"query,optional" doc:"One SQL statement, which may use $1, $2, ... bound to params. Give one of query, script or file."`
+	Params      cty.Value       `hcl:"params,optional" doc:"Values for $1, $2, ... in query: strings, numbers, booleans, nulls, lists (sent as arrays) or objects (sent as JSON)."`
+	Script      string          `hcl:"script,optional" doc:"Several SQL statements separated by semicolons; the output describes the last one."`
+	File        string          `hcl:"file,optional" doc:"A file of SQL statements, relative to the plan's directory, run like script."`
+	Transaction *bool           `hcl:"transaction,optional" doc:"Run script or file in one transaction (default true); false runs each statement on its own, as CREATE INDEX CONCURRENTLY and VACUUM need."`
+	MaxRows     *int            `hcl:"max_rows,optional" doc:"Keep at most this many rows in the output (default 10000); output.truncated says when there were more."`
 }
 
 // SqlOutput is the output of sql.
@@ -63,7 +64,7 @@ func runSQL(ctx context.Context, env *steptype.Env, a *SqlArgs) (*SqlOutput, err
 		}
 		maxRows = *a.MaxRows
 	}
-	conn, err := connect(ctx, env, a.Database, env.ReadOnly)
+	conn, err := pgkit.Connect(ctx, env, a.Database, env.ReadOnly)
 	if err != nil {
 		return nil, fmt.Errorf("sql: %w", err)
 	}
@@ -270,7 +271,7 @@ type sqlResult struct {
 // runQuery runs one statement with the extended protocol: parameters, and
 // results in the formats pgValue wants.
 func (r *sqlResult) runQuery(ctx context.Context, conn *pgx.Conn, sql string, params []any) error {
-	args := append([]any{pgResultFormats(conn.TypeMap())}, params...)
+	args := append([]any{pgkit.ResultFormats(conn.TypeMap())}, params...)
 	rows, err := conn.Query(ctx, sql, args...)
 	if err != nil {
 		return err
@@ -372,7 +373,7 @@ func (r *sqlResult) add(raw [][]byte) error {
 	}
 	row := make(map[string]any, len(raw))
 	for i, b := range raw {
-		v, err := pgValue(r.types, r.fields[i].DataTypeOID, r.fields[i].Format, b)
+		v, err := pgkit.Value(r.types, r.fields[i].DataTypeOID, r.fields[i].Format, b)
 		if err != nil {
 			return fmt.Errorf("column %s: %w", r.columns[i], err)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -26,7 +27,7 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-func sqlDB(url string) *Database { return &Database{Name: "src", URL: url} }
+func sqlDB(url string) *pgkit.Database { return &pgkit.Database{Name: "src", URL: url} }
 
 // mustSQL runs a script on a database for a test's setup.
 func mustSQL(t *testing.T, url, script string) *SqlOutput {
@@ -254,7 +255,7 @@ func TestSQLReadOnlyInCheck(t *testing.T) {
 
 func TestSQLArgumentErrors(t *testing.T) {
 	env := testEnv(t)
-	db := &Database{Name: "x", URL: "postgres://u:hunter2@127.0.0.1:1/x"}
+	db := &pgkit.Database{Name: "x", URL: "postgres://u:hunter2@127.0.0.1:1/x"}
 	no := false
 	neg := -1
 	for _, c := range []struct {

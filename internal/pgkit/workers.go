@@ -1,4 +1,4 @@
-package steps
+package pgkit
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 // worker's error cancels ctx with that error — cancel must be ctx's — which
 // stops the feeding and tells the other workers to stop; the caller reads
 // it with context.Cause(ctx).
-func runWorkers[T any](ctx context.Context, cancel context.CancelCauseFunc, jobs int, items []T, worker func(work <-chan T) error) {
+func RunWorkers[T any](ctx context.Context, cancel context.CancelCauseFunc, jobs int, items []T, worker func(work <-chan T) error) {
 	work := make(chan T)
 	var wg sync.WaitGroup
 	for range min(jobs, len(items)) {

@@ -1,4 +1,4 @@
-package steps
+package pgkit
 
 import (
 	"bytes"
@@ -40,7 +40,7 @@ var pgNative = map[uint32]bool{
 // pgResultFormats asks for native types and their arrays in the format pgx
 // prefers and for everything else in text (an OID missing from the map
 // means text).
-func pgResultFormats(m *pgtype.Map) pgx.QueryResultFormatsByOID {
+func ResultFormats(m *pgtype.Map) pgx.QueryResultFormatsByOID {
 	formats := pgx.QueryResultFormatsByOID{}
 	for oid := range pgNative {
 		formats[oid] = m.FormatCodeForOID(oid)
@@ -67,7 +67,7 @@ func pgArrayOf(m *pgtype.Map, oid uint32) (uint32, bool) {
 // pgValue decodes one column value. raw is nil for NULL; format is the wire
 // format PostgreSQL used (text in the simple protocol, as pgResultFormats
 // asked in the extended one): the result does not depend on it.
-func pgValue(m *pgtype.Map, oid uint32, format int16, raw []byte) (any, error) {
+func Value(m *pgtype.Map, oid uint32, format int16, raw []byte) (any, error) {
 	if raw == nil {
 		return nil, nil
 	}

@@ -1,4 +1,4 @@
-package steps
+package pgkit
 
 import (
 	"context"
@@ -28,7 +28,7 @@ type Database struct {
 
 // pinnedSettings fix every session setting that changes how values print as
 // text, so that both sides of a comparison render rows identically.
-var pinnedSettings = map[string]string{
+var PinnedSettings = map[string]string{
 	"TimeZone":           "UTC",
 	"DateStyle":          "ISO, YMD",
 	"IntervalStyle":      "postgres",
@@ -41,7 +41,7 @@ var pinnedSettings = map[string]string{
 // connConfig parses a database's connection string, registers its password
 // as a secret and pins the session settings. readOnly makes every
 // transaction of the session read-only (checks).
-func connConfig(env *steptype.Env, db *Database, readOnly bool) (*pgx.ConnConfig, error) {
+func ConnConfig(env *steptype.Env, db *Database, readOnly bool) (*pgx.ConnConfig, error) {
 	if db == nil || db.URL == "" {
 		return nil, errors.New("no database given")
 	}
@@ -53,7 +53,7 @@ func connConfig(env *steptype.Env, db *Database, readOnly bool) (*pgx.ConnConfig
 	if env != nil && env.Secrets != nil && cfg.Password != "" {
 		env.Secrets(cfg.Password)
 	}
-	for k, v := range pinnedSettings {
+	for k, v := range PinnedSettings {
 		cfg.RuntimeParams[k] = v
 	}
 	if readOnly {
@@ -71,28 +71,28 @@ func parseProblem(err error) string {
 }
 
 // connect opens a connection to a database argument.
-func connect(ctx context.Context, env *steptype.Env, db *Database, readOnly bool) (*pgx.Conn, error) {
-	cfg, err := connConfig(env, db, readOnly)
+func Connect(ctx context.Context, env *steptype.Env, db *Database, readOnly bool) (*pgx.Conn, error) {
+	cfg, err := ConnConfig(env, db, readOnly)
 	if err != nil {
 		return nil, err
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to database %s (%s): %w", db.Name, describe(cfg), err)
+		return nil, fmt.Errorf("connect to database %s (%s): %w", db.Name, Describe(cfg), err)
 	}
 	return conn, nil
 }
 
 // describe names a connection without its password.
-func describe(cfg *pgx.ConnConfig) string {
+func Describe(cfg *pgx.ConnConfig) string {
 	return fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
 }
 
 // libpq returns what a libpq tool (pg_dump, pg_restore, psql) needs to reach
 // a database: a connection string without the password, and the environment
 // that carries the password, so that it never shows in `ps`.
-func libpq(env *steptype.Env, db *Database) (conn string, environ []string, err error) {
-	cfg, err := connConfig(env, db, false)
+func LibPQ(env *steptype.Env, db *Database) (conn string, environ []string, err error) {
+	cfg, err := ConnConfig(env, db, false)
 	if err != nil {
 		return "", nil, err
 	}
@@ -136,12 +136,12 @@ func sslMode(conn string) string {
 // BinDirEnv overrides where planrun looks for pg_dump, pg_restore and psql.
 const BinDirEnv = "PLANRUN_PG_BINDIR"
 
-var majorRe = regexp.MustCompile(`\(PostgreSQL\) (\d+)`)
+var MajorRe = regexp.MustCompile(`\(PostgreSQL\) (\d+)`)
 
 // pgTool finds a PostgreSQL client tool whose major version is at least
 // minMajor (pg_dump refuses servers newer than itself): $PLANRUN_PG_BINDIR,
 // then /usr/lib/postgresql/*/bin newest first, then PATH.
-func pgTool(ctx context.Context, name string, minMajor int) (string, int, error) {
+func Tool(ctx context.Context, name string, minMajor int) (string, int, error) {
 	var candidates []string
 	if dir := os.Getenv(BinDirEnv); dir != "" {
 		candidates = append(candidates, filepath.Join(dir, name))
@@ -163,7 +163,7 @@ func pgTool(ctx context.Context, name string, minMajor int) (string, int, error)
 		if err != nil {
 			continue
 		}
-		m := majorRe.FindSubmatch(out)
+		m := MajorRe.FindSubmatch(out)
 		if m == nil {
 			continue
 		}
@@ -186,7 +186,7 @@ func versionOf(binDir string) int {
 }
 
 // serverMajor asks a server for its major version.
-func serverMajor(ctx context.Context, conn *pgx.Conn) (int, error) {
+func ServerMajor(ctx context.Context, conn *pgx.Conn) (int, error) {
 	var num int
 	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num); err != nil {
 		return 0, fmt.Errorf("server version: %w", err)
@@ -195,18 +195,18 @@ func serverMajor(ctx context.Context, conn *pgx.Conn) (int, error) {
 }
 
 // quoteIdent quotes an SQL identifier.
-func quoteIdent(s string) string {
+func QuoteIdent(s string) string {
 	return pgx.Identifier{s}.Sanitize()
 }
 
 // setSnapshotSQL is the statement that imports an exported snapshot into a
 // REPEATABLE READ transaction. It must come first in the transaction, and
 // cannot take the snapshot as a parameter.
-func setSnapshotSQL(snapshot string) string {
+func SetSnapshotSQL(snapshot string) string {
 	return "SET TRANSACTION SNAPSHOT '" + strings.ReplaceAll(snapshot, "'", "''") + "'"
 }
 
 // qualified quotes schema.name.
-func qualified(schema, name string) string {
+func Qualified(schema, name string) string {
 	return pgx.Identifier{schema, name}.Sanitize()
 }

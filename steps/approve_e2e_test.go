@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/planrun/planrun/internal/e2etest"
 	"github.com/planrun/planrun/internal/engine"
 	"github.com/planrun/planrun/internal/event"
 )
@@ -52,7 +53,7 @@ func (s *scriptedPrompt) ask(ctx context.Context, question string) (string, erro
 
 func TestApproveEndToEndYes(t *testing.T) {
 	prompt := &scriptedPrompt{answers: []string{"yes", "yes"}}
-	res, _ := applyE2E(t, "plan.hcl", strings.Replace(approvePlan, "%s", "", 1), engine.Options{Prompt: prompt.ask})
+	res, _ := e2etest.Apply(t, "plan.hcl", strings.Replace(approvePlan, "%s", "", 1), engine.Options{Prompt: prompt.ask})
 	if res.Status != event.StatusSucceeded {
 		t.Fatalf("status %s: %v", res.Status, res.Err)
 	}
@@ -60,19 +61,19 @@ func TestApproveEndToEndYes(t *testing.T) {
 	if strings.Join(prompt.questions, "|") != strings.Join(want, "|") {
 		t.Errorf("questions %q", prompt.questions)
 	}
-	out := outputOf(t, res, "step.cutover")
+	out := e2etest.OutputOf(t, res, "step.cutover")
 	by, _ := out["approved_by"].(string)
 	if out["approved"] != true || by == "" || by == "--auto-approve" || out["at"] == "" {
 		t.Errorf("cutover output %v", out)
 	}
-	if got := outputOf(t, res, "step.switch")["stdout"]; got != "approved by "+by+"\n" {
+	if got := e2etest.OutputOf(t, res, "step.switch")["stdout"]; got != "approved by "+by+"\n" {
 		t.Errorf("switch: stdout %q", got)
 	}
 }
 
 func TestApproveEndToEndNo(t *testing.T) {
 	prompt := &scriptedPrompt{answers: []string{"yes", "no"}}
-	res, _ := applyE2E(t, "plan.hcl", strings.Replace(approvePlan, "%s", "", 1), engine.Options{Prompt: prompt.ask})
+	res, _ := e2etest.Apply(t, "plan.hcl", strings.Replace(approvePlan, "%s", "", 1), engine.Options{Prompt: prompt.ask})
 	if res.Status != event.StatusFailed {
 		t.Fatalf("status %s: %v", res.Status, res.Err)
 	}
@@ -86,20 +87,20 @@ func TestApproveEndToEndNo(t *testing.T) {
 
 func TestApproveEndToEndAutoApprove(t *testing.T) {
 	prompt := &scriptedPrompt{} // any question would fail the step
-	res, _ := applyE2E(t, "plan.hcl", strings.Replace(approvePlan, "%s", "", 1), engine.Options{AutoApprove: true, Prompt: prompt.ask})
+	res, _ := e2etest.Apply(t, "plan.hcl", strings.Replace(approvePlan, "%s", "", 1), engine.Options{AutoApprove: true, Prompt: prompt.ask})
 	if res.Status != event.StatusSucceeded {
 		t.Fatalf("status %s: %v", res.Status, res.Err)
 	}
 	if len(prompt.questions) != 0 {
 		t.Errorf("asked %q despite --auto-approve", prompt.questions)
 	}
-	if got := outputOf(t, res, "step.switch")["stdout"]; got != "approved by --auto-approve\n" {
+	if got := e2etest.OutputOf(t, res, "step.switch")["stdout"]; got != "approved by --auto-approve\n" {
 		t.Errorf("switch: stdout %q", got)
 	}
 }
 
 func TestApproveEndToEndNotInteractive(t *testing.T) {
-	res, _ := applyE2E(t, "plan.hcl", strings.Replace(approvePlan, "%s", "", 1), engine.Options{})
+	res, _ := e2etest.Apply(t, "plan.hcl", strings.Replace(approvePlan, "%s", "", 1), engine.Options{})
 	if res.Status != event.StatusFailed {
 		t.Fatalf("status %s: %v", res.Status, res.Err)
 	}
@@ -119,7 +120,7 @@ func TestApproveEndToEndNoAnswerInTime(t *testing.T) {
 		<-ctx.Done()
 		return "", ctx.Err()
 	}
-	res, _ := applyE2E(t, "plan.hcl", strings.Replace(approvePlan, "%s", `timeout = "100ms"`, 1), engine.Options{Prompt: prompt})
+	res, _ := e2etest.Apply(t, "plan.hcl", strings.Replace(approvePlan, "%s", `timeout = "100ms"`, 1), engine.Options{Prompt: prompt})
 	if res.Status != event.StatusFailed {
 		t.Fatalf("status %s: %v", res.Status, res.Err)
 	}

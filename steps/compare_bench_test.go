@@ -10,6 +10,7 @@ import (
 
 	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/internal/sampleapp"
+	"github.com/planrun/planrun/internal/steptest"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -41,7 +42,7 @@ func BenchmarkCompareChecksum(b *testing.B) {
 	}
 	wg.Wait()
 	for _, db := range []*pgkit.Database{src, tgt} {
-		cmpMustExec(b, db.URL, "VACUUM ANALYZE")
+		steptest.MustExec(b, db.URL, "VACUUM ANALYZE")
 	}
 
 	env := &steptype.Env{Secrets: func(...string) {}, ReadOnly: true}

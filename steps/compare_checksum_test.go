@@ -18,6 +18,7 @@ import (
 	"github.com/planrun/planrun/internal/event"
 	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/internal/sampleapp"
+	"github.com/planrun/planrun/internal/steptest"
 )
 
 // cmpClone copies a database into an empty one with pg_dump and
@@ -25,7 +26,7 @@ import (
 // seeding both sides could not promise.
 func cmpClone(t testing.TB, from, to *pgkit.Database) {
 	t.Helper()
-	ctx := cmpTestCtx(t)
+	ctx := steptest.Ctx(t)
 	dump, _, err := pgkit.Tool(ctx, "pg_dump", 15)
 	if err != nil {
 		t.Fatal(err)
@@ -89,11 +90,11 @@ func TestCompareChecksumSampleApp(t *testing.T) {
 	t.Parallel()
 	src := &pgkit.Database{Name: "source", URL: Source.FreshDB(t)}
 	tgt := &pgkit.Database{Name: "target", URL: Target.FreshDB(t)}
-	if err := sampleapp.Seed(cmpTestCtx(t), src.URL, sampleapp.Small); err != nil {
+	if err := sampleapp.Seed(steptest.Ctx(t), src.URL, sampleapp.Small); err != nil {
 		t.Fatal(err)
 	}
 	cmpClone(t, src, tgt)
-	cmpMustExec(t, tgt.URL, `DO $$
+	steptest.MustExec(t, tgt.URL, `DO $$
 		DECLARE s text;
 		BEGIN
 			FOREACH s IN ARRAY ARRAY['TimeZone = ''Asia/Kolkata''', 'DateStyle = ''SQL, DMY''', 'IntervalStyle = sql_standard',
@@ -266,7 +267,7 @@ func TestCompareChecksumDifferences(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			src, tgt := cmpPair(t, cmpDataSchema, c.sourceOnly, c.targetOnly)
+			src, tgt := steptest.Pair(t, Source, Target, cmpDataSchema, c.sourceOnly, c.targetOnly)
 			out := cmpChecksumT(t, src, tgt, 500)
 			if out.Equal {
 				t.Error("equal despite the difference")
@@ -302,17 +303,17 @@ func TestCompareChecksumDifferences(t *testing.T) {
 // progress is reported for both phases.
 func TestCompareChecksumRanges(t *testing.T) {
 	t.Parallel()
-	src, tgt := cmpPair(t, cmpDataSchema, "", "UPDATE items SET qty = 0 WHERE id = 12345")
+	src, tgt := steptest.Pair(t, Source, Target, cmpDataSchema, "", "UPDATE items SET qty = 0 WHERE id = 12345")
 	var mu sync.Mutex
 	var events []event.Progress
-	env := cmpEnv(t)
+	env := steptest.ReadOnlyEnv(t)
 	env.Progress = func(p event.Progress) {
 		mu.Lock()
 		defer mu.Unlock()
 		events = append(events, p)
 	}
 	data, rows := "checksum", 500
-	out, err := runCompare(cmpTestCtx(t), env, &CompareArgs{Source: src, Target: tgt, Data: &data, ChunkRows: &rows})
+	out, err := runCompare(steptest.Ctx(t), env, &CompareArgs{Source: src, Target: tgt, Data: &data, ChunkRows: &rows})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,12 +343,12 @@ func TestCompareChecksumRanges(t *testing.T) {
 func TestCompareChecksumColumnOrder(t *testing.T) {
 	t.Parallel()
 	rows := "INSERT INTO wide (a, b, c, d) SELECT i, 'b' || i, i * 3, CASE WHEN i % 3 = 0 THEN NULL ELSE now() END FROM generate_series(1, 2000) i"
-	src, tgt := cmpPair(t, "",
+	src, tgt := steptest.Pair(t, Source, Target, "",
 		"CREATE TABLE wide (a int PRIMARY KEY, b text, c int, d timestamptz); "+rows,
 		"CREATE TABLE wide (d timestamptz, c bigint, b varchar(20), a int PRIMARY KEY); "+rows)
 	// now() differs between the two inserts: make d the same on both sides.
-	cmpMustExec(t, src.URL, "UPDATE wide SET d = '2025-05-05 05:05:05+02' WHERE d IS NOT NULL")
-	cmpMustExec(t, tgt.URL, "UPDATE wide SET d = '2025-05-05 03:05:05+00' WHERE d IS NOT NULL")
+	steptest.MustExec(t, src.URL, "UPDATE wide SET d = '2025-05-05 05:05:05+02' WHERE d IS NOT NULL")
+	steptest.MustExec(t, tgt.URL, "UPDATE wide SET d = '2025-05-05 03:05:05+00' WHERE d IS NOT NULL")
 	out := cmpChecksumT(t, src, tgt, 500)
 	if c := cmpChecksumOf(out, "public.wide"); c == nil || !c.Match || c.Note != "" {
 		t.Errorf("wide: %+v", c)
@@ -357,7 +358,7 @@ func TestCompareChecksumColumnOrder(t *testing.T) {
 	}
 
 	// A column on one side only is left out, and said so.
-	cmpMustExec(t, tgt.URL, "ALTER TABLE wide ADD COLUMN e int DEFAULT 1")
+	steptest.MustExec(t, tgt.URL, "ALTER TABLE wide ADD COLUMN e int DEFAULT 1")
 	out = cmpChecksumT(t, src, tgt, 500)
 	if c := cmpChecksumOf(out, "public.wide"); c == nil || !c.Match || c.Note != "columns on one side only, not checksummed: e" || out.Equal {
 		t.Errorf("wide: %+v", c)
@@ -381,11 +382,11 @@ func TestCompareChecksumArguments(t *testing.T) {
 
 func TestCompareChecksumCancelled(t *testing.T) {
 	t.Parallel()
-	src, tgt := cmpPair(t, "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 20000) i", "", "")
-	ctx, cancel := context.WithCancel(cmpTestCtx(t))
+	src, tgt := steptest.Pair(t, Source, Target, "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 20000) i", "", "")
+	ctx, cancel := context.WithCancel(steptest.Ctx(t))
 	defer cancel()
 	var events atomic.Int64
-	env := cmpEnv(t)
+	env := steptest.ReadOnlyEnv(t)
 	env.Progress = func(event.Progress) {
 		if events.Add(1) == 1 {
 			cancel() // in the middle of the first pass
@@ -423,9 +424,9 @@ func scanRange(s string, lo, hi *int) bool {
 // PostgreSQL's own hash functions equate.
 func TestCompareChecksumColumnHashes(t *testing.T) {
 	t.Parallel()
-	ctx := cmpTestCtx(t)
+	ctx := steptest.Ctx(t)
 	db := &pgkit.Database{Name: "db", URL: Source.FreshDB(t)}
-	conn, err := pgkit.Connect(ctx, cmpEnv(t), db, false)
+	conn, err := pgkit.Connect(ctx, steptest.ReadOnlyEnv(t), db, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/planrun/planrun/internal/e2etest"
 	"github.com/planrun/planrun/internal/event"
 	"github.com/planrun/planrun/steps"
 )
@@ -43,11 +44,11 @@ func TestCompareEndToEnd(t *testing.T) {
 		CREATE TABLE items (id serial PRIMARY KEY, order_id int REFERENCES orders);
 		CREATE SCHEMA scratch; CREATE TABLE scratch.junk (i int)`
 	src, tgt := steps.Source.FreshDB(t), steps.Target.FreshDB(t)
-	execE2E(t, src, schema)
-	execE2E(t, tgt, schema+"; INSERT INTO scratch.junk VALUES (1)") // excluded: no difference
+	e2etest.Exec(t, src, schema)
+	e2etest.Exec(t, tgt, schema+"; INSERT INTO scratch.junk VALUES (1)") // excluded: no difference
 	vars := []string{"source_url=" + src, "target_url=" + tgt}
 
-	res := runPlanE2E(t, comparePlan, vars...)
+	res := e2etest.RunPlan(t, comparePlan, vars...)
 	sr := res.Steps["check.same_data"]
 	if res.Status != event.StatusSucceeded || sr == nil {
 		t.Fatalf("identical: status %s: %v", res.Status, res.Err)
@@ -57,8 +58,8 @@ func TestCompareEndToEnd(t *testing.T) {
 		t.Errorf("output %v", out)
 	}
 
-	execE2E(t, tgt, "DELETE FROM orders WHERE id = 10")
-	res = runPlanE2E(t, comparePlan, vars...)
+	e2etest.Exec(t, tgt, "DELETE FROM orders WHERE id = 10")
+	res = e2etest.RunPlan(t, comparePlan, vars...)
 	sr = res.Steps["check.same_data"]
 	if res.Status != event.StatusFailed || sr.Err == nil {
 		t.Fatalf("a row missing: status %s, err %v", res.Status, sr.Err)
@@ -100,17 +101,17 @@ func TestCompareChecksumEndToEnd(t *testing.T) {
 	schema := `CREATE TABLE orders (id serial PRIMARY KEY, total numeric(10,2) NOT NULL, note text);
 		INSERT INTO orders (total) SELECT i / 4.0 FROM generate_series(1, 1000) i`
 	src, tgt := steps.Source.FreshDB(t), steps.Target.FreshDB(t)
-	execE2E(t, src, schema)
-	execE2E(t, tgt, schema)
+	e2etest.Exec(t, src, schema)
+	e2etest.Exec(t, tgt, schema)
 	vars := []string{"source_url=" + src, "target_url=" + tgt}
 
-	res := runPlanE2E(t, compareChecksumPlan, vars...)
+	res := e2etest.RunPlan(t, compareChecksumPlan, vars...)
 	if sr := res.Steps["check.same_rows"]; res.Status != event.StatusSucceeded || sr == nil {
 		t.Fatalf("identical: status %s: %v", res.Status, res.Err)
 	}
 
-	execE2E(t, tgt, "UPDATE orders SET total = 1.50 WHERE id = 700; DELETE FROM orders WHERE id = 800")
-	res = runPlanE2E(t, compareChecksumPlan, vars...)
+	e2etest.Exec(t, tgt, "UPDATE orders SET total = 1.50 WHERE id = 700; DELETE FROM orders WHERE id = 800")
+	res = e2etest.RunPlan(t, compareChecksumPlan, vars...)
 	sr := res.Steps["check.same_rows"]
 	if res.Status != event.StatusFailed || sr.Err == nil {
 		t.Fatalf("rows changed: status %s, err %v", res.Status, sr.Err)

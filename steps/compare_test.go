@@ -2,22 +2,16 @@ package steps
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"net/url"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/planrun/planrun/internal/pgkit"
-	"github.com/planrun/planrun/internal/pgtest"
-	"github.com/planrun/planrun/steps/steptype"
+	"github.com/planrun/planrun/internal/steptest"
 )
 
 // cmpSchema is a small shop: plain, partitioned, unlogged tables, two
@@ -51,56 +45,9 @@ INSERT INTO cache VALUES ('a', '1');
 INSERT INTO billing.invoices (order_id) SELECT id FROM orders WHERE id <= 4;
 `
 
-func cmpTestCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// cmpExec runs SQL (several statements are fine) on a database as the superuser.
-func cmpExec(t testing.TB, dbURL, sql string) error {
-	t.Helper()
-	ctx := cmpTestCtx(t)
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, sql)
-	return err
-}
-
-func cmpMustExec(t testing.TB, dbURL, sql string) {
-	t.Helper()
-	if err := cmpExec(t, dbURL, sql); err != nil {
-		t.Fatalf("%v\n%s", err, sql)
-	}
-}
-
-// cmpPair makes a fresh database on each server, runs common on both and
-// the other statements on one side, and returns them as arguments.
-func cmpPair(t *testing.T, common, sourceOnly, targetOnly string) (src, tgt *pgkit.Database) {
-	t.Helper()
-	src = &pgkit.Database{Name: "source", URL: Source.FreshDB(t)}
-	tgt = &pgkit.Database{Name: "target", URL: Target.FreshDB(t)}
-	for _, s := range []struct {
-		db  *pgkit.Database
-		sql string
-	}{{src, common}, {tgt, common}, {src, sourceOnly}, {tgt, targetOnly}} {
-		if s.sql != "" {
-			cmpMustExec(t, s.db.URL, s.sql)
-		}
-	}
-	return src, tgt
-}
-
-func cmpEnv(t *testing.T) *steptype.Env {
-	return &steptype.Env{PlanDir: t.TempDir(), Secrets: func(...string) {}, ReadOnly: true, Log: t.Logf}
-}
-
 func compareT(t *testing.T, a *CompareArgs) *CompareOutput {
 	t.Helper()
-	out, err := runCompare(cmpTestCtx(t), cmpEnv(t), a)
+	out, err := runCompare(steptest.Ctx(t), steptest.ReadOnlyEnv(t), a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +72,7 @@ func cmpRows(p *int64) any {
 
 func TestCompareIdentical(t *testing.T) {
 	t.Parallel()
-	src, tgt := cmpPair(t, cmpSchema, "", "")
+	src, tgt := steptest.Pair(t, Source, Target, cmpSchema, "", "")
 	jobs := 2
 	out := compareT(t, &CompareArgs{Source: src, Target: tgt, Jobs: &jobs})
 	if !out.Equal {
@@ -199,7 +146,7 @@ func TestCompareDifferences(t *testing.T) {
 		name: "index invalid",
 		after: func(t *testing.T, tgtURL string) {
 			// customer_id repeats: the concurrent build fails and leaves the index invalid.
-			if err := cmpExec(t, tgtURL, "CREATE UNIQUE INDEX CONCURRENTLY orders_customer_key ON orders (customer_id)"); err == nil {
+			if err := steptest.Exec(t, tgtURL, "CREATE UNIQUE INDEX CONCURRENTLY orders_customer_key ON orders (customer_id)"); err == nil {
 				t.Fatal("the unique index was built")
 			}
 		},
@@ -262,7 +209,7 @@ func TestCompareDifferences(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			src, tgt := cmpPair(t, cmpSchema, c.sourceOnly, c.targetOnly)
+			src, tgt := steptest.Pair(t, Source, Target, cmpSchema, c.sourceOnly, c.targetOnly)
 			if c.after != nil {
 				c.after(t, tgt.URL)
 			}
@@ -280,7 +227,7 @@ func TestCompareDifferences(t *testing.T) {
 func TestCompareFilters(t *testing.T) {
 	t.Parallel()
 	// Differences only in what the filters leave out.
-	src, tgt := cmpPair(t, cmpSchema, "", "DELETE FROM billing.invoices; DELETE FROM cache; DROP INDEX orders_customer_id_idx")
+	src, tgt := steptest.Pair(t, Source, Target, cmpSchema, "", "DELETE FROM billing.invoices; DELETE FROM cache; DROP INDEX orders_customer_id_idx")
 	out := compareT(t, &CompareArgs{Source: src, Target: tgt, ExcludeSchemas: []string{"billing"}, Tables: []string{"public.c*", "events*"}, ExcludeTables: []string{"cache"}})
 	var names []string
 	for _, tb := range out.Tables {
@@ -294,7 +241,7 @@ func TestCompareFilters(t *testing.T) {
 	if len(out.Tables) != 1 || out.Tables[0].SourceRows != nil || !out.Tables[0].Match || !out.Equal {
 		t.Errorf("schema only: %+v", out)
 	}
-	if _, err := runCompare(cmpTestCtx(t), cmpEnv(t), &CompareArgs{Source: src, Target: tgt, Tables: []string{"[bad"}}); err == nil {
+	if _, err := runCompare(steptest.Ctx(t), steptest.ReadOnlyEnv(t), &CompareArgs{Source: src, Target: tgt, Tables: []string{"[bad"}}); err == nil {
 		t.Error("a bad table pattern was accepted")
 	}
 }
@@ -303,9 +250,9 @@ func TestCompareFilters(t *testing.T) {
 // the catalogs and for every count, cannot write.
 func TestCompareReadOnlySession(t *testing.T) {
 	t.Parallel()
-	ctx := cmpTestCtx(t)
-	src, _ := cmpPair(t, "CREATE TABLE t (i int)", "", "")
-	conn, err := pgkit.Connect(ctx, cmpEnv(t), src, true)
+	ctx := steptest.Ctx(t)
+	src, _ := steptest.Pair(t, Source, Target, "CREATE TABLE t (i int)", "", "")
+	conn, err := pgkit.Connect(ctx, steptest.ReadOnlyEnv(t), src, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,10 +281,10 @@ func TestCompareRowSecurity(t *testing.T) {
 		INSERT INTO accounts VALUES (1, 'a'), (2, 'b');
 		ALTER TABLE accounts ENABLE ROW LEVEL SECURITY;
 		CREATE POLICY mine ON accounts USING (owner = current_user)`
-	src, tgt := cmpPair(t, common, "", "")
-	src.URL = cmpRole(t, Source, src.URL, "GRANT SELECT ON ALL TABLES IN SCHEMA public TO %s")
+	src, tgt := steptest.Pair(t, Source, Target, common, "", "")
+	src.URL = steptest.Role(t, Source, src.URL, "GRANT SELECT ON ALL TABLES IN SCHEMA public TO %s")
 	for _, data := range []string{"counts", "checksum"} {
-		_, err := runCompare(cmpTestCtx(t), cmpEnv(t), &CompareArgs{Source: src, Target: tgt, Data: &data})
+		_, err := runCompare(steptest.Ctx(t), steptest.ReadOnlyEnv(t), &CompareArgs{Source: src, Target: tgt, Data: &data})
 		if err == nil || !strings.Contains(err.Error(), "public.accounts") || !strings.Contains(err.Error(), "row-level security") {
 			t.Errorf("%s: err = %v", data, err)
 		}
@@ -346,44 +293,21 @@ func TestCompareRowSecurity(t *testing.T) {
 
 func TestCompareCancelled(t *testing.T) {
 	t.Parallel()
-	src, tgt := cmpPair(t, cmpSchema, "", "")
+	src, tgt := steptest.Pair(t, Source, Target, cmpSchema, "", "")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := runCompare(ctx, cmpEnv(t), &CompareArgs{Source: src, Target: tgt}); !errors.Is(err, context.Canceled) {
+	if _, err := runCompare(ctx, steptest.ReadOnlyEnv(t), &CompareArgs{Source: src, Target: tgt}); !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v", err)
 	}
-}
-
-// cmpRole creates a login role with a password on server, runs grant
-// (with %s for the role's name) in the database, and returns the
-// database's URL as that role. The role is dropped after the test.
-func cmpRole(t *testing.T, server *pgtest.Server, dbURL, grant string) string {
-	t.Helper()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name, password := "planrun_role_"+hex.EncodeToString(b), hex.EncodeToString(b)+"pw"
-	cmpMustExec(t, dbURL, "CREATE ROLE "+name+" LOGIN PASSWORD '"+password+"'; "+strings.ReplaceAll(grant, "%s", name))
-	t.Cleanup(func() {
-		// Privileges in the database would keep the role alive: drop them first.
-		if err := cmpExec(t, dbURL, "DROP OWNED BY "+name+"; DROP ROLE "+name); err != nil {
-			t.Errorf("drop role %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.User = url.UserPassword(name, password)
-	return u.String()
 }
 
 // TestCompareSharedSnapshot: counting connections see the coordinator's
 // snapshot, not rows committed after it was taken.
 func TestCompareSharedSnapshot(t *testing.T) {
 	t.Parallel()
-	ctx := cmpTestCtx(t)
-	src, _ := cmpPair(t, "CREATE TABLE t (i int); INSERT INTO t VALUES (1), (2)", "", "")
-	conn, err := pgkit.Connect(ctx, cmpEnv(t), src, true)
+	ctx := steptest.Ctx(t)
+	src, _ := steptest.Pair(t, Source, Target, "CREATE TABLE t (i int); INSERT INTO t VALUES (1), (2)", "", "")
+	conn, err := pgkit.Connect(ctx, steptest.ReadOnlyEnv(t), src, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,13 +320,13 @@ func TestCompareSharedSnapshot(t *testing.T) {
 	if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&snapshot); err != nil {
 		t.Fatal(err)
 	}
-	cmpMustExec(t, src.URL, "INSERT INTO t VALUES (3)")
+	steptest.MustExec(t, src.URL, "INSERT INTO t VALUES (3)")
 	tables := []cmpRelation{{schema: "public", name: "t", kind: "r"}}
-	got, err := cmpCount(ctx, cmpEnv(t), src, snapshot, tables, 2)
+	got, err := cmpCount(ctx, steptest.ReadOnlyEnv(t), src, snapshot, tables, 2)
 	if err != nil || got["public.t"] != 2 {
 		t.Errorf("in the snapshot: %v, %v; want 2 rows", got, err)
 	}
-	if got, err = cmpCount(ctx, cmpEnv(t), src, "", tables, 1); err != nil || got["public.t"] != 3 {
+	if got, err = cmpCount(ctx, steptest.ReadOnlyEnv(t), src, "", tables, 1); err != nil || got["public.t"] != 3 {
 		t.Errorf("without it: %v, %v; want 3 rows", got, err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/planrun/planrun/internal/e2etest"
 	"github.com/planrun/planrun/internal/engine"
 	"github.com/planrun/planrun/internal/event"
 	"github.com/planrun/planrun/internal/testbin"
@@ -61,7 +62,7 @@ func TestCopyPlanEndToEnd(t *testing.T) {
 	t.Parallel()
 	src, dst := steps.CopyTestSource(t)
 	stateRoot := t.TempDir()
-	res, events := applyE2E(t, "plan.hcl", copyPlan, engine.Options{
+	res, events := e2etest.Apply(t, "plan.hcl", copyPlan, engine.Options{
 		StateDir: func(addr string) string { return filepath.Join(stateRoot, addr) },
 	}, "src="+src, "dst="+dst)
 	if res.Status != event.StatusSucceeded {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/planrun/planrun/internal/e2etest"
 	"github.com/planrun/planrun/internal/engine"
 	"github.com/planrun/planrun/internal/event"
 )
@@ -111,15 +112,15 @@ func TestHTTPEndToEnd(t *testing.T) {
 	srv := httptest.NewServer(api)
 	defer srv.Close()
 
-	res, _ := applyE2E(t, "plan.hcl", fmt.Sprintf(httpPlan, ""), engine.Options{}, "base="+srv.URL, "token="+api.token)
+	res, _ := e2etest.Apply(t, "plan.hcl", fmt.Sprintf(httpPlan, ""), engine.Options{}, "base="+srv.URL, "token="+api.token)
 	if res.Status != event.StatusSucceeded {
 		t.Fatalf("status %s: %v", res.Status, res.Err)
 	}
-	on := outputOf(t, res, "step.maintenance_on")
+	on := e2etest.OutputOf(t, res, "step.maintenance_on")
 	if on["status"] != int64(200) || on["json"].(map[string]any)["maintenance"] != true {
 		t.Errorf("maintenance_on output: %v", on)
 	}
-	if got := outputOf(t, res, "step.without_token")["status"]; got != int64(401) {
+	if got := e2etest.OutputOf(t, res, "step.without_token")["status"]; got != int64(401) {
 		t.Errorf("without_token status = %v", got)
 	}
 	if on, types := api.state(); !on || types != "application/json" {
@@ -140,7 +141,7 @@ step "broken" {
   headers    = { Authorization = "Bearer ${var.token}" }
   depends_on = [step.read_back, step.without_token]
 }`
-	res, events := applyE2E(t, "plan.hcl", fmt.Sprintf(httpPlan, broken), engine.Options{}, "base="+srv.URL, "token="+api.token)
+	res, events := e2etest.Apply(t, "plan.hcl", fmt.Sprintf(httpPlan, broken), engine.Options{}, "base="+srv.URL, "token="+api.token)
 	if res.Status != event.StatusFailed {
 		t.Fatalf("status %s: %v", res.Status, res.Err)
 	}
@@ -191,7 +192,7 @@ steps:
     assert:
       - that: output.json.maintenance == true
 `
-	res, _ := applyE2E(t, "plan.yaml", src, engine.Options{}, "base="+srv.URL, "token="+api.token)
+	res, _ := e2etest.Apply(t, "plan.yaml", src, engine.Options{}, "base="+srv.URL, "token="+api.token)
 	if res.Status != event.StatusSucceeded {
 		t.Fatalf("status %s: %v", res.Status, res.Err)
 	}

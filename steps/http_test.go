@@ -15,7 +15,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/planrun/planrun/steps/steptype"
+	"github.com/planrun/planrun/internal/steptest"
 )
 
 // httpReceived is what a test server saw of one request.
@@ -53,24 +53,9 @@ func httpRecordingServer(t *testing.T, status int, contentType, body string) (*h
 	}
 }
 
-func secretsEnv() (*steptype.Env, func() []string) {
-	var mu sync.Mutex
-	var secrets []string
-	env := &steptype.Env{Addr: "step.test", Secrets: func(s ...string) {
-		mu.Lock()
-		secrets = append(secrets, s...)
-		mu.Unlock()
-	}}
-	return env, func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), secrets...)
-	}
-}
-
 func TestHTTPGetJSON(t *testing.T) {
 	srv, got := httpRecordingServer(t, 200, "application/json", `{"maintenance": true, "id": 9007199254740993}`)
-	env, _ := secretsEnv()
+	env, _ := steptest.SecretsEnv()
 	out, err := runHTTP(context.Background(), env, &HTTPArgs{URL: srv.URL + "/apps/demo"})
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +81,7 @@ func TestHTTPGetJSON(t *testing.T) {
 
 func TestHTTPNotJSONBody(t *testing.T) {
 	srv, _ := httpRecordingServer(t, 200, "text/plain", "OK")
-	env, _ := secretsEnv()
+	env, _ := steptest.SecretsEnv()
 	out, err := runHTTP(context.Background(), env, &HTTPArgs{URL: srv.URL})
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +93,7 @@ func TestHTTPNotJSONBody(t *testing.T) {
 
 func TestHTTPPatchJSONReachesServerWithHeaders(t *testing.T) {
 	srv, got := httpRecordingServer(t, 200, "application/json", `{"maintenance": true}`)
-	env, secrets := secretsEnv()
+	env, secrets := steptest.SecretsEnv()
 	_, err := runHTTP(context.Background(), env, &HTTPArgs{
 		URL:    srv.URL + "/apps/demo",
 		Method: "patch",
@@ -151,7 +136,7 @@ func TestHTTPBodyContentType(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, got := httpRecordingServer(t, 200, "", "")
-			env, _ := secretsEnv()
+			env, _ := steptest.SecretsEnv()
 			if _, err := runHTTP(context.Background(), env, &HTTPArgs{URL: srv.URL, Method: "POST", Body: tc.body, Headers: tc.headers}); err != nil {
 				t.Fatal(err)
 			}
@@ -165,7 +150,7 @@ func TestHTTPBodyContentType(t *testing.T) {
 
 func TestHTTPErrorStatusFails(t *testing.T) {
 	srv, _ := httpRecordingServer(t, 500, "application/json", `{"error":"database on fire"}`+strings.Repeat("x", 500))
-	env, _ := secretsEnv()
+	env, _ := steptest.SecretsEnv()
 	out, err := runHTTP(context.Background(), env, &HTTPArgs{
 		URL:     srv.URL + "/apps/demo?api_key=k3y-in-query",
 		Headers: map[string]string{"Authorization": "Bearer s3cret-token"},
@@ -195,7 +180,7 @@ func TestHTTPErrorStatusFails(t *testing.T) {
 
 func TestHTTPErrorStatusAllowed(t *testing.T) {
 	srv, _ := httpRecordingServer(t, 500, "application/json", `{"error":"boom"}`)
-	env, _ := secretsEnv()
+	env, _ := steptest.SecretsEnv()
 	no := false
 	out, err := runHTTP(context.Background(), env, &HTTPArgs{URL: srv.URL, FailOnErrorStatus: &no})
 	if err != nil {
@@ -206,21 +191,9 @@ func TestHTTPErrorStatusAllowed(t *testing.T) {
 	}
 }
 
-// httpHangingServer never answers until the client goes away.
-func httpHangingServer(t *testing.T) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-time.After(10 * time.Second):
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
-
 func TestHTTPRequestTimeout(t *testing.T) {
-	srv := httpHangingServer(t)
-	env, _ := secretsEnv()
+	srv := steptest.HangingHTTP(t)
+	env, _ := steptest.SecretsEnv()
 	start := time.Now()
 	_, err := runHTTP(context.Background(), env, &HTTPArgs{URL: srv.URL, RequestTimeout: "100ms"})
 	if err == nil || !strings.Contains(err.Error(), "request_timeout (100ms)") || !errors.Is(err, context.DeadlineExceeded) {
@@ -232,8 +205,8 @@ func TestHTTPRequestTimeout(t *testing.T) {
 }
 
 func TestHTTPContextCancelled(t *testing.T) {
-	srv := httpHangingServer(t)
-	env, _ := secretsEnv()
+	srv := steptest.HangingHTTP(t)
+	env, _ := steptest.SecretsEnv()
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	start := time.Now()
@@ -249,7 +222,7 @@ func TestHTTPContextCancelled(t *testing.T) {
 func TestHTTPBodyCapped(t *testing.T) {
 	big := `"` + strings.Repeat("a", maxCapture) + `"`
 	srv, _ := httpRecordingServer(t, 200, "application/json", big)
-	env, _ := secretsEnv()
+	env, _ := steptest.SecretsEnv()
 	out, err := runHTTP(context.Background(), env, &HTTPArgs{URL: srv.URL})
 	if err != nil {
 		t.Fatal(err)
@@ -264,7 +237,7 @@ func TestHTTPInsecureSkipVerify(t *testing.T) {
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is expected
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	env, _ := secretsEnv()
+	env, _ := steptest.SecretsEnv()
 	if _, err := runHTTP(context.Background(), env, &HTTPArgs{URL: srv.URL}); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("self-signed certificate accepted by default: err = %v", err)
 	}
@@ -275,7 +248,7 @@ func TestHTTPInsecureSkipVerify(t *testing.T) {
 }
 
 func TestHTTPBadArguments(t *testing.T) {
-	env, secrets := secretsEnv()
+	env, secrets := steptest.SecretsEnv()
 	for _, tc := range []struct {
 		args HTTPArgs
 		want string

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/planrun/planrun/internal/e2etest"
 	"github.com/planrun/planrun/internal/event"
 	"github.com/planrun/planrun/steps"
 )
@@ -96,14 +97,14 @@ check "same_counts" {
 
 func TestPgDumpRestoreSequencesEndToEnd(t *testing.T) {
 	src, dst := steps.Source.FreshDB(t), steps.Target.FreshDB(t)
-	res := runPlanE2E(t, migratePlan, "src="+src, "dst="+dst)
+	res := e2etest.RunPlan(t, migratePlan, "src="+src, "dst="+dst)
 	if res.Status != event.StatusSucceeded {
 		for addr, sr := range res.Steps {
 			t.Logf("%s: %s %v", addr, sr.Status, sr.Err)
 		}
 		t.Fatalf("status = %s: %v", res.Status, res.Err)
 	}
-	dump := outputOf(t, res, "step.dump")
+	dump := e2etest.OutputOf(t, res, "step.dump")
 	if path, _ := dump["path"].(string); !strings.HasSuffix(path, "/dump") || dump["pg_dump_version"] == "" {
 		t.Errorf("dump output = %v", dump)
 	}

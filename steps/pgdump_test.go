@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/planrun/planrun/internal/pgkit"
+	"github.com/planrun/planrun/internal/steptest"
 )
 
 // dumpFixture is a small database: serial and identity keys, a foreign
@@ -29,7 +30,7 @@ SELECT nextval('invoice_no');
 // fixtureDB returns a fresh source database holding dumpFixture.
 func fixtureDB(t *testing.T) string {
 	url := Source.FreshDB(t)
-	mustSQL(t, url, dumpFixture)
+	steptest.MustSQL(t, url, dumpFixture)
 	return url
 }
 
@@ -49,10 +50,10 @@ func TestPgDumpFormats(t *testing.T) {
 		{"directory", PgDumpArgs{Path: "one", Tables: []string{"public.authors"}, ExtraArgs: []string{"--lock-wait-timeout=10s"}}},
 	} {
 		t.Run(c.args.Path, func(t *testing.T) {
-			env := testEnv(t)
+			env := steptest.Env(t)
 			a := c.args
-			a.Database = sqlDB(url)
-			out, err := runPgDump(testCtx(t), env, &a)
+			a.Database = steptest.DB(url)
+			out, err := runPgDump(steptest.Ctx(t), env, &a)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -76,16 +77,16 @@ func TestPgDumpFormats(t *testing.T) {
 
 func TestPgDumpRefusesToOverwrite(t *testing.T) {
 	url := fixtureDB(t)
-	env := testEnv(t)
-	a := &PgDumpArgs{Database: sqlDB(url), Path: "dump"}
-	if _, err := runPgDump(testCtx(t), env, a); err != nil {
+	env := steptest.Env(t)
+	a := &PgDumpArgs{Database: steptest.DB(url), Path: "dump"}
+	if _, err := runPgDump(steptest.Ctx(t), env, a); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := runPgDump(testCtx(t), env, a); err == nil || !strings.Contains(err.Error(), "overwrite = true") {
+	if _, err := runPgDump(steptest.Ctx(t), env, a); err == nil || !strings.Contains(err.Error(), "overwrite = true") {
 		t.Fatalf("second dump: err = %v, want a refusal", err)
 	}
 	a.Overwrite = true
-	if _, err := runPgDump(testCtx(t), env, a); err != nil {
+	if _, err := runPgDump(steptest.Ctx(t), env, a); err != nil {
 		t.Fatalf("with overwrite: %v", err)
 	}
 
@@ -98,7 +99,7 @@ func TestPgDumpRefusesToOverwrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, path := range []string{"notes", "."} {
-		_, err := runPgDump(testCtx(t), env, &PgDumpArgs{Database: sqlDB(url), Path: path, Overwrite: true})
+		_, err := runPgDump(steptest.Ctx(t), env, &PgDumpArgs{Database: steptest.DB(url), Path: path, Overwrite: true})
 		if err == nil || !strings.Contains(err.Error(), "will not delete") {
 			t.Errorf("path %q: err = %v, want a refusal", path, err)
 		}
@@ -115,7 +116,7 @@ func TestPgDumpPasswordNeverShown(t *testing.T) {
 	if !strings.Contains(url, Source.Password) || Source.Password == "" {
 		t.Fatalf("the test URL has no password: %s", url)
 	}
-	env := testEnv(t)
+	env := steptest.Env(t)
 	var mu sync.Mutex
 	var secrets, logs []string
 	env.Secrets = func(s ...string) { mu.Lock(); secrets = append(secrets, s...); mu.Unlock() }
@@ -125,7 +126,7 @@ func TestPgDumpPasswordNeverShown(t *testing.T) {
 		mu.Unlock()
 	}
 
-	out, err := runPgDump(testCtx(t), env, &PgDumpArgs{Database: sqlDB(url), Path: "dump", Format: "custom"})
+	out, err := runPgDump(steptest.Ctx(t), env, &PgDumpArgs{Database: steptest.DB(url), Path: "dump", Format: "custom"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +134,7 @@ func TestPgDumpPasswordNeverShown(t *testing.T) {
 	if strings.Contains(string(raw), Source.Password) {
 		t.Errorf("output shows the password: %s", raw)
 	}
-	_, err = runPgDump(testCtx(t), env, &PgDumpArgs{Database: sqlDB(url), Path: "fails", Tables: []string{"no_such_table"}})
+	_, err = runPgDump(steptest.Ctx(t), env, &PgDumpArgs{Database: steptest.DB(url), Path: "fails", Tables: []string{"no_such_table"}})
 	if err == nil || !strings.Contains(err.Error(), "no matching tables were found") {
 		t.Fatalf("err = %v, want pg_dump's complaint", err)
 	}
@@ -149,7 +150,7 @@ func TestPgDumpPasswordNeverShown(t *testing.T) {
 	if !strings.Contains(strings.Join(secrets, " "), Source.Password) {
 		t.Errorf("the password was not registered as a secret")
 	}
-	dsn, environ, err := pgkit.LibPQ(env, sqlDB(url))
+	dsn, environ, err := pgkit.LibPQ(env, steptest.DB(url))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +174,7 @@ func TestPgDumpArgumentErrors(t *testing.T) {
 		{PgDumpArgs{Database: db, Path: ""}, "path is empty"},
 		{PgDumpArgs{Database: db, Path: "d"}, "connect to database x"},
 	} {
-		_, err := runPgDump(testCtx(t), testEnv(t), &c.args)
+		_, err := runPgDump(steptest.Ctx(t), steptest.Env(t), &c.args)
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "pg_dump x: ") {
 			t.Errorf("err = %v, want %q", err, c.want)
 		}

@@ -8,14 +8,15 @@ import (
 	"testing"
 
 	"github.com/planrun/planrun/internal/pgkit"
+	"github.com/planrun/planrun/internal/steptest"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
 // dumpOf dumps a database into a fresh plan directory.
 func dumpOf(t *testing.T, a PgDumpArgs) (*steptype.Env, *PgDumpOutput) {
 	t.Helper()
-	env := testEnv(t)
-	out, err := runPgDump(testCtx(t), env, &a)
+	env := steptest.Env(t)
+	out, err := runPgDump(steptest.Ctx(t), env, &a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +26,7 @@ func dumpOf(t *testing.T, a PgDumpArgs) (*steptype.Env, *PgDumpOutput) {
 // rowCounts counts the rows of the fixture's tables.
 func rowCounts(t *testing.T, url string) map[string]any {
 	t.Helper()
-	return mustSQL(t, url, `SELECT (SELECT count(*) FROM authors) AS authors, (SELECT count(*) FROM books) AS books,
+	return steptest.MustSQL(t, url, `SELECT (SELECT count(*) FROM authors) AS authors, (SELECT count(*) FROM books) AS books,
 		(SELECT count(*) FROM book_titles) AS titles, book_count() AS fn`).Rows[0]
 }
 
@@ -33,9 +34,9 @@ func TestPgRestoreRoundTrip(t *testing.T) {
 	src := fixtureDB(t)
 	for _, format := range []string{"directory", "custom"} {
 		t.Run(format, func(t *testing.T) {
-			env, dump := dumpOf(t, PgDumpArgs{Database: sqlDB(src), Path: "dump", Format: format})
+			env, dump := dumpOf(t, PgDumpArgs{Database: steptest.DB(src), Path: "dump", Format: format})
 			dst := Target.FreshDB(t)
-			out, err := runPgRestore(testCtx(t), env, &PgRestoreArgs{Database: &pgkit.Database{Name: "rds", URL: dst}, Path: dump.Path,
+			out, err := runPgRestore(steptest.Ctx(t), env, &PgRestoreArgs{Database: &pgkit.Database{Name: "rds", URL: dst}, Path: dump.Path,
 				Jobs: intp(2), Clean: true, IfExists: true, NoOwner: true, NoACL: true})
 			if err != nil {
 				t.Fatal(err)
@@ -52,8 +53,8 @@ func TestPgRestoreRoundTrip(t *testing.T) {
 
 // A data-only dump into a database without the tables: real errors.
 func TestPgRestoreRealErrorFails(t *testing.T) {
-	env, dump := dumpOf(t, PgDumpArgs{Database: sqlDB(fixtureDB(t)), Path: "data", DataOnly: true})
-	out, err := runPgRestore(testCtx(t), env, &PgRestoreArgs{Database: &pgkit.Database{Name: "rds", URL: Target.FreshDB(t)}, Path: "data", DataOnly: true})
+	env, dump := dumpOf(t, PgDumpArgs{Database: steptest.DB(fixtureDB(t)), Path: "data", DataOnly: true})
+	out, err := runPgRestore(steptest.Ctx(t), env, &PgRestoreArgs{Database: &pgkit.Database{Name: "rds", URL: Target.FreshDB(t)}, Path: "data", DataOnly: true})
 	if err == nil || !strings.Contains(err.Error(), `relation "public.authors" does not exist`) || !strings.HasPrefix(err.Error(), "pg_restore rds: ") {
 		t.Fatalf("err = %v, want the missing table named", err)
 	}
@@ -65,10 +66,10 @@ func TestPgRestoreRealErrorFails(t *testing.T) {
 
 // An existing table with other columns: the CREATE and the COPY fail.
 func TestPgRestoreConflictingTableFails(t *testing.T) {
-	env, _ := dumpOf(t, PgDumpArgs{Database: sqlDB(fixtureDB(t)), Path: "dump"})
+	env, _ := dumpOf(t, PgDumpArgs{Database: steptest.DB(fixtureDB(t)), Path: "dump"})
 	dst := Target.FreshDB(t)
-	mustSQL(t, dst, `CREATE TABLE authors (id int, nickname text)`)
-	out, err := runPgRestore(testCtx(t), env, &PgRestoreArgs{Database: sqlDB(dst), Path: "dump", NoOwner: true})
+	steptest.MustSQL(t, dst, `CREATE TABLE authors (id int, nickname text)`)
+	out, err := runPgRestore(steptest.Ctx(t), env, &PgRestoreArgs{Database: steptest.DB(dst), Path: "dump", NoOwner: true})
 	if err == nil || !strings.Contains(err.Error(), `relation "authors" already exists`) {
 		t.Fatalf("err = %v, want the conflict", err)
 	}
@@ -79,9 +80,9 @@ func TestPgRestoreConflictingTableFails(t *testing.T) {
 
 // clean without if_exists on an empty database: every DROP fails, harmlessly.
 func TestPgRestoreIgnorableWarnings(t *testing.T) {
-	env, _ := dumpOf(t, PgDumpArgs{Database: sqlDB(fixtureDB(t)), Path: "dump"})
+	env, _ := dumpOf(t, PgDumpArgs{Database: steptest.DB(fixtureDB(t)), Path: "dump"})
 	dst := Target.FreshDB(t)
-	out, err := runPgRestore(testCtx(t), env, &PgRestoreArgs{Database: sqlDB(dst), Path: "dump", Clean: true, NoOwner: true})
+	out, err := runPgRestore(steptest.Ctx(t), env, &PgRestoreArgs{Database: steptest.DB(dst), Path: "dump", Clean: true, NoOwner: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,22 +95,22 @@ func TestPgRestoreIgnorableWarnings(t *testing.T) {
 	}
 
 	// The same restore with fail_on_warnings fails.
-	_, err = runPgRestore(testCtx(t), env, &PgRestoreArgs{Database: sqlDB(Target.FreshDB(t)), Path: "dump", Clean: true, FailOnWarnings: true})
+	_, err = runPgRestore(steptest.Ctx(t), env, &PgRestoreArgs{Database: steptest.DB(Target.FreshDB(t)), Path: "dump", Clean: true, FailOnWarnings: true})
 	if err == nil || !strings.Contains(err.Error(), "fail_on_warnings") {
 		t.Errorf("fail_on_warnings: err = %v", err)
 	}
 	// And exit_on_error stops at the first one, so the restore is incomplete.
-	_, err = runPgRestore(testCtx(t), env, &PgRestoreArgs{Database: sqlDB(Target.FreshDB(t)), Path: "dump", Clean: true, ExitOnError: true})
+	_, err = runPgRestore(steptest.Ctx(t), env, &PgRestoreArgs{Database: steptest.DB(Target.FreshDB(t)), Path: "dump", Clean: true, ExitOnError: true})
 	if err == nil || !strings.Contains(err.Error(), "was not restored") {
 		t.Errorf("exit_on_error: err = %v", err)
 	}
 	// In one transaction, the first one rolls everything back.
 	empty := Target.FreshDB(t)
-	_, err = runPgRestore(testCtx(t), env, &PgRestoreArgs{Database: sqlDB(empty), Path: "dump", Clean: true, SingleTransaction: true})
+	_, err = runPgRestore(steptest.Ctx(t), env, &PgRestoreArgs{Database: steptest.DB(empty), Path: "dump", Clean: true, SingleTransaction: true})
 	if err == nil || !strings.Contains(err.Error(), "nothing was restored") {
 		t.Errorf("single_transaction: err = %v", err)
 	}
-	if n := mustSQL(t, empty, `SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'public'`).Rows[0]["n"]; n != int64(0) {
+	if n := steptest.MustSQL(t, empty, `SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'public'`).Rows[0]["n"]; n != int64(0) {
 		t.Errorf("single_transaction left %v tables", n)
 	}
 }
@@ -120,14 +121,14 @@ func TestPgRestoreMissingRoleIsAWarning(t *testing.T) {
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
 	role := "planrun_owner_" + hex.EncodeToString(suffix)
-	mustSQL(t, src, `CREATE ROLE `+role+`; ALTER TABLE authors OWNER TO `+role+`; GRANT SELECT ON books TO `+role)
+	steptest.MustSQL(t, src, `CREATE ROLE `+role+`; ALTER TABLE authors OWNER TO `+role+`; GRANT SELECT ON books TO `+role)
 	t.Cleanup(func() {
 		// The role is the whole server's: drop it once the database is gone too.
-		_, _ = runSQL(testCtx(t), testEnv(t), &SqlArgs{Database: sqlDB(src), Script: `DROP OWNED BY ` + role + `; DROP ROLE ` + role})
+		_, _ = steptest.SQL(steptest.Ctx(t), src, `DROP OWNED BY `+role+`; DROP ROLE `+role)
 	})
-	env, _ := dumpOf(t, PgDumpArgs{Database: sqlDB(src), Path: "dump"})
+	env, _ := dumpOf(t, PgDumpArgs{Database: steptest.DB(src), Path: "dump"})
 	dst := Target.FreshDB(t)
-	out, err := runPgRestore(testCtx(t), env, &PgRestoreArgs{Database: sqlDB(dst), Path: "dump"})
+	out, err := runPgRestore(steptest.Ctx(t), env, &PgRestoreArgs{Database: steptest.DB(dst), Path: "dump"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +157,7 @@ func TestPgRestoreArgumentErrors(t *testing.T) {
 		{PgRestoreArgs{Database: db, Path: "d", Jobs: intp(0)}, "at least 1"},
 		{PgRestoreArgs{Database: db, Path: "no/such/dump"}, "no dump to restore"},
 	} {
-		_, err := runPgRestore(testCtx(t), testEnv(t), &c.args)
+		_, err := runPgRestore(steptest.Ctx(t), steptest.Env(t), &c.args)
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "pg_restore x: ") {
 			t.Errorf("err = %v, want %q", err, c.want)
 		}

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/planrun/planrun/internal/e2etest"
 	"github.com/planrun/planrun/internal/event"
 	"github.com/planrun/planrun/steps"
 )
@@ -38,8 +39,8 @@ check "preflight" {
 
 func TestPreflightEndToEnd(t *testing.T) {
 	src, tgt := steps.Source.FreshDB(t), steps.Target.FreshDB(t)
-	execE2E(t, src, "CREATE TABLE orders (id int PRIMARY KEY); CREATE TABLE audit_log (at timestamptz, line text)")
-	res := runPlanE2E(t, preflightPlan, "source_url="+src, "target_url="+tgt)
+	e2etest.Exec(t, src, "CREATE TABLE orders (id int PRIMARY KEY); CREATE TABLE audit_log (at timestamptz, line text)")
+	res := e2etest.RunPlan(t, preflightPlan, "source_url="+src, "target_url="+tgt)
 	sr := res.Steps["check.preflight"]
 	if res.Status != event.StatusFailed || sr == nil || sr.Err == nil {
 		t.Fatalf("status %s: %+v", res.Status, sr)

@@ -11,11 +11,12 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/planrun/planrun/internal/pgkit"
+	"github.com/planrun/planrun/internal/steptest"
 )
 
 func preflightT(t *testing.T, a *PreflightArgs) *PreflightOutput {
 	t.Helper()
-	out, err := runPreflight(cmpTestCtx(t), cmpEnv(t), a)
+	out, err := runPreflight(steptest.Ctx(t), steptest.ReadOnlyEnv(t), a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +35,7 @@ func pfFinding(out *PreflightOutput, check, object string) *PreflightFinding {
 
 func TestPreflightCleanPair(t *testing.T) {
 	t.Parallel()
-	src, tgt := cmpPair(t, "", "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)", "")
+	src, tgt := steptest.Pair(t, Source, Target, "", "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)", "")
 	out := preflightT(t, &PreflightArgs{Source: src, Target: tgt})
 	if !out.OK || out.Errors != 0 || out.Warnings != 0 {
 		t.Errorf("clean pair: %+v", out.Findings)
@@ -52,9 +53,9 @@ func TestPreflightCleanPair(t *testing.T) {
 // plain role too.
 func TestPreflightFindings(t *testing.T) {
 	t.Parallel()
-	ctx := cmpTestCtx(t)
+	ctx := steptest.Ctx(t)
 	src := &pgkit.Database{Name: "source", URL: Source.FreshDB(t)}
-	cmpMustExec(t, src.URL, `
+	steptest.MustExec(t, src.URL, `
 		CREATE SCHEMA heroku_ext;
 		CREATE EXTENSION citext SCHEMA heroku_ext;
 		CREATE TABLE logs (at timestamptz, line text);
@@ -66,10 +67,10 @@ func TestPreflightFindings(t *testing.T) {
 		CREATE TABLE secret (id int PRIMARY KEY);
 		SELECT lo_create(0);`)
 	// The duplicates make the concurrent build fail and leave the index invalid.
-	if err := cmpExec(t, src.URL, "CREATE UNIQUE INDEX CONCURRENTLY dupes_v_key ON dupes (v)"); err == nil {
+	if err := steptest.Exec(t, src.URL, "CREATE UNIQUE INDEX CONCURRENTLY dupes_v_key ON dupes (v)"); err == nil {
 		t.Fatal("the unique index was built")
 	}
-	src.URL = cmpRole(t, Source, src.URL, "GRANT SELECT ON accounts, logs, cache, dupes TO %s")
+	src.URL = steptest.Role(t, Source, src.URL, "GRANT SELECT ON accounts, logs, cache, dupes TO %s")
 
 	// The server was initialised with the C locale; C.UTF-8 is the other one
 	// every glibc has.
@@ -83,13 +84,13 @@ func TestPreflightFindings(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := Target.DropDatabase(cmpTestCtx(t), name); err != nil {
+		if err := Target.DropDatabase(steptest.Ctx(t), name); err != nil {
 			t.Error(err)
 		}
 	})
-	cmpMustExec(t, Target.URL(name), "CREATE TABLE leftover (i int)")
+	steptest.MustExec(t, Target.URL(name), "CREATE TABLE leftover (i int)")
 	// A plain role: since PostgreSQL 15 it may not create in schema public.
-	tgt := &pgkit.Database{Name: "target", URL: cmpRole(t, Target, Target.URL(name), "")}
+	tgt := &pgkit.Database{Name: "target", URL: steptest.Role(t, Target, Target.URL(name), "")}
 
 	out := preflightT(t, &PreflightArgs{Source: src, Target: tgt})
 	for _, f := range out.Findings {

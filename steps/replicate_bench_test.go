@@ -11,6 +11,7 @@ import (
 
 	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/internal/sampleapp"
+	"github.com/planrun/planrun/internal/steptest"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -41,8 +42,8 @@ func BenchmarkReplicateInitialCopy(b *testing.B) {
 	cmpPgbench(ctx, b, src, 10)
 	wg.Wait()
 	// pgbench_history has no key, and is empty: FULL lets it be published.
-	cmpMustExec(b, src.URL, "ALTER TABLE pgbench_history REPLICA IDENTITY FULL")
-	cmpMustExec(b, src.URL, "VACUUM ANALYZE")
+	steptest.MustExec(b, src.URL, "ALTER TABLE pgbench_history REPLICA IDENTITY FULL")
+	steptest.MustExec(b, src.URL, "VACUUM ANALYZE")
 	env := &steptype.Env{Secrets: func(...string) {}}
 	jobs := 2
 
@@ -51,7 +52,7 @@ func BenchmarkReplicateInitialCopy(b *testing.B) {
 	run := func(mode string) {
 		dst := &pgkit.Database{Name: "target", URL: Target.FreshDB(b)}
 		for _, url := range []string{src.URL, dst.URL} {
-			cmpMustExec(b, url, "CHECKPOINT")
+			steptest.MustExec(b, url, "CHECKPOINT")
 		}
 		slot := defaultSlotName("bench", mode, fmt.Sprint(time.Now().UnixNano()))
 		a := &ReplicateArgs{Source: src, Target: dst, Slot: slot, MaxWait: "10m", InitialCopy: mode}

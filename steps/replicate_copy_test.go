@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/planrun/planrun/internal/pgkit"
+	"github.com/planrun/planrun/internal/steptest"
 )
 
 // replCopyPair returns a seeded source and an empty target (the copy
@@ -20,7 +21,7 @@ func replCopyPair(t *testing.T, schema, seed string) (src, dst *pgkit.Database) 
 	t.Helper()
 	replPrepare(t)
 	srcURL, dstURL := Source.FreshDB(t), Target.FreshDB(t)
-	mustSQL(t, srcURL, schema+seed)
+	steptest.MustSQL(t, srcURL, schema+seed)
 	src, dst = &pgkit.Database{Name: "old", URL: srcURL}, &pgkit.Database{Name: "new", URL: dstURL}
 	t.Cleanup(func() { replCleanup(t, dstURL) })
 	return src, dst
@@ -45,7 +46,7 @@ func TestReplicateInitialCopy(t *testing.T) {
 	src, dst := replCopyPair(t, replSchema, replSeed+`INSERT INTO app.cache VALUES ('k1'), ('k2');`)
 	slot := replSlot(t, "copy")
 
-	ctx, stop := context.WithCancel(testCtx(t))
+	ctx, stop := context.WithCancel(steptest.Ctx(t))
 	defer stop()
 	var writes atomic.Int64
 	var wg sync.WaitGroup
@@ -69,7 +70,7 @@ func TestReplicateInitialCopy(t *testing.T) {
 	for writes.Load() < 20 {
 		time.Sleep(5 * time.Millisecond)
 	}
-	env := testEnv(t)
+	env := steptest.Env(t)
 	t0 := time.Now()
 	env.Log = func(f string, args ...any) {
 		t.Logf("%6dms "+f, append([]any{time.Since(t0).Milliseconds()}, args...)...)
@@ -85,7 +86,7 @@ func TestReplicateInitialCopy(t *testing.T) {
 		duringCopy = writes.Load() - atSnapshot
 	}})
 	t.Cleanup(func() { copyTestHooks.Delete(env) })
-	out, err := runReplicate(testCtx(t), env, replCopyArgs(src, dst, slot))
+	out, err := runReplicate(steptest.Ctx(t), env, replCopyArgs(src, dst, slot))
 	if err != nil {
 		t.Fatalf("start: %v", err)
 	}
@@ -119,10 +120,10 @@ func TestReplicateInitialCopy(t *testing.T) {
 	if n := copyQuery(t, dst.URL, "SELECT count(*) FROM pg_publication")[0]; n != "0" {
 		t.Errorf("the target has %s publications", n)
 	}
-	if _, err := runSequences(testCtx(t), testEnv(t), &SequencesArgs{Source: src, Target: dst}); err != nil {
+	if _, err := runSequences(steptest.Ctx(t), steptest.Env(t), &SequencesArgs{Source: src, Target: dst}); err != nil {
 		t.Fatal(err)
 	}
-	cmp, err := runCompare(testCtx(t), testEnv(t), &CompareArgs{Source: src, Target: dst, Data: strp("checksum")})
+	cmp, err := runCompare(steptest.Ctx(t), steptest.Env(t), &CompareArgs{Source: src, Target: dst, Data: strp("checksum")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +142,7 @@ func TestReplicateInitialCopy(t *testing.T) {
 
 	// A rehearsal again, into the full target: clean = true drops what
 	// the copy brings first.
-	mustSQL(t, src.URL, "INSERT INTO app.users (name) VALUES ('second run')")
+	steptest.MustSQL(t, src.URL, "INSERT INTO app.users (name) VALUES ('second run')")
 	a := replCopyArgs(src, dst, slot)
 	a.Clean = true
 	again := replRun(t, a)
@@ -157,7 +158,7 @@ func TestReplicateInitialCopy(t *testing.T) {
 func TestReplicateInitialCopyTables(t *testing.T) {
 	t.Parallel()
 	src, dst := replCopyPair(t, replSchema, replSeed)
-	mustSQL(t, dst.URL, "CREATE SCHEMA app")
+	steptest.MustSQL(t, dst.URL, "CREATE SCHEMA app")
 	slot := replSlot(t, "copytables")
 	a := replCopyArgs(src, dst, slot)
 	a.Tables = []string{"app.users", "app.events"}
@@ -165,7 +166,7 @@ func TestReplicateInitialCopyTables(t *testing.T) {
 	if out.Tables != 3 || out.Copy == nil || len(out.Copy.Tables) != 3 {
 		t.Errorf("start: tables %d, copy %+v", out.Tables, out.Copy)
 	}
-	mustSQL(t, src.URL, "INSERT INTO app.users (name) VALUES ('after'); UPDATE app.events SET body = 'x' WHERE id < 10")
+	steptest.MustSQL(t, src.URL, "INSERT INTO app.users (name) VALUES ('after'); UPDATE app.events SET body = 'x' WHERE id < 10")
 	replRun(t, replArgs(src, dst, "catch_up", slot))
 	for _, table := range []string{"app.users", "app.events"} {
 		q := "SELECT t::text FROM " + table + " t ORDER BY 1"
@@ -202,7 +203,7 @@ func TestReplicateInitialCopyRefusals(t *testing.T) {
 	}, {
 		name: "a slot left by a start cut off during its copy",
 		before: func(t *testing.T, src *pgkit.Database, slot string) {
-			mustSQL(t, src.URL, "SELECT pg_create_logical_replication_slot('"+slot+"', 'pgoutput')")
+			steptest.MustSQL(t, src.URL, "SELECT pg_create_logical_replication_slot('"+slot+"', 'pgoutput')")
 		},
 		want: []string{"has a replication slot", "cannot go on", `action = "stop"`, "empty the target", "nothing was created"},
 	}, {
@@ -217,7 +218,7 @@ func TestReplicateInitialCopyRefusals(t *testing.T) {
 			src, dst := replCopyPair(t, schema, `INSERT INTO users SELECT g, 'u' || g FROM generate_series(1, 50) g`)
 			slot := replSlot(t, "copyrefuse")
 			if c.targetSQL != "" {
-				mustSQL(t, dst.URL, c.targetSQL)
+				steptest.MustSQL(t, dst.URL, c.targetSQL)
 			}
 			if c.before != nil {
 				c.before(t, src, slot)
@@ -226,7 +227,7 @@ func TestReplicateInitialCopyRefusals(t *testing.T) {
 			if c.args != nil {
 				c.args(a)
 			}
-			out, err := runReplicate(testCtx(t), testEnv(t), a)
+			out, err := runReplicate(steptest.Ctx(t), steptest.Env(t), a)
 			if err == nil {
 				t.Fatal("start succeeded")
 			}
@@ -260,9 +261,9 @@ func TestReplicateInitialCopyRefusals(t *testing.T) {
 	t.Run("cancelled during the copy", func(t *testing.T) {
 		src, dst := replCopyPair(t, schema, "")
 		slot := replSlot(t, "copycancel")
-		ctx, cancel := context.WithCancel(testCtx(t))
+		ctx, cancel := context.WithCancel(steptest.Ctx(t))
 		defer cancel()
-		env := testEnv(t)
+		env := steptest.Env(t)
 		copyTestHooks.Store(env, &copyHooks{afterSnapshot: cancel})
 		defer copyTestHooks.Delete(env)
 		_, err := runReplicate(ctx, env, replCopyArgs(src, dst, slot))
@@ -279,7 +280,7 @@ func TestReplicateInitialCopyRefusals(t *testing.T) {
 		slot := replSlot(t, "copyschema")
 		a := replCopyArgs(src, dst, slot)
 		a.Tables = []string{"app.users"}
-		_, err := runReplicate(testCtx(t), testEnv(t), a)
+		_, err := runReplicate(steptest.Ctx(t), steptest.Env(t), a)
 		if err == nil || !strings.Contains(err.Error(), "lacks the schema of app.users") {
 			t.Errorf("error: %v", err)
 		}

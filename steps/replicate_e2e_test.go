@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/planrun/planrun/internal/e2etest"
 	"github.com/planrun/planrun/internal/engine"
 	"github.com/planrun/planrun/internal/event"
 	"github.com/planrun/planrun/steps"
@@ -173,10 +174,10 @@ func replWriter(t *testing.T, ctx context.Context, src, dst string) (wait func()
 func replE2EPair(t *testing.T, targetSchema bool) (src, dst string) {
 	steps.ReplPrepare(t)
 	src, dst = steps.Source.FreshDB(t), steps.Target.FreshDB(t)
-	execE2E(t, src, replE2ESchema+`INSERT INTO app.users (name) SELECT 'u' || g FROM generate_series(1, 100) g;
+	e2etest.Exec(t, src, replE2ESchema+`INSERT INTO app.users (name) SELECT 'u' || g FROM generate_series(1, 100) g;
 		INSERT INTO app.orders (user_id, total) SELECT g, g FROM generate_series(1, 100) g;`)
 	if targetSchema {
-		execE2E(t, dst, replE2ESchema)
+		e2etest.Exec(t, dst, replE2ESchema)
 	}
 	t.Cleanup(func() { steps.ReplCleanup(t, dst) })
 	return src, dst
@@ -199,7 +200,7 @@ func TestReplicateEndToEnd(t *testing.T) {
 	defer cancel()
 	writes := replWriter(t, ctx, src, dst)
 
-	res := runPlanE2E(t, replE2EPlan, "source_url="+src, "target_url="+dst, "slot="+slot)
+	res := e2etest.RunPlan(t, replE2EPlan, "source_url="+src, "target_url="+dst, "slot="+slot)
 	n := writes()
 	if res.Status != event.StatusSucceeded {
 		for addr, sr := range res.Steps {
@@ -210,20 +211,20 @@ func TestReplicateEndToEnd(t *testing.T) {
 	if n < 300 {
 		t.Errorf("only %d writes", n)
 	}
-	start := outputOf(t, res, "step.replicate")
+	start := e2etest.OutputOf(t, res, "step.replicate")
 	if start["slot"] != slot || len(start["created"].([]any)) != 3 {
 		t.Errorf("replicate: %v", start)
 	}
-	if cmp := outputOf(t, res, "check.same"); cmp["equal"] != true {
+	if cmp := e2etest.OutputOf(t, res, "check.same"); cmp["equal"] != true {
 		t.Errorf("compare: %v", cmp)
 	}
 	if left := replLeft(t, src, dst, slot); left != "0 publications, 0 subscriptions, 0 slots" {
 		t.Errorf("after stop: %s", left)
 	}
 	// The target works on its own: its sequences are past the copied keys.
-	execE2E(t, dst, "INSERT INTO app.users (name) VALUES ('after'); INSERT INTO app.orders (user_id) VALUES (1)")
+	e2etest.Exec(t, dst, "INSERT INTO app.users (name) VALUES ('after'); INSERT INTO app.orders (user_id) VALUES (1)")
 	t.Logf("%d writes while replicating; replicate %.2fs, catch_up %.2fs", n,
-		outputOf(t, res, "step.replicate")["seconds"], outputOf(t, res, "step.catch_up")["seconds"])
+		e2etest.OutputOf(t, res, "step.replicate")["seconds"], e2etest.OutputOf(t, res, "step.catch_up")["seconds"])
 }
 
 // TestReplicateEndToEndRollback: a later step fails, and the rollback of
@@ -240,7 +241,7 @@ step "boom" {
   depends_on = [step.replicate]
 }
 `
-	res := runPlanE2E(t, plan, "source_url="+src, "target_url="+dst, "slot="+slot)
+	res := e2etest.RunPlan(t, plan, "source_url="+src, "target_url="+dst, "slot="+slot)
 	if res.Status != event.StatusFailed {
 		t.Fatalf("status %s: %v", res.Status, res.Err)
 	}
@@ -304,7 +305,7 @@ func TestZeroDowntimeExample(t *testing.T) {
 	}))
 	defer api.Close()
 
-	res, _ := applyE2E(t, "plan.hcl", string(plan), engine.Options{AutoApprove: true},
+	res, _ := e2etest.Apply(t, "plan.hcl", string(plan), engine.Options{AutoApprove: true},
 		"source_url="+src, "target_url="+dst, "app_api="+api.URL+"/apps/shop", "app_token=tok", "jobs=2", "cutover_max_wait=20s")
 	stopWriter()
 	wg.Wait()
@@ -317,13 +318,13 @@ func TestZeroDowntimeExample(t *testing.T) {
 	if want := "PATCH /apps/shop true,PATCH /apps/shop/config false,PATCH /apps/shop true"; strings.Join(calls, ",") != want {
 		t.Errorf("API calls %v, want %s", calls, want)
 	}
-	if cmp := outputOf(t, res, "check.verify"); cmp["equal"] != true {
+	if cmp := e2etest.OutputOf(t, res, "check.verify"); cmp["equal"] != true {
 		t.Errorf("verify: %v", cmp["mismatched"])
 	}
-	if left := replLeft(t, src, dst, fmt.Sprint(outputOf(t, res, "step.replicate")["slot"])); left != "0 publications, 0 subscriptions, 0 slots" {
+	if left := replLeft(t, src, dst, fmt.Sprint(e2etest.OutputOf(t, res, "step.replicate")["slot"])); left != "0 publications, 0 subscriptions, 0 slots" {
 		t.Errorf("after the run: %s", left)
 	}
 	t.Logf("%d writes; downtime (writes_off to writes_on) %s; catch_up %.2fs", writes,
 		res.Steps["step.writes_on"].Finished.Sub(res.Steps["step.writes_off"].Started).Round(time.Millisecond),
-		outputOf(t, res, "step.catch_up")["seconds"])
+		e2etest.OutputOf(t, res, "step.catch_up")["seconds"])
 }

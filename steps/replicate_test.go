@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/planrun/planrun/internal/pgkit"
+	"github.com/planrun/planrun/internal/steptest"
 )
 
 // replSchema is created on both sides: a table with a serial key, a
@@ -42,8 +43,8 @@ func replPair(t *testing.T, schema, seed string) (src, dst *pgkit.Database) {
 	t.Helper()
 	replPrepare(t)
 	srcURL, dstURL := Source.FreshDB(t), Target.FreshDB(t)
-	mustSQL(t, srcURL, schema+seed)
-	mustSQL(t, dstURL, schema)
+	steptest.MustSQL(t, srcURL, schema+seed)
+	steptest.MustSQL(t, dstURL, schema)
 	src, dst = &pgkit.Database{Name: "old", URL: srcURL}, &pgkit.Database{Name: "new", URL: dstURL}
 	t.Cleanup(func() { replCleanup(t, dstURL) })
 	return src, dst
@@ -101,12 +102,12 @@ func replArgs(src, dst *pgkit.Database, action, slot string) *ReplicateArgs {
 
 func replRun(t *testing.T, a *ReplicateArgs) *ReplicateOutput {
 	t.Helper()
-	env := testEnv(t)
+	env := steptest.Env(t)
 	t0 := time.Now()
 	env.Log = func(f string, args ...any) {
 		t.Logf("%6dms "+f, append([]any{time.Since(t0).Milliseconds()}, args...)...)
 	}
-	out, err := runReplicate(testCtx(t), env, a)
+	out, err := runReplicate(steptest.Ctx(t), env, a)
 	if err != nil {
 		t.Fatalf("replicate %s: %v", a.Action, err)
 	}
@@ -206,7 +207,7 @@ func TestReplicateStartCatchUp(t *testing.T) {
 		`INSERT INTO app.tags VALUES ('d', 4)`,
 	}
 	for i, change := range changes {
-		mustSQL(t, src.URL, change)
+		steptest.MustSQL(t, src.URL, change)
 		got := replRun(t, replArgs(src, dst, "catch_up", slot))
 		if got.CaughtUpLSN == "" || got.Tables != 4 || got.Slot != slot {
 			t.Errorf("catch_up %d: %+v", i, got)
@@ -215,7 +216,7 @@ func TestReplicateStartCatchUp(t *testing.T) {
 	}
 
 	// The compare step agrees, row by row.
-	cmp, err := runCompare(testCtx(t), testEnv(t), &CompareArgs{Source: src, Target: dst, Data: strp("checksum"), ExcludeTables: []string{"app.cache"}})
+	cmp, err := runCompare(steptest.Ctx(t), steptest.Env(t), &CompareArgs{Source: src, Target: dst, Data: strp("checksum"), ExcludeTables: []string{"app.cache"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,15 +271,15 @@ func TestReplicateRefusals(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			src, dst := replPair(t, c.schema, c.seed)
 			if c.targetSQL != "" {
-				mustSQL(t, dst.URL, c.targetSQL)
+				steptest.MustSQL(t, dst.URL, c.targetSQL)
 			}
 			slot := replSlot(t, "refuse")
 			a := replArgs(src, dst, "start", slot)
 			if c.args != nil {
 				c.args(a)
 			}
-			env, secrets := secretsEnv()
-			_, err := runReplicate(testCtx(t), env, a)
+			env, secrets := steptest.SecretsEnv()
+			_, err := runReplicate(steptest.Ctx(t), env, a)
 			if err == nil {
 				t.Fatal("start succeeded")
 			}
@@ -316,7 +317,7 @@ func TestReplicateTablesAndStop(t *testing.T) {
 	if got := copyQuery(t, dst.URL, "SELECT count(*) FROM users"); got[0] != "20" {
 		t.Errorf("target has %s users", got[0])
 	}
-	mustSQL(t, src.URL, "UPDATE logs SET line = 'y'") // not published: still allowed
+	steptest.MustSQL(t, src.URL, "UPDATE logs SET line = 'y'") // not published: still allowed
 	if pubs, subs, slots := replCatalog(t, src, dst, slot); pubs != 1 || subs != 1 || slots != 1 {
 		t.Fatalf("after start: %d publications, %d subscriptions, %d slots", pubs, subs, slots)
 	}
@@ -336,7 +337,7 @@ func TestReplicateTablesAndStop(t *testing.T) {
 		t.Errorf("second stop dropped %v", again.Dropped)
 	}
 	// catch_up without a subscription says what to do.
-	if _, err := runReplicate(testCtx(t), testEnv(t), replArgs(src, dst, "catch_up", slot)); err == nil || !strings.Contains(err.Error(), `action = "start" first`) {
+	if _, err := runReplicate(steptest.Ctx(t), steptest.Env(t), replArgs(src, dst, "catch_up", slot)); err == nil || !strings.Contains(err.Error(), `action = "start" first`) {
 		t.Errorf("catch_up after stop: %v", err)
 	}
 }
@@ -351,7 +352,7 @@ func TestReplicateStartTwice(t *testing.T) {
 	if !regexp.MustCompile(`^planrun_t_testreplicatestarttwice_[0-9a-z_]*_[0-9a-f]{8}$`).MatchString(first.Slot) || len(first.Slot) > 63 {
 		t.Errorf("default slot %q", first.Slot)
 	}
-	mustSQL(t, src.URL, "INSERT INTO app.users (name) VALUES ('between')")
+	steptest.MustSQL(t, src.URL, "INSERT INTO app.users (name) VALUES ('between')")
 	second := replRun(t, replArgs(src, dst, "start", ""))
 	if len(second.Created) != 0 || second.Slot != first.Slot || second.Tables != 4 {
 		t.Errorf("second start: %+v", second)
@@ -362,8 +363,8 @@ func TestReplicateStartTwice(t *testing.T) {
 	replAssertSame(t, "after the second start", src, dst)
 
 	// A disabled subscription is enabled again.
-	mustSQL(t, dst.URL, "ALTER SUBSCRIPTION planrun DISABLE")
-	mustSQL(t, src.URL, "INSERT INTO app.users (name) VALUES ('while disabled')")
+	steptest.MustSQL(t, dst.URL, "ALTER SUBSCRIPTION planrun DISABLE")
+	steptest.MustSQL(t, src.URL, "INSERT INTO app.users (name) VALUES ('while disabled')")
 	replRun(t, replArgs(src, dst, "start", ""))
 	replAssertSame(t, "after enabling", src, dst)
 
@@ -377,7 +378,7 @@ func TestReplicateStartTwice(t *testing.T) {
 	} {
 		a := replArgs(src, dst, "start", "")
 		c.args(a)
-		_, err := runReplicate(testCtx(t), testEnv(t), a)
+		_, err := runReplicate(steptest.Ctx(t), steptest.Env(t), a)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("error %v, want %q", err, c.want)
 		}
@@ -397,7 +398,7 @@ func TestReplicateCatchUpWhileWriting(t *testing.T) {
 	slot := replSlot(t, "writing")
 	replRun(t, replArgs(src, dst, "start", slot))
 
-	ctx, stop := context.WithCancel(testCtx(t))
+	ctx, stop := context.WithCancel(steptest.Ctx(t))
 	var wg sync.WaitGroup
 	wg.Add(1)
 	var writes int
@@ -442,7 +443,7 @@ func TestReplicateArgs(t *testing.T) {
 		{ReplicateArgs{Source: db, Target: db, InitialCopy: "copy", Jobs: &zero}, "jobs must be at least 1"},
 		{ReplicateArgs{Source: db, Target: db, InitialCopy: "copy", SplitBytes: "big"}, "split_bytes"},
 	} {
-		_, err := runReplicate(context.Background(), testEnv(t), &c.a)
+		_, err := runReplicate(context.Background(), steptest.Env(t), &c.a)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want %q", c.a, err, c.want)
 		}
@@ -481,11 +482,11 @@ func TestReplicateCatchUpStopsOnApplyErrors(t *testing.T) {
 	src, dst := replPair(t, replSchema, replSeed)
 	slot := replSlot(t, "errors")
 	replRun(t, replArgs(src, dst, "start", slot))
-	mustSQL(t, dst.URL, "INSERT INTO app.users (id, name) VALUES (100001, 'on the target')")
-	mustSQL(t, src.URL, "INSERT INTO app.users (id, name) VALUES (100001, 'on the source')")
+	steptest.MustSQL(t, dst.URL, "INSERT INTO app.users (id, name) VALUES (100001, 'on the target')")
+	steptest.MustSQL(t, src.URL, "INSERT INTO app.users (id, name) VALUES (100001, 'on the source')")
 
 	start := time.Now()
-	_, err := runReplicate(testCtx(t), testEnv(t), replArgs(src, dst, "catch_up", slot))
+	_, err := runReplicate(steptest.Ctx(t), steptest.Env(t), replArgs(src, dst, "catch_up", slot))
 	t.Logf("catch_up: %v", err)
 	if err == nil || !strings.Contains(err.Error(), "workers on target new failed") || !strings.Contains(err.Error(), "the target server's log says why") {
 		t.Fatalf("catch_up: %v", err)

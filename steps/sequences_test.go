@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/planrun/planrun/internal/pgkit"
+	"github.com/planrun/planrun/internal/steptest"
 )
 
 // seqSchema has every kind of sequence: serial, both identities, a
@@ -26,12 +27,12 @@ CREATE SEQUENCE app.unused START 50;
 // would: the target's sequences are left behind.
 func copySeqScenario(t *testing.T) (src, dst string) {
 	src, dst = Source.FreshDB(t), Target.FreshDB(t)
-	mustSQL(t, src, seqSchema+`
+	steptest.MustSQL(t, src, seqSchema+`
 		INSERT INTO app.users (name) SELECT 'u' || g FROM generate_series(1, 7) g;
 		INSERT INTO app.orders (user_id) SELECT 1 FROM generate_series(1, 12);
 		INSERT INTO app.events DEFAULT VALUES; INSERT INTO app.events DEFAULT VALUES;
 		SELECT nextval('app.invoice_no'), nextval('app.invoice_no');`)
-	mustSQL(t, dst, seqSchema+`
+	steptest.MustSQL(t, dst, seqSchema+`
 		INSERT INTO app.users (id, name) SELECT g, 'u' || g FROM generate_series(1, 7) g;
 		INSERT INTO app.orders (id, user_id) OVERRIDING SYSTEM VALUE SELECT g, 1 FROM generate_series(1, 12) g;
 		INSERT INTO app.events (id) VALUES (1), (2);`)
@@ -47,13 +48,13 @@ var seqInserts = []string{
 func TestSequencesCopyFromSource(t *testing.T) {
 	src, dst := copySeqScenario(t)
 	// Before: the target's sequences start at 1 and collide with the copied rows.
-	_, err := runSQL(testCtx(t), testEnv(t), &SqlArgs{Database: sqlDB(dst), Query: seqInserts[0]})
+	_, err := steptest.SQL(steptest.Ctx(t), dst, seqInserts[0])
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != "23505" {
 		t.Fatalf("insert before: err = %v, want a duplicate key", err)
 	}
 
-	out, err := runSequences(testCtx(t), testEnv(t), &SequencesArgs{Source: sqlDB(src), Target: &pgkit.Database{Name: "rds", URL: dst}})
+	out, err := runSequences(steptest.Ctx(t), steptest.Env(t), &SequencesArgs{Source: steptest.DB(src), Target: &pgkit.Database{Name: "rds", URL: dst}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,17 +78,17 @@ func TestSequencesCopyFromSource(t *testing.T) {
 		}
 	}
 	// A second run changes nothing.
-	again, err := runSequences(testCtx(t), testEnv(t), &SequencesArgs{Source: sqlDB(src), Target: sqlDB(dst), Schemas: []string{"app"}})
+	again, err := runSequences(steptest.Ctx(t), steptest.Env(t), &SequencesArgs{Source: steptest.DB(src), Target: steptest.DB(dst), Schemas: []string{"app"}})
 	if err != nil || again.Updated != 0 || len(again.Sequences) != 5 {
 		t.Errorf("second run: %+v, %v", again, err)
 	}
 	for _, q := range seqInserts {
-		if _, err := runSQL(testCtx(t), testEnv(t), &SqlArgs{Database: sqlDB(dst), Query: q}); err != nil {
+		if _, err := steptest.SQL(steptest.Ctx(t), dst, q); err != nil {
 			t.Errorf("%s: %v", q, err)
 		}
 	}
 	// The never-used sequence is still unused: it hands out its start.
-	got := mustSQL(t, dst, `SELECT nextval('app.unused') AS unused, nextval('app.invoice_no') AS invoice`).Rows[0]
+	got := steptest.MustSQL(t, dst, `SELECT nextval('app.unused') AS unused, nextval('app.invoice_no') AS invoice`).Rows[0]
 	if got["unused"] != int64(50) || got["invoice"] != int64(1002) {
 		t.Errorf("nextval = %v, want unused 50 and invoice 1002", got)
 	}
@@ -98,9 +99,9 @@ func TestSequencesMax(t *testing.T) {
 	src, dst := copySeqScenario(t)
 	// The target has more orders than the source ever had, and a user
 	// sequence already ahead of its rows.
-	mustSQL(t, dst, `INSERT INTO app.orders (id, user_id) OVERRIDING SYSTEM VALUE VALUES (40, 1);
+	steptest.MustSQL(t, dst, `INSERT INTO app.orders (id, user_id) OVERRIDING SYSTEM VALUE VALUES (40, 1);
 		SELECT setval('app.users_id_seq', 100)`)
-	out, err := runSequences(testCtx(t), testEnv(t), &SequencesArgs{Source: sqlDB(src), Target: sqlDB(dst), Mode: "max"})
+	out, err := runSequences(steptest.Ctx(t), steptest.Env(t), &SequencesArgs{Source: steptest.DB(src), Target: steptest.DB(dst), Mode: "max"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +113,7 @@ func TestSequencesMax(t *testing.T) {
 		t.Errorf("after = %v", after)
 	}
 	for _, q := range seqInserts {
-		if _, err := runSQL(testCtx(t), testEnv(t), &SqlArgs{Database: sqlDB(dst), Query: q}); err != nil {
+		if _, err := steptest.SQL(steptest.Ctx(t), dst, q); err != nil {
 			t.Errorf("%s: %v", q, err)
 		}
 	}
@@ -120,18 +121,18 @@ func TestSequencesMax(t *testing.T) {
 
 func TestSequencesMissingOnTarget(t *testing.T) {
 	src, dst := Source.FreshDB(t), Target.FreshDB(t)
-	mustSQL(t, src, `CREATE TABLE a (id serial); CREATE SEQUENCE b; CREATE SCHEMA other; CREATE SEQUENCE other.c`)
-	mustSQL(t, dst, `CREATE TABLE a (id serial)`)
-	_, err := runSequences(testCtx(t), testEnv(t), &SequencesArgs{Source: sqlDB(src), Target: &pgkit.Database{Name: "rds", URL: dst}})
+	steptest.MustSQL(t, src, `CREATE TABLE a (id serial); CREATE SEQUENCE b; CREATE SCHEMA other; CREATE SEQUENCE other.c`)
+	steptest.MustSQL(t, dst, `CREATE TABLE a (id serial)`)
+	_, err := runSequences(steptest.Ctx(t), steptest.Env(t), &SequencesArgs{Source: steptest.DB(src), Target: &pgkit.Database{Name: "rds", URL: dst}})
 	if err == nil || !strings.Contains(err.Error(), "sequences: 2 sequences of src are missing on rds: other.c, public.b") {
 		t.Errorf("err = %v", err)
 	}
 	// Limited to a schema, only that schema's are looked at.
-	_, err = runSequences(testCtx(t), testEnv(t), &SequencesArgs{Source: sqlDB(src), Target: sqlDB(dst), Schemas: []string{"other"}, Mode: "max"})
+	_, err = runSequences(steptest.Ctx(t), steptest.Env(t), &SequencesArgs{Source: steptest.DB(src), Target: steptest.DB(dst), Schemas: []string{"other"}, Mode: "max"})
 	if err == nil || !strings.Contains(err.Error(), "1 sequences of src are missing on src: other.c") {
 		t.Errorf("schemas = [other]: err = %v", err)
 	}
-	if _, err := runSequences(testCtx(t), testEnv(t), &SequencesArgs{Source: sqlDB(src), Target: sqlDB(dst), Mode: "newest"}); err == nil || !strings.Contains(err.Error(), "mode is source or max") {
+	if _, err := runSequences(steptest.Ctx(t), steptest.Env(t), &SequencesArgs{Source: steptest.DB(src), Target: steptest.DB(dst), Mode: "newest"}); err == nil || !strings.Contains(err.Error(), "mode is source or max") {
 		t.Errorf("bad mode: err = %v", err)
 	}
 }

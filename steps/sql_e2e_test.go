@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/planrun/planrun/internal/e2etest"
 	"github.com/planrun/planrun/internal/event"
 	"github.com/planrun/planrun/steps"
 )
@@ -65,14 +66,14 @@ check "count" {
 
 func TestSQLEndToEnd(t *testing.T) {
 	url := steps.Source.FreshDB(t)
-	res := runPlanE2E(t, sqlPlan, "src="+url)
+	res := e2etest.RunPlan(t, sqlPlan, "src="+url)
 	if res.Status != event.StatusSucceeded {
 		for addr, sr := range res.Steps {
 			t.Logf("%s: %s %v", addr, sr.Status, sr.Err)
 		}
 		t.Fatalf("status = %s: %v", res.Status, res.Err)
 	}
-	if rows := outputOf(t, res, "step.query")["rows"].([]any); len(rows) != 1 {
+	if rows := e2etest.OutputOf(t, res, "step.query")["rows"].([]any); len(rows) != 1 {
 		t.Errorf("rows = %v", rows)
 	}
 }
@@ -80,7 +81,7 @@ func TestSQLEndToEnd(t *testing.T) {
 // A check that tries to write fails, and writes nothing.
 func TestSQLEndToEndCheckIsReadOnly(t *testing.T) {
 	url := steps.Source.FreshDB(t)
-	res := runPlanE2E(t, `
+	res := e2etest.RunPlan(t, `
 variable "src" { type = string }
 database "src" { url = var.src }
 

@@ -1,48 +1,24 @@
 package steps
 
 import (
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/planrun/planrun/internal/pgkit"
-	"github.com/planrun/planrun/steps/steptype"
+	"github.com/planrun/planrun/internal/steptest"
 )
-
-func testEnv(t *testing.T) *steptype.Env {
-	return &steptype.Env{PlanDir: t.TempDir(), Secrets: func(...string) {}}
-}
-
-func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-func sqlDB(url string) *pgkit.Database { return &pgkit.Database{Name: "src", URL: url} }
-
-// mustSQL runs a script on a database for a test's setup.
-func mustSQL(t *testing.T, url, script string) *SqlOutput {
-	t.Helper()
-	out, err := runSQL(testCtx(t), testEnv(t), &SqlArgs{Database: sqlDB(url), Script: script})
-	if err != nil {
-		t.Fatalf("setup SQL: %v", err)
-	}
-	return out
-}
 
 func TestSQLQueryValues(t *testing.T) {
 	url := Source.FreshDB(t)
-	mustSQL(t, url, `CREATE TYPE mood AS ENUM ('happy', 'sad')`)
-	out, err := runSQL(testCtx(t), testEnv(t), &SqlArgs{Database: sqlDB(url), Query: `
+	steptest.MustSQL(t, url, `CREATE TYPE mood AS ENUM ('happy', 'sad')`)
+	out, err := runSQL(steptest.Ctx(t), steptest.Env(t), &SqlArgs{Database: steptest.DB(url), Query: `
 		SELECT 1::int2 AS i2, 2::int4 AS i4, 9007199254740993::int8 AS i8,
 		       1.5::float8 AS f8, 0.1::float4 AS f4, 'NaN'::float8 AS nan,
 		       12.34::numeric AS num, 12345678901234567890.123::numeric AS bignum, 7::numeric AS intnum,
@@ -101,12 +77,12 @@ func TestSQLScriptValuesMatchQuery(t *testing.T) {
 	url := Source.FreshDB(t)
 	q := `SELECT 1::int8 AS i, 0.25::float8 AS f, 3.5::numeric AS n, '2024-02-03 04:05:06+00'::timestamptz AS ts,
 	      '{"k": 1}'::jsonb AS j, '\x00ff'::bytea AS b, ARRAY[1.5, 2]::numeric[] AS a, '192.168.0.1/32'::inet AS ip`
-	ctx, env := testCtx(t), testEnv(t)
-	fromQuery, err := runSQL(ctx, env, &SqlArgs{Database: sqlDB(url), Query: q})
+	ctx, env := steptest.Ctx(t), steptest.Env(t)
+	fromQuery, err := runSQL(ctx, env, &SqlArgs{Database: steptest.DB(url), Query: q})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fromScript, err := runSQL(ctx, env, &SqlArgs{Database: sqlDB(url), Script: q})
+	fromScript, err := runSQL(ctx, env, &SqlArgs{Database: steptest.DB(url), Script: q})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,14 +93,14 @@ func TestSQLScriptValuesMatchQuery(t *testing.T) {
 
 func TestSQLParams(t *testing.T) {
 	url := Source.FreshDB(t)
-	mustSQL(t, url, `CREATE TABLE t (id int PRIMARY KEY, name text, price numeric, doc jsonb);
+	steptest.MustSQL(t, url, `CREATE TABLE t (id int PRIMARY KEY, name text, price numeric, doc jsonb);
 		INSERT INTO t VALUES (1, 'a', 1.5, '{}'), (2, 'b', 2.5, '{}'), (3, 'c', 3.5, '{}')`)
 	params := cty.TupleVal([]cty.Value{
 		cty.ListVal([]cty.Value{cty.NumberIntVal(1), cty.NumberIntVal(3)}),
 		cty.StringVal("c"),
 		cty.NumberFloatVal(3.5),
 	})
-	out, err := runSQL(testCtx(t), testEnv(t), &SqlArgs{Database: sqlDB(url),
+	out, err := runSQL(steptest.Ctx(t), steptest.Env(t), &SqlArgs{Database: steptest.DB(url),
 		Query: `SELECT id, $2::text AS echo FROM t WHERE id = ANY($1) AND (name = $2 OR price < $3) ORDER BY id`, Params: params})
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +111,7 @@ func TestSQLParams(t *testing.T) {
 	}
 
 	// An object goes as JSON; null as NULL; a bare number into an untyped $n.
-	out, err = runSQL(testCtx(t), testEnv(t), &SqlArgs{Database: sqlDB(url),
+	out, err = runSQL(steptest.Ctx(t), steptest.Env(t), &SqlArgs{Database: steptest.DB(url),
 		Query: `UPDATE t SET doc = $1, name = $2 WHERE id = $3`,
 		Params: cty.TupleVal([]cty.Value{
 			cty.ObjectVal(map[string]cty.Value{"k": cty.NumberIntVal(5), "tags": cty.TupleVal([]cty.Value{cty.StringVal("x")})}),
@@ -147,7 +123,7 @@ func TestSQLParams(t *testing.T) {
 	if out.Command != "UPDATE 1" || out.RowsAffected != 1 {
 		t.Errorf("command %q rows_affected %d", out.Command, out.RowsAffected)
 	}
-	out = mustSQL(t, url, `SELECT doc, name FROM t WHERE id = 2`)
+	out = sqlT(t, url, `SELECT doc, name FROM t WHERE id = 2`)
 	if got := out.Rows[0]; !reflect.DeepEqual(got, map[string]any{"doc": map[string]any{"k": int64(5), "tags": []any{"x"}}, "name": nil}) {
 		t.Errorf("row = %v", got)
 	}
@@ -155,9 +131,9 @@ func TestSQLParams(t *testing.T) {
 
 func TestSQLScriptTransaction(t *testing.T) {
 	url := Source.FreshDB(t)
-	mustSQL(t, url, `CREATE TABLE t (id int PRIMARY KEY)`)
+	steptest.MustSQL(t, url, `CREATE TABLE t (id int PRIMARY KEY)`)
 	// The second INSERT fails: the first is rolled back with it.
-	_, err := runSQL(testCtx(t), testEnv(t), &SqlArgs{Database: sqlDB(url), Script: "INSERT INTO t VALUES (1);\n\nINSERT INTO t VALUES (1);"})
+	_, err := runSQL(steptest.Ctx(t), steptest.Env(t), &SqlArgs{Database: steptest.DB(url), Script: "INSERT INTO t VALUES (1);\n\nINSERT INTO t VALUES (1);"})
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != "23505" {
 		t.Fatalf("err = %v, want a unique violation", err)
@@ -165,36 +141,36 @@ func TestSQLScriptTransaction(t *testing.T) {
 	if !strings.Contains(err.Error(), "statement 2 (line 3)") {
 		t.Errorf("err = %v, want it to name statement 2 on line 3", err)
 	}
-	if n := mustSQL(t, url, `SELECT count(*) AS n FROM t`).Rows[0]["n"]; n != int64(0) {
+	if n := steptest.MustSQL(t, url, `SELECT count(*) AS n FROM t`).Rows[0]["n"]; n != int64(0) {
 		t.Errorf("rows after a failed script = %v, want 0", n)
 	}
 
 	// transaction = false: each statement commits on its own, and
 	// CREATE INDEX CONCURRENTLY works.
 	no := false
-	_, err = runSQL(testCtx(t), testEnv(t), &SqlArgs{Database: sqlDB(url), Transaction: &no,
+	_, err = runSQL(steptest.Ctx(t), steptest.Env(t), &SqlArgs{Database: steptest.DB(url), Transaction: &no,
 		Script: "INSERT INTO t VALUES (1);\nCREATE INDEX CONCURRENTLY t_idx ON t (id);\nINSERT INTO t VALUES (1);"})
 	if err == nil || !strings.Contains(err.Error(), "statement 3 (line 3)") {
 		t.Fatalf("err = %v, want statement 3 to fail", err)
 	}
-	out := mustSQL(t, url, `SELECT count(*) AS n FROM t; SELECT count(*) AS idx FROM pg_indexes WHERE indexname = 't_idx'`)
+	out := sqlT(t, url, `SELECT count(*) AS n FROM t; SELECT count(*) AS idx FROM pg_indexes WHERE indexname = 't_idx'`)
 	if out.Rows[0]["idx"] != int64(1) || out.Statements != 2 {
 		t.Errorf("output = %+v, want the index made and 2 statements", out)
 	}
-	if n := mustSQL(t, url, `SELECT count(*) AS n FROM t`).Rows[0]["n"]; n != int64(1) {
+	if n := steptest.MustSQL(t, url, `SELECT count(*) AS n FROM t`).Rows[0]["n"]; n != int64(1) {
 		t.Errorf("rows = %v, want the first INSERT kept", n)
 	}
 }
 
 func TestSQLFileAndLastStatement(t *testing.T) {
 	url := Source.FreshDB(t)
-	env := testEnv(t)
+	env := steptest.Env(t)
 	script := "CREATE TABLE t (id serial, v text);\nINSERT INTO t (v) SELECT 'x' FROM generate_series(1, 5);\nSELECT id FROM t ORDER BY id;\n"
 	if err := os.WriteFile(filepath.Join(env.PlanDir, "fix.sql"), []byte(script), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	two := 2
-	out, err := runSQL(testCtx(t), env, &SqlArgs{Database: sqlDB(url), File: "fix.sql", MaxRows: &two})
+	out, err := runSQL(steptest.Ctx(t), env, &SqlArgs{Database: steptest.DB(url), File: "fix.sql", MaxRows: &two})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +182,7 @@ func TestSQLFileAndLastStatement(t *testing.T) {
 	}
 
 	// A script ending with a statement that returns no rows describes that one.
-	out = mustSQL(t, url, `SELECT 1; UPDATE t SET v = 'y'`)
+	out = sqlT(t, url, `SELECT 1; UPDATE t SET v = 'y'`)
 	if len(out.Rows) != 0 || len(out.Columns) != 0 || out.Rows == nil || out.Columns == nil || out.RowsAffected != 5 {
 		t.Errorf("output = %+v", out)
 	}
@@ -215,24 +191,24 @@ func TestSQLFileAndLastStatement(t *testing.T) {
 // A check's SQL runs read-only: an INSERT fails and nothing changes.
 func TestSQLReadOnlyInCheck(t *testing.T) {
 	url := Source.FreshDB(t)
-	mustSQL(t, url, `CREATE TABLE t (id int)`)
-	env := testEnv(t)
+	steptest.MustSQL(t, url, `CREATE TABLE t (id int)`)
+	env := steptest.Env(t)
 	env.ReadOnly = true
 	no := false
 	for _, c := range []struct {
 		args *SqlArgs
 		want string // a SQLSTATE, or a text the error must contain
 	}{
-		{&SqlArgs{Database: sqlDB(url), Query: `INSERT INTO t VALUES (1)`}, "25006"}, // read_only_sql_transaction
-		{&SqlArgs{Database: sqlDB(url), Script: `INSERT INTO t VALUES (1)`}, "25006"},
-		{&SqlArgs{Database: sqlDB(url), Script: `INSERT INTO t VALUES (1)`, Transaction: &no}, "25006"},
-		{&SqlArgs{Database: sqlDB(url), Query: `WITH x AS (INSERT INTO t VALUES (1) RETURNING id) SELECT * FROM x`}, "25006"},
+		{&SqlArgs{Database: steptest.DB(url), Query: `INSERT INTO t VALUES (1)`}, "25006"}, // read_only_sql_transaction
+		{&SqlArgs{Database: steptest.DB(url), Script: `INSERT INTO t VALUES (1)`}, "25006"},
+		{&SqlArgs{Database: steptest.DB(url), Script: `INSERT INTO t VALUES (1)`, Transaction: &no}, "25006"},
+		{&SqlArgs{Database: steptest.DB(url), Query: `WITH x AS (INSERT INTO t VALUES (1) RETURNING id) SELECT * FROM x`}, "25006"},
 		// Ways out of the read-only transaction are closed too.
-		{&SqlArgs{Database: sqlDB(url), Script: `SET transaction_read_only = off; INSERT INTO t VALUES (1)`}, "25001"},
-		{&SqlArgs{Database: sqlDB(url), Script: `SELECT 1; COMMIT; SET default_transaction_read_only = off; INSERT INTO t VALUES (1)`}, "statement 2 (line 1): a check runs in one read-only transaction, which COMMIT would end"},
-		{&SqlArgs{Database: sqlDB(url), Script: "SELECT 1;\n/* x */ end; BEGIN READ WRITE; INSERT INTO t VALUES (1)"}, "which END would end"},
+		{&SqlArgs{Database: steptest.DB(url), Script: `SET transaction_read_only = off; INSERT INTO t VALUES (1)`}, "25001"},
+		{&SqlArgs{Database: steptest.DB(url), Script: `SELECT 1; COMMIT; SET default_transaction_read_only = off; INSERT INTO t VALUES (1)`}, "statement 2 (line 1): a check runs in one read-only transaction, which COMMIT would end"},
+		{&SqlArgs{Database: steptest.DB(url), Script: "SELECT 1;\n/* x */ end; BEGIN READ WRITE; INSERT INTO t VALUES (1)"}, "which END would end"},
 	} {
-		_, err := runSQL(testCtx(t), env, c.args)
+		_, err := runSQL(steptest.Ctx(t), env, c.args)
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == c.want || err != nil && strings.Contains(err.Error(), c.want) {
 			continue
@@ -240,21 +216,21 @@ func TestSQLReadOnlyInCheck(t *testing.T) {
 		t.Errorf("%q: err = %v, want %s", c.args.Query+c.args.Script, err, c.want)
 	}
 	// ROLLBACK TO a savepoint stays inside the transaction: allowed.
-	if _, err := runSQL(testCtx(t), env, &SqlArgs{Database: sqlDB(url), Script: `SAVEPOINT a; SELECT 1; ROLLBACK TO a; SELECT 2`}); err != nil {
+	if _, err := runSQL(steptest.Ctx(t), env, &SqlArgs{Database: steptest.DB(url), Script: `SAVEPOINT a; SELECT 1; ROLLBACK TO a; SELECT 2`}); err != nil {
 		t.Errorf("savepoints in a check: %v", err)
 	}
-	if n := mustSQL(t, url, `SELECT count(*) AS n FROM t`).Rows[0]["n"]; n != int64(0) {
+	if n := steptest.MustSQL(t, url, `SELECT count(*) AS n FROM t`).Rows[0]["n"]; n != int64(0) {
 		t.Errorf("rows = %v, want 0", n)
 	}
 	// Reading works.
-	out, err := runSQL(testCtx(t), env, &SqlArgs{Database: sqlDB(url), Query: `SELECT count(*) AS n FROM t`})
+	out, err := runSQL(steptest.Ctx(t), env, &SqlArgs{Database: steptest.DB(url), Query: `SELECT count(*) AS n FROM t`})
 	if err != nil || out.Rows[0]["n"] != int64(0) {
 		t.Errorf("read in a check: %v, %v", out, err)
 	}
 }
 
 func TestSQLArgumentErrors(t *testing.T) {
-	env := testEnv(t)
+	env := steptest.Env(t)
 	db := &pgkit.Database{Name: "x", URL: "postgres://u:hunter2@127.0.0.1:1/x"}
 	no := false
 	neg := -1
@@ -271,7 +247,7 @@ func TestSQLArgumentErrors(t *testing.T) {
 		{&SqlArgs{Database: db, File: "missing.sql"}, "missing.sql"},
 		{&SqlArgs{Database: db, Query: "SELECT 1"}, "connect to database x"},
 	} {
-		_, err := runSQL(testCtx(t), env, c.args)
+		_, err := runSQL(steptest.Ctx(t), env, c.args)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("err = %v, want %q", err, c.want)
 		}
@@ -319,8 +295,8 @@ func TestSQLTextForms(t *testing.T) {
 		"r": "[1,5)", "p": "(1,2)", "js": []any{map[string]any{"a": int64(1)}}, "ninf": "-infinity",
 		"bc": "0044-03-15 BC", "grid": []any{[]any{int64(1), int64(2)}, []any{int64(3), int64(4)}},
 	}
-	for _, a := range []*SqlArgs{{Database: sqlDB(url), Query: q}, {Database: sqlDB(url), Script: q}} {
-		out, err := runSQL(testCtx(t), testEnv(t), a)
+	for _, a := range []*SqlArgs{{Database: steptest.DB(url), Query: q}, {Database: steptest.DB(url), Script: q}} {
+		out, err := runSQL(steptest.Ctx(t), steptest.Env(t), a)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -331,4 +307,14 @@ func TestSQLTextForms(t *testing.T) {
 			}
 		}
 	}
+}
+
+// sqlT runs a script through the sql type itself, failing the test on an error.
+func sqlT(t *testing.T, url, script string) *SqlOutput {
+	t.Helper()
+	out, err := runSQL(steptest.Ctx(t), steptest.Env(t), &SqlArgs{Database: steptest.DB(url), Script: script})
+	if err != nil {
+		t.Fatalf("setup SQL: %v", err)
+	}
+	return out
 }

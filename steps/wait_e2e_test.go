@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/planrun/planrun/internal/e2etest"
 	"github.com/planrun/planrun/internal/engine"
 	"github.com/planrun/planrun/internal/event"
 	"github.com/planrun/planrun/plan"
@@ -43,11 +44,11 @@ step "after" {
   command = ["echo", "ready after ${step.ready.output.attempts} attempts"]
 }
 `
-	res, _ := applyE2E(t, "plan.hcl", src, engine.Options{})
+	res, _ := e2etest.Apply(t, "plan.hcl", src, engine.Options{})
 	if res.Status != event.StatusSucceeded {
 		t.Fatalf("status %s: %v", res.Status, res.Err)
 	}
-	if got := outputOf(t, res, "step.after")["stdout"]; got != "ready after 3 attempts\n" {
+	if got := e2etest.OutputOf(t, res, "step.after")["stdout"]; got != "ready after 3 attempts\n" {
 		t.Errorf("after: stdout %q", got)
 	}
 }
@@ -95,11 +96,11 @@ func TestWaitEndToEndHTTPProbe(t *testing.T) {
 	// The probe's URL reads another step's output: that is a DAG edge, and
 	// the value is there when the probe runs.
 	srv, requests := replicaAPI(t, "replica-1", 4096, 512, 0)
-	res, _ := applyE2E(t, "plan.hcl", fmt.Sprintf(waitHTTPPlan, "10s"), engine.Options{}, "base="+srv.URL)
+	res, _ := e2etest.Apply(t, "plan.hcl", fmt.Sprintf(waitHTTPPlan, "10s"), engine.Options{}, "base="+srv.URL)
 	if res.Status != event.StatusSucceeded {
 		t.Fatalf("status %s: %v", res.Status, res.Err)
 	}
-	out := outputOf(t, res, "step.caught_up")
+	out := e2etest.OutputOf(t, res, "step.caught_up")
 	if out["attempts"] != int64(3) || requests.Load() != 3 {
 		t.Errorf("attempts %v, requests %d", out["attempts"], requests.Load())
 	}
@@ -110,7 +111,7 @@ func TestWaitEndToEndHTTPProbe(t *testing.T) {
 
 func TestWaitEndToEndGivesUp(t *testing.T) {
 	srv, _ := replicaAPI(t, "replica-1", 4096)
-	res, _ := applyE2E(t, "plan.hcl", fmt.Sprintf(waitHTTPPlan, "100ms"), engine.Options{}, "base="+srv.URL)
+	res, _ := e2etest.Apply(t, "plan.hcl", fmt.Sprintf(waitHTTPPlan, "100ms"), engine.Options{}, "base="+srv.URL)
 	if res.Status != event.StatusFailed {
 		t.Fatalf("status %s: %v", res.Status, res.Err)
 	}
@@ -138,7 +139,7 @@ step "never" {
   until = "output.json.ok"
 }
 `
-	res, _ := applyE2E(t, "plan.hcl", src, engine.Options{})
+	res, _ := e2etest.Apply(t, "plan.hcl", src, engine.Options{})
 	if res.Status != event.StatusFailed {
 		t.Fatalf("status %s: %v", res.Status, res.Err)
 	}
@@ -245,11 +246,11 @@ step "ticks" {
   assert { that = "output.attempts == 3" }
 }
 `
-	res, _ := applyE2E(t, "plan.hcl", src, engine.Options{}, "db="+steps.Source.FreshDB(t))
+	res, _ := e2etest.Apply(t, "plan.hcl", src, engine.Options{}, "db="+steps.Source.FreshDB(t))
 	if res.Status != event.StatusSucceeded {
 		t.Fatalf("status %s: %v", res.Status, res.Err)
 	}
-	last := outputOf(t, res, "step.ticks")["last"].(map[string]any)
+	last := e2etest.OutputOf(t, res, "step.ticks")["last"].(map[string]any)
 	if rows := last["rows"].([]any); len(rows) != 1 || rows[0].(map[string]any)["n"] != int64(3) {
 		t.Errorf("last = %v", last)
 	}
@@ -298,7 +299,7 @@ check "writes" {
   until = "output.rows[0].n >= 1"
 }
 `
-	res, _ := applyE2E(t, "plan.hcl", src, engine.Options{KeepGoing: true}, "db="+steps.Source.FreshDB(t))
+	res, _ := e2etest.Apply(t, "plan.hcl", src, engine.Options{KeepGoing: true}, "db="+steps.Source.FreshDB(t))
 	if got := res.Steps["check.rows_arrived"]; got.Status != event.StatusSucceeded {
 		t.Errorf("rows_arrived: %s: %v", got.Status, got.Err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
+	"github.com/planrun/planrun/internal/steptest"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -264,7 +265,7 @@ func TestWaitContextCancelledWhilePausing(t *testing.T) {
 }
 
 func TestWaitContextCancelledDuringProbe(t *testing.T) {
-	srv := httpHangingServer(t)
+	srv := steptest.HangingHTTP(t)
 	pe := newProbeEnv(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
@@ -282,7 +283,7 @@ func TestWaitContextCancelledDuringProbe(t *testing.T) {
 }
 
 func TestWaitMaxWaitCancelsAHungProbe(t *testing.T) {
-	srv := httpHangingServer(t)
+	srv := steptest.HangingHTTP(t)
 	pe := newProbeEnv(t)
 	start := time.Now()
 	out, err := runWait(context.Background(), pe.Env, &WaitArgs{

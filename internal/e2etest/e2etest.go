@@ -1,4 +1,7 @@
-package steps_test
+// Package e2etest runs plans the way planrun apply does, for the step
+// types' end-to-end tests: written to a file, loaded with the built-in
+// types (arguments decoded from HCL or YAML) and run by the engine.
+package e2etest
 
 import (
 	"context"
@@ -16,14 +19,10 @@ import (
 	"github.com/planrun/planrun/steps"
 )
 
-// The end-to-end tests of the step types share these: a plan written to a
-// file, loaded with the built-in types (so arguments are decoded from HCL
-// or YAML, as in planrun apply) and run by the engine.
-
-// applyE2E writes src to a plan file named file in a temp dir, loads it with
+// Apply writes src to a plan file named file in a temp dir, loads it with
 // the built-in types and runs it as `planrun apply` would. It returns the
 // result and every event (events are what the CLI shows and the journal keeps).
-func applyE2E(t *testing.T, file, src string, opts engine.Options, vars ...string) (*engine.Result, []event.Event) {
+func Apply(t *testing.T, file, src string, opts engine.Options, vars ...string) (*engine.Result, []event.Event) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), file)
 	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
@@ -50,15 +49,15 @@ func applyE2E(t *testing.T, file, src string, opts engine.Options, vars ...strin
 	return res, events
 }
 
-// runPlanE2E runs an HCL plan with the default options.
-func runPlanE2E(t *testing.T, src string, vars ...string) *engine.Result {
+// RunPlan runs an HCL plan with the default options.
+func RunPlan(t *testing.T, src string, vars ...string) *engine.Result {
 	t.Helper()
-	res, _ := applyE2E(t, "plan.hcl", src, engine.Options{}, vars...)
+	res, _ := Apply(t, "plan.hcl", src, engine.Options{}, vars...)
 	return res
 }
 
-// outputOf returns a step's recorded output as a map.
-func outputOf(t *testing.T, res *engine.Result, addr string) map[string]any {
+// OutputOf returns a step's recorded output as a map.
+func OutputOf(t *testing.T, res *engine.Result, addr string) map[string]any {
 	t.Helper()
 	sr := res.Steps[addr]
 	if sr == nil {
@@ -71,8 +70,8 @@ func outputOf(t *testing.T, res *engine.Result, addr string) map[string]any {
 	return out
 }
 
-// execE2E runs statements on a database as the superuser.
-func execE2E(t *testing.T, url, sql string) {
+// Exec runs statements on a database as the superuser.
+func Exec(t *testing.T, url, sql string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

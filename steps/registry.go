@@ -8,6 +8,8 @@ import (
 	"github.com/planrun/planrun/steps/steptype"
 
 	"github.com/planrun/planrun/plan"
+	"github.com/planrun/planrun/steps/approve"
+	"github.com/planrun/planrun/steps/sleep"
 )
 
 // Registry is a table of step types.
@@ -18,7 +20,7 @@ type Registry struct {
 // Builtin returns the built-in step types.
 func Builtin() *Registry {
 	return New(map[string]steptype.Type{
-		"approve":    approveType,
+		"approve":    approve.Type,
 		"compare":    compareType,
 		"copy":       copyType,
 		"exec":       execType,
@@ -28,7 +30,7 @@ func Builtin() *Registry {
 		"preflight":  preflightType,
 		"replicate":  replicateType,
 		"sequences":  sequencesType,
-		"sleep":      sleepType,
+		"sleep":      sleep.Type,
 		"sql":        sqlType,
 		"wait":       waitType,
 	})

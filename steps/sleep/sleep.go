@@ -1,4 +1,4 @@
-package steps
+package sleep
 
 import (
 	"context"
@@ -18,7 +18,7 @@ type SleepOutput struct {
 	Seconds float64 `json:"seconds" doc:"How long it waited."`
 }
 
-var sleepType = steptype.Def[SleepArgs, SleepOutput]{
+var Type = steptype.Def[SleepArgs, SleepOutput]{
 	Summary:    "Waits for a while (to let connections drain, caches expire...).",
 	IsReadOnly: true,
 	ArgChecks:  map[string]func(string) error{"duration": checkSleepDuration},

@@ -1,4 +1,4 @@
-package steps
+package approve
 
 import (
 	"context"
@@ -29,7 +29,7 @@ type ApproveOutput struct {
 const autoApprover = "--auto-approve"
 
 // approveType changes nothing, so it may gate a check run too.
-var approveType = steptype.Def[ApproveArgs, ApproveOutput]{
+var Type = steptype.Def[ApproveArgs, ApproveOutput]{
 	Summary:    "A manual gate: asks the operator to type yes on the terminal; --auto-approve passes it.",
 	IsReadOnly: true,
 	Fn:         runApprove,

@@ -120,13 +120,13 @@ func runHTTP(ctx context.Context, env *steptype.Env, a *HTTPArgs) (*HTTPOutput, 
 		return nil, requestError(ctx, rctx, where, timeout, err)
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxCapture+1))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, steptype.MaxCapture+1))
 	if err != nil {
 		return nil, requestError(ctx, rctx, where, timeout, fmt.Errorf("reading the response body: %w", err))
 	}
 	out := &HTTPOutput{Status: resp.StatusCode, Headers: map[string]string{}}
-	if len(raw) > maxCapture {
-		raw, out.Truncated = raw[:maxCapture], true
+	if len(raw) > steptype.MaxCapture {
+		raw, out.Truncated = raw[:steptype.MaxCapture], true
 		env.Logf("%s: the response body is longer than 1 MiB; output.body holds the first 1 MiB", where)
 	}
 	out.Seconds = time.Since(start).Seconds()

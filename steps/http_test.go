@@ -16,6 +16,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/planrun/planrun/internal/steptest"
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // httpReceived is what a test server saw of one request.
@@ -220,14 +221,14 @@ func TestHTTPContextCancelled(t *testing.T) {
 }
 
 func TestHTTPBodyCapped(t *testing.T) {
-	big := `"` + strings.Repeat("a", maxCapture) + `"`
+	big := `"` + strings.Repeat("a", steptype.MaxCapture) + `"`
 	srv, _ := httpRecordingServer(t, 200, "application/json", big)
 	env, _ := steptest.SecretsEnv()
 	out, err := runHTTP(context.Background(), env, &HTTPArgs{URL: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(out.Body) != maxCapture || !out.Truncated || out.JSON != nil {
+	if len(out.Body) != steptype.MaxCapture || !out.Truncated || out.JSON != nil {
 		t.Errorf("body %d bytes, truncated %v, json nil %v", len(out.Body), out.Truncated, out.JSON == nil)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/planrun/planrun/plan"
 	"github.com/planrun/planrun/steps/approve"
+	"github.com/planrun/planrun/steps/exec"
 	"github.com/planrun/planrun/steps/sleep"
 )
 
@@ -23,7 +24,7 @@ func Builtin() *Registry {
 		"approve":    approve.Type,
 		"compare":    compareType,
 		"copy":       copyType,
-		"exec":       execType,
+		"exec":       exec.Type,
 		"http":       httpType,
 		"pg_dump":    pgDumpType,
 		"pg_restore": pgRestoreType,

@@ -106,3 +106,7 @@ func Pause(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 }
+
+// MaxCapture bounds what a step keeps in memory of a command's output or
+// a response body (exec, http); the rest is cut and marked truncated.
+const MaxCapture = 1 << 20

@@ -1,4 +1,4 @@
-package steps
+package exec
 
 import (
 	"bytes"
@@ -38,10 +38,7 @@ type ExecOutput struct {
 	Seconds  float64 `json:"seconds" doc:"How long the command ran."`
 }
 
-// maxCapture bounds what a command's output may hold in memory.
-const maxCapture = 1 << 20
-
-var execType = steptype.Def[ExecArgs, ExecOutput]{
+var Type = steptype.Def[ExecArgs, ExecOutput]{
 	Summary:   "Runs a command (argv or a shell script) and captures its exit code and output.",
 	Fn:        runExec,
 	ArgChecks: map[string]func(string) error{"output_format": steptype.CheckOneOf("", "text", "json")},
@@ -91,8 +88,8 @@ func runExec(ctx context.Context, env *steptype.Env, a *ExecArgs) (*ExecOutput, 
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
-	stdout := &capped{limit: maxCapture}
-	stderr := &capped{limit: maxCapture}
+	stdout := &capped{limit: steptype.MaxCapture}
+	stderr := &capped{limit: steptype.MaxCapture}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	start := time.Now()
 	err := cmd.Run()

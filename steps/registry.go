@@ -10,6 +10,7 @@ import (
 	"github.com/planrun/planrun/plan"
 	"github.com/planrun/planrun/steps/approve"
 	"github.com/planrun/planrun/steps/exec"
+	"github.com/planrun/planrun/steps/http"
 	"github.com/planrun/planrun/steps/sleep"
 )
 
@@ -25,7 +26,7 @@ func Builtin() *Registry {
 		"compare":    compareType,
 		"copy":       copyType,
 		"exec":       exec.Type,
-		"http":       httpType,
+		"http":       http.Type,
 		"pg_dump":    pgDumpType,
 		"pg_restore": pgRestoreType,
 		"preflight":  preflightType,

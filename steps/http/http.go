@@ -1,4 +1,4 @@
-package steps
+package http
 
 import (
 	"bytes"
@@ -52,7 +52,7 @@ type HTTPOutput struct {
 
 const defaultRequestTimeout = 30 * time.Second
 
-var httpType = steptype.Def[HTTPArgs, HTTPOutput]{
+var Type = steptype.Def[HTTPArgs, HTTPOutput]{
 	Summary:   "Sends an HTTP request (JSON helpers included) and captures the status, headers and body.",
 	Fn:        runHTTP,
 	ArgChecks: map[string]func(string) error{"request_timeout": steptype.CheckDuration},

@@ -1,4 +1,4 @@
-package steps_test
+package http_test
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package steps
+package http
 
 import (
 	"context"

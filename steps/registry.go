@@ -12,6 +12,7 @@ import (
 	"github.com/planrun/planrun/steps/exec"
 	"github.com/planrun/planrun/steps/http"
 	"github.com/planrun/planrun/steps/sleep"
+	"github.com/planrun/planrun/steps/sql"
 )
 
 // Registry is a table of step types.
@@ -33,7 +34,7 @@ func Builtin() *Registry {
 		"replicate":  replicateType,
 		"sequences":  sequencesType,
 		"sleep":      sleep.Type,
-		"sql":        sqlType,
+		"sql":        sql.Type,
 		"wait":       waitType,
 	})
 }

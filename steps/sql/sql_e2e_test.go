@@ -1,4 +1,4 @@
-package steps_test
+package sql_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 
 	"github.com/planrun/planrun/internal/e2etest"
 	"github.com/planrun/planrun/internal/event"
-	"github.com/planrun/planrun/steps"
+	"github.com/planrun/planrun/steps/sql"
 )
 
 const sqlPlan = `
@@ -65,7 +65,7 @@ check "count" {
 `
 
 func TestSQLEndToEnd(t *testing.T) {
-	url := steps.Source.FreshDB(t)
+	url := sql.Source.FreshDB(t)
 	res := e2etest.RunPlan(t, sqlPlan, "src="+url)
 	if res.Status != event.StatusSucceeded {
 		for addr, sr := range res.Steps {
@@ -80,7 +80,7 @@ func TestSQLEndToEnd(t *testing.T) {
 
 // A check that tries to write fails, and writes nothing.
 func TestSQLEndToEndCheckIsReadOnly(t *testing.T) {
-	url := steps.Source.FreshDB(t)
+	url := sql.Source.FreshDB(t)
 	res := e2etest.RunPlan(t, `
 variable "src" { type = string }
 database "src" { url = var.src }

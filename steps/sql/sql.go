@@ -1,4 +1,4 @@
-package steps
+package sql
 
 import (
 	"context"
@@ -42,7 +42,7 @@ type SqlOutput struct {
 
 const sqlDefaultMaxRows = 10000
 
-var sqlType = steptype.Def[SqlArgs, SqlOutput]{
+var Type = steptype.Def[SqlArgs, SqlOutput]{
 	Summary:    "Runs SQL (one statement with parameters, a script or a .sql file) on a database and returns its rows; in a check it runs in a read-only transaction.",
 	IsReadOnly: true,
 	Fn:         runSQL,

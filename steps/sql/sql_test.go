@@ -1,4 +1,4 @@
-package steps
+package sql
 
 import (
 	"errors"

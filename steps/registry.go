@@ -13,6 +13,7 @@ import (
 	"github.com/planrun/planrun/steps/http"
 	"github.com/planrun/planrun/steps/sleep"
 	"github.com/planrun/planrun/steps/sql"
+	"github.com/planrun/planrun/steps/wait"
 )
 
 // Registry is a table of step types.
@@ -35,7 +36,7 @@ func Builtin() *Registry {
 		"sequences":  sequencesType,
 		"sleep":      sleep.Type,
 		"sql":        sql.Type,
-		"wait":       waitType,
+		"wait":       wait.Type,
 	})
 }
 

@@ -1,4 +1,4 @@
-package steps
+package wait
 
 import (
 	"context"
@@ -18,6 +18,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
 	"github.com/planrun/planrun/internal/steptest"
+	"github.com/planrun/planrun/steps/exec"
+	httpstep "github.com/planrun/planrun/steps/http"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -32,6 +34,10 @@ type probeEnv struct {
 	logs   []string
 }
 
+// probeTypes are the types these tests probe with: a test-only edge to
+// them (the registry would import this package back).
+var probeTypes = map[string]steptype.Type{"exec": exec.Type, "http": httpstep.Type}
+
 func newProbeEnv(t *testing.T) *probeEnv {
 	pe := &probeEnv{}
 	pe.Env = &steptype.Env{Addr: "step.wait", PlanDir: t.TempDir()}
@@ -42,7 +48,7 @@ func newProbeEnv(t *testing.T) *probeEnv {
 	}
 	pe.RunNested = func(ctx context.Context, uses string, body hcl.Body) (any, error) {
 		pe.probes.Add(1)
-		typ, ok := Builtin().Type(uses)
+		typ, ok := probeTypes[uses]
 		if !ok {
 			return nil, fmt.Errorf("unknown step type %q", uses)
 		}

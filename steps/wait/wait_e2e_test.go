@@ -1,4 +1,4 @@
-package steps_test
+package wait_test
 
 import (
 	"fmt"
@@ -15,6 +15,7 @@ import (
 	"github.com/planrun/planrun/internal/event"
 	"github.com/planrun/planrun/plan"
 	"github.com/planrun/planrun/steps"
+	"github.com/planrun/planrun/steps/wait"
 )
 
 func TestWaitEndToEndExecProbe(t *testing.T) {
@@ -246,7 +247,7 @@ step "ticks" {
   assert { that = "output.attempts == 3" }
 }
 `
-	res, _ := e2etest.Apply(t, "plan.hcl", src, engine.Options{}, "db="+steps.Source.FreshDB(t))
+	res, _ := e2etest.Apply(t, "plan.hcl", src, engine.Options{}, "db="+wait.Source.FreshDB(t))
 	if res.Status != event.StatusSucceeded {
 		t.Fatalf("status %s: %v", res.Status, res.Err)
 	}
@@ -299,7 +300,7 @@ check "writes" {
   until = "output.rows[0].n >= 1"
 }
 `
-	res, _ := e2etest.Apply(t, "plan.hcl", src, engine.Options{KeepGoing: true}, "db="+steps.Source.FreshDB(t))
+	res, _ := e2etest.Apply(t, "plan.hcl", src, engine.Options{KeepGoing: true}, "db="+wait.Source.FreshDB(t))
 	if got := res.Steps["check.rows_arrived"]; got.Status != event.StatusSucceeded {
 		t.Errorf("rows_arrived: %s: %v", got.Status, got.Err)
 	}

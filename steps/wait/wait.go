@@ -1,4 +1,4 @@
-package steps
+package wait
 
 import (
 	"context"
@@ -50,7 +50,7 @@ const (
 
 // waitType is read-only in itself: in a check, the loader requires its
 // probe's type to be read-only too.
-var waitType = steptype.Def[WaitArgs, WaitOutput]{
+var Type = steptype.Def[WaitArgs, WaitOutput]{
 	Summary:    "Runs a probe (sql, http, exec...) again and again until a condition on its output holds, or gives up.",
 	IsReadOnly: true,
 	Fn:         runWait,

@@ -11,6 +11,7 @@ import (
 	"github.com/planrun/planrun/steps/approve"
 	"github.com/planrun/planrun/steps/exec"
 	"github.com/planrun/planrun/steps/http"
+	"github.com/planrun/planrun/steps/sequences"
 	"github.com/planrun/planrun/steps/sleep"
 	"github.com/planrun/planrun/steps/sql"
 	"github.com/planrun/planrun/steps/wait"
@@ -33,7 +34,7 @@ func Builtin() *Registry {
 		"pg_restore": pgRestoreType,
 		"preflight":  preflightType,
 		"replicate":  replicateType,
-		"sequences":  sequencesType,
+		"sequences":  sequences.Type,
 		"sleep":      sleep.Type,
 		"sql":        sql.Type,
 		"wait":       wait.Type,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/internal/steptest"
+	"github.com/planrun/planrun/steps/sequences"
 )
 
 // replCopyPair returns a seeded source and an empty target (the copy
@@ -120,7 +121,7 @@ func TestReplicateInitialCopy(t *testing.T) {
 	if n := copyQuery(t, dst.URL, "SELECT count(*) FROM pg_publication")[0]; n != "0" {
 		t.Errorf("the target has %s publications", n)
 	}
-	if _, err := runSequences(steptest.Ctx(t), steptest.Env(t), &SequencesArgs{Source: src, Target: dst}); err != nil {
+	if _, err := sequences.Run(steptest.Ctx(t), steptest.Env(t), &sequences.SequencesArgs{Source: src, Target: dst}); err != nil {
 		t.Fatal(err)
 	}
 	cmp, err := runCompare(steptest.Ctx(t), steptest.Env(t), &CompareArgs{Source: src, Target: dst, Data: strp("checksum")})

@@ -1,4 +1,4 @@
-package steps
+package sequences
 
 import (
 	"context"
@@ -38,13 +38,13 @@ type SequenceState struct {
 	After       int64  `json:"after" doc:"last_value on the target after."`
 }
 
-var sequencesType = steptype.Def[SequencesArgs, SequencesOutput]{
+var Type = steptype.Def[SequencesArgs, SequencesOutput]{
 	Summary:   "Sets the target's sequences (serial, identity and free-standing) to the source's values, or past the largest key in each table, so that inserts work after a copy.",
-	Fn:        runSequences,
+	Fn:        Run,
 	ArgChecks: map[string]func(string) error{"mode": steptype.CheckOneOf("", "source", "max")},
 }
 
-func runSequences(ctx context.Context, env *steptype.Env, a *SequencesArgs) (*SequencesOutput, error) {
+func Run(ctx context.Context, env *steptype.Env, a *SequencesArgs) (*SequencesOutput, error) {
 	out, err := syncSequences(ctx, env, a)
 	if err != nil {
 		return nil, fmt.Errorf("sequences: %w", err)

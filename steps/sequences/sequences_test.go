@@ -1,4 +1,4 @@
-package steps
+package sequences
 
 import (
 	"errors"
@@ -54,7 +54,7 @@ func TestSequencesCopyFromSource(t *testing.T) {
 		t.Fatalf("insert before: err = %v, want a duplicate key", err)
 	}
 
-	out, err := runSequences(steptest.Ctx(t), steptest.Env(t), &SequencesArgs{Source: steptest.DB(src), Target: &pgkit.Database{Name: "rds", URL: dst}})
+	out, err := Run(steptest.Ctx(t), steptest.Env(t), &SequencesArgs{Source: steptest.DB(src), Target: &pgkit.Database{Name: "rds", URL: dst}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestSequencesCopyFromSource(t *testing.T) {
 		}
 	}
 	// A second run changes nothing.
-	again, err := runSequences(steptest.Ctx(t), steptest.Env(t), &SequencesArgs{Source: steptest.DB(src), Target: steptest.DB(dst), Schemas: []string{"app"}})
+	again, err := Run(steptest.Ctx(t), steptest.Env(t), &SequencesArgs{Source: steptest.DB(src), Target: steptest.DB(dst), Schemas: []string{"app"}})
 	if err != nil || again.Updated != 0 || len(again.Sequences) != 5 {
 		t.Errorf("second run: %+v, %v", again, err)
 	}
@@ -101,7 +101,7 @@ func TestSequencesMax(t *testing.T) {
 	// sequence already ahead of its rows.
 	steptest.MustSQL(t, dst, `INSERT INTO app.orders (id, user_id) OVERRIDING SYSTEM VALUE VALUES (40, 1);
 		SELECT setval('app.users_id_seq', 100)`)
-	out, err := runSequences(steptest.Ctx(t), steptest.Env(t), &SequencesArgs{Source: steptest.DB(src), Target: steptest.DB(dst), Mode: "max"})
+	out, err := Run(steptest.Ctx(t), steptest.Env(t), &SequencesArgs{Source: steptest.DB(src), Target: steptest.DB(dst), Mode: "max"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,16 +123,16 @@ func TestSequencesMissingOnTarget(t *testing.T) {
 	src, dst := Source.FreshDB(t), Target.FreshDB(t)
 	steptest.MustSQL(t, src, `CREATE TABLE a (id serial); CREATE SEQUENCE b; CREATE SCHEMA other; CREATE SEQUENCE other.c`)
 	steptest.MustSQL(t, dst, `CREATE TABLE a (id serial)`)
-	_, err := runSequences(steptest.Ctx(t), steptest.Env(t), &SequencesArgs{Source: steptest.DB(src), Target: &pgkit.Database{Name: "rds", URL: dst}})
+	_, err := Run(steptest.Ctx(t), steptest.Env(t), &SequencesArgs{Source: steptest.DB(src), Target: &pgkit.Database{Name: "rds", URL: dst}})
 	if err == nil || !strings.Contains(err.Error(), "sequences: 2 sequences of src are missing on rds: other.c, public.b") {
 		t.Errorf("err = %v", err)
 	}
 	// Limited to a schema, only that schema's are looked at.
-	_, err = runSequences(steptest.Ctx(t), steptest.Env(t), &SequencesArgs{Source: steptest.DB(src), Target: steptest.DB(dst), Schemas: []string{"other"}, Mode: "max"})
+	_, err = Run(steptest.Ctx(t), steptest.Env(t), &SequencesArgs{Source: steptest.DB(src), Target: steptest.DB(dst), Schemas: []string{"other"}, Mode: "max"})
 	if err == nil || !strings.Contains(err.Error(), "1 sequences of src are missing on src: other.c") {
 		t.Errorf("schemas = [other]: err = %v", err)
 	}
-	if _, err := runSequences(steptest.Ctx(t), steptest.Env(t), &SequencesArgs{Source: steptest.DB(src), Target: steptest.DB(dst), Mode: "newest"}); err == nil || !strings.Contains(err.Error(), "mode is source or max") {
+	if _, err := Run(steptest.Ctx(t), steptest.Env(t), &SequencesArgs{Source: steptest.DB(src), Target: steptest.DB(dst), Mode: "newest"}); err == nil || !strings.Contains(err.Error(), "mode is source or max") {
 		t.Errorf("bad mode: err = %v", err)
 	}
 }

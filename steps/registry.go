@@ -11,6 +11,7 @@ import (
 	"github.com/planrun/planrun/steps/approve"
 	"github.com/planrun/planrun/steps/exec"
 	"github.com/planrun/planrun/steps/http"
+	"github.com/planrun/planrun/steps/pgdump"
 	"github.com/planrun/planrun/steps/sequences"
 	"github.com/planrun/planrun/steps/sleep"
 	"github.com/planrun/planrun/steps/sql"
@@ -30,8 +31,8 @@ func Builtin() *Registry {
 		"copy":       copyType,
 		"exec":       exec.Type,
 		"http":       http.Type,
-		"pg_dump":    pgDumpType,
-		"pg_restore": pgRestoreType,
+		"pg_dump":    pgdump.DumpType,
+		"pg_restore": pgdump.RestoreType,
 		"preflight":  preflightType,
 		"replicate":  replicateType,
 		"sequences":  sequences.Type,

@@ -1,4 +1,4 @@
-package steps
+package pgdump
 
 import (
 	"bufio"
@@ -50,7 +50,7 @@ type PgDumpOutput struct {
 	PgDumpVersion string  `json:"pg_dump_version" doc:"The version of the pg_dump that ran, such as 16.2."`
 }
 
-var pgDumpType = steptype.Def[PgDumpArgs, PgDumpOutput]{
+var DumpType = steptype.Def[PgDumpArgs, PgDumpOutput]{
 	Summary:   "Dumps a database with pg_dump (directory, custom or plain format; parallel jobs; schema or data only; selected tables).",
 	Fn:        runPgDump,
 	ArgChecks: map[string]func(string) error{"format": steptype.CheckOneOf("", "directory", "custom", "plain")},

@@ -1,4 +1,4 @@
-package steps
+package pgdump
 
 import (
 	"context"
@@ -42,7 +42,7 @@ type PgRestoreOutput struct {
 	Seconds  float64            `json:"seconds" doc:"How long pg_restore ran."`
 }
 
-var pgRestoreType = steptype.Def[PgRestoreArgs, PgRestoreOutput]{
+var RestoreType = steptype.Def[PgRestoreArgs, PgRestoreOutput]{
 	Summary: "Restores a pg_dump archive with pg_restore, failing only on errors that leave the restore incomplete.",
 	Fn:      runPgRestore,
 }

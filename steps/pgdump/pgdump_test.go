@@ -1,4 +1,4 @@
-package steps
+package pgdump
 
 import (
 	"encoding/json"

@@ -12,6 +12,7 @@ import (
 	"github.com/planrun/planrun/steps/exec"
 	"github.com/planrun/planrun/steps/http"
 	"github.com/planrun/planrun/steps/pgdump"
+	"github.com/planrun/planrun/steps/preflight"
 	"github.com/planrun/planrun/steps/sequences"
 	"github.com/planrun/planrun/steps/sleep"
 	"github.com/planrun/planrun/steps/sql"
@@ -33,7 +34,7 @@ func Builtin() *Registry {
 		"http":       http.Type,
 		"pg_dump":    pgdump.DumpType,
 		"pg_restore": pgdump.RestoreType,
-		"preflight":  preflightType,
+		"preflight":  preflight.Type,
 		"replicate":  replicateType,
 		"sequences":  sequences.Type,
 		"sleep":      sleep.Type,

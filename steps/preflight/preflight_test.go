@@ -1,4 +1,4 @@
-package steps
+package preflight
 
 import (
 	"fmt"

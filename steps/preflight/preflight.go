@@ -1,4 +1,4 @@
-package steps
+package preflight
 
 import (
 	"context"
@@ -49,7 +49,7 @@ type PreflightFinding struct {
 	Fix      string `json:"fix" doc:"How to fix or avoid it."`
 }
 
-var preflightType = steptype.Def[PreflightArgs, PreflightOutput]{
+var Type = steptype.Def[PreflightArgs, PreflightOutput]{
 	Summary:    "Finds, before the maintenance window, what makes a dump/restore or replication move fail or silently lose data: tool versions, row-level security, extensions, tables without keys, large objects, locales and more.",
 	IsReadOnly: true,
 	Fn:         runPreflight,

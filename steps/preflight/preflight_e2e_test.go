@@ -1,4 +1,4 @@
-package steps_test
+package preflight_test
 
 import (
 	"strings"
@@ -6,7 +6,7 @@ import (
 
 	"github.com/planrun/planrun/internal/e2etest"
 	"github.com/planrun/planrun/internal/event"
-	"github.com/planrun/planrun/steps"
+	"github.com/planrun/planrun/steps/preflight"
 )
 
 const preflightPlan = `
@@ -38,7 +38,7 @@ check "preflight" {
 `
 
 func TestPreflightEndToEnd(t *testing.T) {
-	src, tgt := steps.Source.FreshDB(t), steps.Target.FreshDB(t)
+	src, tgt := preflight.Source.FreshDB(t), preflight.Target.FreshDB(t)
 	e2etest.Exec(t, src, "CREATE TABLE orders (id int PRIMARY KEY); CREATE TABLE audit_log (at timestamptz, line text)")
 	res := e2etest.RunPlan(t, preflightPlan, "source_url="+src, "target_url="+tgt)
 	sr := res.Steps["check.preflight"]

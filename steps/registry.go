@@ -9,6 +9,7 @@ import (
 
 	"github.com/planrun/planrun/plan"
 	"github.com/planrun/planrun/steps/approve"
+	"github.com/planrun/planrun/steps/compare"
 	"github.com/planrun/planrun/steps/exec"
 	"github.com/planrun/planrun/steps/http"
 	"github.com/planrun/planrun/steps/pgdump"
@@ -28,7 +29,7 @@ type Registry struct {
 func Builtin() *Registry {
 	return New(map[string]steptype.Type{
 		"approve":    approve.Type,
-		"compare":    compareType,
+		"compare":    compare.Type,
 		"copy":       copyType,
 		"exec":       exec.Type,
 		"http":       http.Type,

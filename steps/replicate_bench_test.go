@@ -39,7 +39,7 @@ func BenchmarkReplicateInitialCopy(b *testing.B) {
 			b.Error(err)
 		}
 	})
-	cmpPgbench(ctx, b, src, 10)
+	steptest.Pgbench(ctx, b, src, 10)
 	wg.Wait()
 	// pgbench_history has no key, and is empty: FULL lets it be published.
 	steptest.MustExec(b, src.URL, "ALTER TABLE pgbench_history REPLICA IDENTITY FULL")

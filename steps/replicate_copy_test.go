@@ -12,6 +12,7 @@ import (
 
 	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/internal/steptest"
+	"github.com/planrun/planrun/steps/compare"
 	"github.com/planrun/planrun/steps/sequences"
 )
 
@@ -124,7 +125,7 @@ func TestReplicateInitialCopy(t *testing.T) {
 	if _, err := sequences.Run(steptest.Ctx(t), steptest.Env(t), &sequences.SequencesArgs{Source: src, Target: dst}); err != nil {
 		t.Fatal(err)
 	}
-	cmp, err := runCompare(steptest.Ctx(t), steptest.Env(t), &CompareArgs{Source: src, Target: dst, Data: strp("checksum")})
+	cmp, err := compare.Run(steptest.Ctx(t), steptest.Env(t), &compare.CompareArgs{Source: src, Target: dst, Data: strp("checksum")})
 	if err != nil {
 		t.Fatal(err)
 	}

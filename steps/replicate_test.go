@@ -11,6 +11,7 @@ import (
 
 	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/internal/steptest"
+	"github.com/planrun/planrun/steps/compare"
 )
 
 // replSchema is created on both sides: a table with a serial key, a
@@ -216,7 +217,7 @@ func TestReplicateStartCatchUp(t *testing.T) {
 	}
 
 	// The compare step agrees, row by row.
-	cmp, err := runCompare(steptest.Ctx(t), steptest.Env(t), &CompareArgs{Source: src, Target: dst, Data: strp("checksum"), ExcludeTables: []string{"app.cache"}})
+	cmp, err := compare.Run(steptest.Ctx(t), steptest.Env(t), &compare.CompareArgs{Source: src, Target: dst, Data: strp("checksum"), ExcludeTables: []string{"app.cache"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -173,4 +174,21 @@ func HangingHTTP(t *testing.T) *httptest.Server {
 	}))
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// Pgbench loads pgbench's tables at a scale into a database.
+func Pgbench(ctx context.Context, b testing.TB, db *pgkit.Database, scale int) {
+	bin, _, err := pgkit.Tool(ctx, "pgbench", 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	conn, environ, err := pgkit.LibPQ(nil, db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, bin, "-i", "-q", "-s", fmt.Sprint(scale), conn)
+	cmd.Env = environ
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("pgbench: %v\n%s", err, out)
+	}
 }

@@ -1,4 +1,4 @@
-package steps
+package compare
 
 import (
 	"context"
@@ -313,7 +313,7 @@ func TestCompareChecksumRanges(t *testing.T) {
 		events = append(events, p)
 	}
 	data, rows := "checksum", 500
-	out, err := runCompare(steptest.Ctx(t), env, &CompareArgs{Source: src, Target: tgt, Data: &data, ChunkRows: &rows})
+	out, err := Run(steptest.Ctx(t), env, &CompareArgs{Source: src, Target: tgt, Data: &data, ChunkRows: &rows})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,7 +393,7 @@ func TestCompareChecksumCancelled(t *testing.T) {
 		}
 	}
 	data, rows := "checksum", 1000
-	_, err := runCompare(ctx, env, &CompareArgs{Source: src, Target: tgt, Data: &data, ChunkRows: &rows})
+	_, err := Run(ctx, env, &CompareArgs{Source: src, Target: tgt, Data: &data, ChunkRows: &rows})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v", err)
 	}

@@ -1,4 +1,4 @@
-package steps_test
+package compare_test
 
 import (
 	"strings"
@@ -6,7 +6,7 @@ import (
 
 	"github.com/planrun/planrun/internal/e2etest"
 	"github.com/planrun/planrun/internal/event"
-	"github.com/planrun/planrun/steps"
+	"github.com/planrun/planrun/steps/compare"
 )
 
 const comparePlan = `
@@ -43,7 +43,7 @@ func TestCompareEndToEnd(t *testing.T) {
 		INSERT INTO orders (total) SELECT i FROM generate_series(1, 10) i;
 		CREATE TABLE items (id serial PRIMARY KEY, order_id int REFERENCES orders);
 		CREATE SCHEMA scratch; CREATE TABLE scratch.junk (i int)`
-	src, tgt := steps.Source.FreshDB(t), steps.Target.FreshDB(t)
+	src, tgt := compare.Source.FreshDB(t), compare.Target.FreshDB(t)
 	e2etest.Exec(t, src, schema)
 	e2etest.Exec(t, tgt, schema+"; INSERT INTO scratch.junk VALUES (1)") // excluded: no difference
 	vars := []string{"source_url=" + src, "target_url=" + tgt}
@@ -100,7 +100,7 @@ check "same_rows" {
 func TestCompareChecksumEndToEnd(t *testing.T) {
 	schema := `CREATE TABLE orders (id serial PRIMARY KEY, total numeric(10,2) NOT NULL, note text);
 		INSERT INTO orders (total) SELECT i / 4.0 FROM generate_series(1, 1000) i`
-	src, tgt := steps.Source.FreshDB(t), steps.Target.FreshDB(t)
+	src, tgt := compare.Source.FreshDB(t), compare.Target.FreshDB(t)
 	e2etest.Exec(t, src, schema)
 	e2etest.Exec(t, tgt, schema)
 	vars := []string{"source_url=" + src, "target_url=" + tgt}

@@ -1,9 +1,7 @@
-package steps
+package compare
 
 import (
 	"context"
-	"fmt"
-	"os/exec"
 	"sync"
 	"testing"
 	"time"
@@ -38,7 +36,7 @@ func BenchmarkCompareChecksum(b *testing.B) {
 	cmpClone(b, src, tgt) // large objects keep their OIDs
 	var wg sync.WaitGroup
 	for _, db := range []*pgkit.Database{src, tgt} {
-		wg.Go(func() { cmpPgbench(ctx, b, db, 10) })
+		wg.Go(func() { steptest.Pgbench(ctx, b, db, 10) })
 	}
 	wg.Wait()
 	for _, db := range []*pgkit.Database{src, tgt} {
@@ -71,13 +69,13 @@ func BenchmarkCompareChecksum(b *testing.B) {
 		count += time.Since(start)
 
 		start = time.Now()
-		if _, err := runCompare(ctx, env, &CompareArgs{Source: src, Target: tgt, Jobs: &jobs}); err != nil {
+		if _, err := Run(ctx, env, &CompareArgs{Source: src, Target: tgt, Jobs: &jobs}); err != nil {
 			b.Fatal(err)
 		}
 		counts += time.Since(start)
 
 		start = time.Now()
-		out, err := runCompare(ctx, env, &CompareArgs{Source: src, Target: tgt, Jobs: &jobs, Data: &data})
+		out, err := Run(ctx, env, &CompareArgs{Source: src, Target: tgt, Jobs: &jobs, Data: &data})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -92,21 +90,4 @@ func BenchmarkCompareChecksum(b *testing.B) {
 	b.ReportMetric(checksum.Seconds()/n, "checksum_s/op")
 	b.ReportMetric(checksum.Seconds()/count.Seconds(), "x_count")
 	b.ReportMetric(checksum.Seconds()/counts.Seconds(), "x_compare")
-}
-
-// cmpPgbench loads pgbench's tables at a scale into a database.
-func cmpPgbench(ctx context.Context, b testing.TB, db *pgkit.Database, scale int) {
-	bin, _, err := pgkit.Tool(ctx, "pgbench", 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	conn, environ, err := pgkit.LibPQ(nil, db)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.CommandContext(ctx, bin, "-i", "-q", "-s", fmt.Sprint(scale), conn)
-	cmd.Env = environ
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("pgbench: %v\n%s", err, out)
-	}
 }

@@ -1,4 +1,4 @@
-package steps
+package compare
 
 import (
 	"context"
@@ -47,7 +47,7 @@ INSERT INTO billing.invoices (order_id) SELECT id FROM orders WHERE id <= 4;
 
 func compareT(t *testing.T, a *CompareArgs) *CompareOutput {
 	t.Helper()
-	out, err := runCompare(steptest.Ctx(t), steptest.ReadOnlyEnv(t), a)
+	out, err := Run(steptest.Ctx(t), steptest.ReadOnlyEnv(t), a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +241,7 @@ func TestCompareFilters(t *testing.T) {
 	if len(out.Tables) != 1 || out.Tables[0].SourceRows != nil || !out.Tables[0].Match || !out.Equal {
 		t.Errorf("schema only: %+v", out)
 	}
-	if _, err := runCompare(steptest.Ctx(t), steptest.ReadOnlyEnv(t), &CompareArgs{Source: src, Target: tgt, Tables: []string{"[bad"}}); err == nil {
+	if _, err := Run(steptest.Ctx(t), steptest.ReadOnlyEnv(t), &CompareArgs{Source: src, Target: tgt, Tables: []string{"[bad"}}); err == nil {
 		t.Error("a bad table pattern was accepted")
 	}
 }
@@ -284,7 +284,7 @@ func TestCompareRowSecurity(t *testing.T) {
 	src, tgt := steptest.Pair(t, Source, Target, common, "", "")
 	src.URL = steptest.Role(t, Source, src.URL, "GRANT SELECT ON ALL TABLES IN SCHEMA public TO %s")
 	for _, data := range []string{"counts", "checksum"} {
-		_, err := runCompare(steptest.Ctx(t), steptest.ReadOnlyEnv(t), &CompareArgs{Source: src, Target: tgt, Data: &data})
+		_, err := Run(steptest.Ctx(t), steptest.ReadOnlyEnv(t), &CompareArgs{Source: src, Target: tgt, Data: &data})
 		if err == nil || !strings.Contains(err.Error(), "public.accounts") || !strings.Contains(err.Error(), "row-level security") {
 			t.Errorf("%s: err = %v", data, err)
 		}
@@ -296,7 +296,7 @@ func TestCompareCancelled(t *testing.T) {
 	src, tgt := steptest.Pair(t, Source, Target, cmpSchema, "", "")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := runCompare(ctx, steptest.ReadOnlyEnv(t), &CompareArgs{Source: src, Target: tgt}); !errors.Is(err, context.Canceled) {
+	if _, err := Run(ctx, steptest.ReadOnlyEnv(t), &CompareArgs{Source: src, Target: tgt}); !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v", err)
 	}
 }

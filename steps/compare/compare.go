@@ -1,4 +1,4 @@
-package steps
+package compare
 
 import (
 	"context"
@@ -127,10 +127,10 @@ type CompareConstraints struct {
 	NotValid []string `json:"not_valid" doc:"Constraints of any kind, foreign keys included, that are NOT VALID on the target: its existing rows were never checked."`
 }
 
-var compareType = steptype.Def[CompareArgs, CompareOutput]{
+var Type = steptype.Def[CompareArgs, CompareOutput]{
 	Summary:    "Compares two databases: exact row counts or data checksums (in parallel, in one snapshot per side), columns, indexes, constraints, foreign keys, sequences, extensions and views.",
 	IsReadOnly: true,
-	Fn:         runCompare,
+	Fn:         Run,
 	ArgChecks:  map[string]func(string) error{"data": steptype.CheckOneOf("counts", "checksum")},
 }
 
@@ -144,7 +144,7 @@ type compareOptions struct {
 	tables, excludeTables   []string
 }
 
-func runCompare(ctx context.Context, env *steptype.Env, a *CompareArgs) (*CompareOutput, error) {
+func Run(ctx context.Context, env *steptype.Env, a *CompareArgs) (*CompareOutput, error) {
 	start := time.Now()
 	o, err := newCompareOptions(a)
 	if err != nil {

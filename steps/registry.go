@@ -1,22 +1,26 @@
-// Package steps holds the step types: an explicit table of them, one file
-// per type. It is the only package that talks to databases.
+// Package steps is the table of step types: every type a plan can name is
+// in Builtin below, each one's code in its own package under steps/. The
+// contract they implement is steptype's; what the Postgres types share is
+// internal/pgkit's. This package only assembles the table: it runs nothing
+// and no type imports it.
 package steps
 
 import (
 	"sort"
 
-	"github.com/planrun/planrun/steps/steptype"
-
 	"github.com/planrun/planrun/plan"
 	"github.com/planrun/planrun/steps/approve"
 	"github.com/planrun/planrun/steps/compare"
+	copystep "github.com/planrun/planrun/steps/copy"
 	"github.com/planrun/planrun/steps/exec"
 	"github.com/planrun/planrun/steps/http"
 	"github.com/planrun/planrun/steps/pgdump"
 	"github.com/planrun/planrun/steps/preflight"
+	"github.com/planrun/planrun/steps/replicate"
 	"github.com/planrun/planrun/steps/sequences"
 	"github.com/planrun/planrun/steps/sleep"
 	"github.com/planrun/planrun/steps/sql"
+	"github.com/planrun/planrun/steps/steptype"
 	"github.com/planrun/planrun/steps/wait"
 )
 
@@ -30,13 +34,13 @@ func Builtin() *Registry {
 	return New(map[string]steptype.Type{
 		"approve":    approve.Type,
 		"compare":    compare.Type,
-		"copy":       copyType,
+		"copy":       copystep.Type,
 		"exec":       exec.Type,
 		"http":       http.Type,
 		"pg_dump":    pgdump.DumpType,
 		"pg_restore": pgdump.RestoreType,
 		"preflight":  preflight.Type,
-		"replicate":  replicateType,
+		"replicate":  replicate.Type,
 		"sequences":  sequences.Type,
 		"sleep":      sleep.Type,
 		"sql":        sql.Type,

@@ -1,4 +1,4 @@
-package steps
+package copy
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/planrun/planrun/internal/event"
 	"github.com/planrun/planrun/internal/pgkit"
+	"github.com/planrun/planrun/internal/steptest"
 )
 
 // The application keeps writing while the copy runs: inserts, updates and
@@ -20,9 +21,9 @@ func TestCopySeesOneSnapshotWhileTheSourceChanges(t *testing.T) {
 	t.Parallel()
 	src, dst := copySource(t)
 	before := copyTableSums(t, src)
-	beforeLOs := copyQuery(t, src, copyCatalog["large objects"])
+	beforeLOs := steptest.Query(t, src, copyCatalog["large objects"])
 	h := &copyHooks{afterSnapshot: func() {
-		copyExec(t, src, `
+		steptest.MustExec(t, src, `
 INSERT INTO app.orders (customer_id, status, placed_at) SELECT 1, 'paid', now() FROM generate_series(1, 100);
 UPDATE app.customers SET name = name || ' (renamed)' WHERE id % 2 = 0;
 DELETE FROM app.order_items WHERE order_id % 3 = 0;
@@ -43,7 +44,7 @@ SELECT lo_from_bytea(0, '\x6e6577');
 		t.Fatal("the writes did not change the source")
 	}
 	copyAssertEqual(t, "rows (source before the copy, target after)", before, copyTableSums(t, dst))
-	copyAssertEqual(t, "large objects (source before the copy, target after)", beforeLOs, copyQuery(t, dst, copyCatalog["large objects"]))
+	copyAssertEqual(t, "large objects (source before the copy, target after)", beforeLOs, steptest.Query(t, dst, copyCatalog["large objects"]))
 }
 
 // copySlowTable is a table whose rows take 20ms each to load where the
@@ -66,14 +67,14 @@ func copySlowDown(t *testing.T, url string, on bool) {
 	if on {
 		sql = "ALTER DATABASE " + pgkit.QuoteIdent(name) + " SET planrun_test.slow = 'on'"
 	}
-	copyExec(t, url, sql)
+	steptest.MustExec(t, url, sql)
 }
 
 // Cancelling stops every worker at once, reports progress until then, and
 // leaves no goroutine behind.
 func TestCopyCancelStopsPromptlyAndLeaksNothing(t *testing.T) {
 	src, dst := copySource(t)
-	copyExec(t, src, copySlowTable)
+	steptest.MustExec(t, src, copySlowTable)
 	copySlowDown(t, dst, true)
 	baseline := runtime.NumGoroutine()
 
@@ -139,7 +140,7 @@ func TestCopyCancelStopsPromptlyAndLeaksNothing(t *testing.T) {
 	// And no session of it is still loading the slow table.
 	deadline = time.Now().Add(3 * time.Second)
 	for {
-		got := copyQuery(t, dst, `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'planrun' AND datname = current_database()`)
+		got := steptest.Query(t, dst, `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'planrun' AND datname = current_database()`)
 		if got[0] == "0" {
 			break
 		}

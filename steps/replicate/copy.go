@@ -1,11 +1,9 @@
-package steps
+package replicate
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/planrun/planrun/internal/pgkit"
+	copystep "github.com/planrun/planrun/steps/copy"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -81,12 +80,12 @@ func (r *replication) copyOptions() error {
 		lo := len(a.Tables) == 0 // as copy's default: none when tables is given
 		largeObjects = &lo
 	}
-	o, err := newCopyOptions(&CopyArgs{Source: a.Source, Target: a.Target, Jobs: a.Jobs, IndexJobs: a.IndexJobs,
+	p, err := copystep.Prepare(&copystep.CopyArgs{Source: a.Source, Target: a.Target, Jobs: a.Jobs, IndexJobs: a.IndexJobs,
 		SplitBytes: a.SplitBytes, LargeObjects: largeObjects, MaintenanceWorkMem: a.MaintenanceWorkMem, Clean: a.Clean})
 	if err != nil {
 		return fmt.Errorf("initial_copy: %w", err)
 	}
-	r.copyOpts = o
+	r.copy = p
 	return nil
 }
 
@@ -112,7 +111,7 @@ func (r *replication) startWithCopy(ctx context.Context) error {
 	}
 	// What an earlier, failed attempt of this step left: its snapshot is
 	// gone, so the copy starts over (into a target the checks find empty).
-	if err := removeCopyState(r.env.StateDir); err != nil {
+	if err := copystep.RemoveState(r.env.StateDir); err != nil {
 		return err
 	}
 	if err := r.publish(ctx, true); err != nil {
@@ -124,19 +123,17 @@ func (r *replication) startWithCopy(ctx context.Context) error {
 	}
 	defer release()
 
-	o := *r.copyOpts
-	o.importSnapshot, o.imported = snapshot, release
-	// The publication is in the snapshot, but it is the source's means
-	// of replicating, not part of the database moved.
-	o.skipPublication = r.pub
+	from := copystep.From{Snapshot: snapshot, Imported: release,
+		// The publication is in the snapshot, but it is the source's means
+		// of replicating, not part of the database moved.
+		SkipPublication: r.pub}
 	if len(r.a.Tables) > 0 {
-		o.tables = make([]string, len(r.wanted))
+		from.Tables = make([]string, len(r.wanted))
 		for i, t := range r.wanted {
-			o.tables[i] = copyLiteralPattern(t.schema) + "." + copyLiteralPattern(t.name)
+			from.Tables[i] = copystep.ExactTable(t.schema, t.name)
 		}
 	}
-	c := &copyRun{env: r.env, o: &o, start: time.Now()}
-	out, err := c.run(ctx)
+	out, err := r.copy.Run(ctx, r.env, from)
 	r.out.Copy = out
 	release() // already, unless the copy failed before importing the snapshot
 	if err != nil {
@@ -256,7 +253,7 @@ func (r *replication) undoStart(ctx context.Context, cause error) error {
 // lacks their schemas (the copy then creates only the tables, as copy's
 // tables does). clean = true drops what is there instead.
 func (r *replication) checkTargetForCopy(ctx context.Context) error {
-	if r.copyOpts.clean {
+	if r.copy.Clean() {
 		return nil
 	}
 	if len(r.a.Tables) == 0 {
@@ -320,23 +317,4 @@ func shortList(names []string, n int) string {
 		return strings.Join(names[:n], ", ") + fmt.Sprintf(" and %d more", len(names)-n)
 	}
 	return strings.Join(names, ", ")
-}
-
-// copyLiteralPattern makes a name a copy pattern that matches only itself.
-func copyLiteralPattern(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`).Replace(s)
-}
-
-// removeCopyState removes the copy's state from an earlier attempt of the
-// step, whose snapshot cannot be read again.
-func removeCopyState(dir string) error {
-	if dir == "" {
-		return nil
-	}
-	for _, f := range []string{copyStateFile, copyArchiveFile} {
-		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("remove the state of an earlier attempt: %w", err)
-		}
-	}
-	return nil
 }

@@ -1,4 +1,4 @@
-package steps
+package replicate
 
 import (
 	"context"
@@ -65,10 +65,10 @@ func replPrepare(t testing.TB) {
 		// test's subscription would wait 5s after the previous test's.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if err := copyExecErr(ctx, Target.URL("postgres"), "ALTER SYSTEM SET wal_retrieve_retry_interval = '100ms'"); err != nil {
+		if err := steptest.ExecContext(ctx, Target.URL("postgres"), "ALTER SYSTEM SET wal_retrieve_retry_interval = '100ms'"); err != nil {
 			t.Fatal(err)
 		}
-		if err := copyExecErr(ctx, Target.URL("postgres"), "SELECT pg_reload_conf()"); err != nil {
+		if err := steptest.ExecContext(ctx, Target.URL("postgres"), "SELECT pg_reload_conf()"); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -84,8 +84,8 @@ var (
 func replCleanup(t *testing.T, dstURL string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, sub := range copyQuery(t, dstURL, `SELECT subname FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE d.datname = current_database()`) {
-		if err := copyExecErr(ctx, dstURL, "DROP SUBSCRIPTION "+pgkit.QuoteIdent(sub)); err != nil {
+	for _, sub := range steptest.Query(t, dstURL, `SELECT subname FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE d.datname = current_database()`) {
+		if err := steptest.ExecContext(ctx, dstURL, "DROP SUBSCRIPTION "+pgkit.QuoteIdent(sub)); err != nil {
 			t.Errorf("cleanup: drop subscription %s: %v", sub, err)
 		}
 	}
@@ -121,7 +121,7 @@ func replTables(t *testing.T, url string) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
 	for _, table := range []string{"app.users", "app.events", "app.events_2024", "app.events_2025", "app.tags"} {
-		out[table] = copyQuery(t, url, "SELECT t::text FROM "+table+" t ORDER BY t::text")
+		out[table] = steptest.Query(t, url, "SELECT t::text FROM "+table+" t ORDER BY t::text")
 	}
 	return out
 }
@@ -141,7 +141,7 @@ func replCatalog(t *testing.T, src, dst *pgkit.Database, slot string) (pubs, sub
 	t.Helper()
 	count := func(url, sql string, args ...any) int {
 		var n int
-		fmt.Sscan(copyQuery(t, url, sql, args...)[0], &n)
+		fmt.Sscan(steptest.Query(t, url, sql, args...)[0], &n)
 		return n
 	}
 	pubs = count(src.URL, "SELECT count(*) FROM pg_publication")
@@ -315,7 +315,7 @@ func TestReplicateTablesAndStop(t *testing.T) {
 	if out.Tables != 1 || gapOf(out, "unlogged_tables") != nil {
 		t.Errorf("start: %+v", out)
 	}
-	if got := copyQuery(t, dst.URL, "SELECT count(*) FROM users"); got[0] != "20" {
+	if got := steptest.Query(t, dst.URL, "SELECT count(*) FROM users"); got[0] != "20" {
 		t.Errorf("target has %s users", got[0])
 	}
 	steptest.MustSQL(t, src.URL, "UPDATE logs SET line = 'y'") // not published: still allowed
@@ -330,7 +330,7 @@ func TestReplicateTablesAndStop(t *testing.T) {
 	if pubs, subs, slots := replCatalog(t, src, dst, slot); pubs != 0 || subs != 0 || slots != 0 {
 		t.Errorf("after stop: %d publications, %d subscriptions, %d slots", pubs, subs, slots)
 	}
-	if n := copyQuery(t, src.URL, "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'planrun'"); n[0] != "0" {
+	if n := steptest.Query(t, src.URL, "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'planrun'"); n[0] != "0" {
 		t.Errorf("%s senders still run", n[0])
 	}
 	again := replRun(t, replArgs(src, dst, "stop", slot))
@@ -385,7 +385,7 @@ func TestReplicateStartTwice(t *testing.T) {
 		}
 	}
 	// The refused publication "other" was not left behind.
-	if n := copyQuery(t, src.URL, "SELECT count(*) FROM pg_publication"); n[0] != "1" {
+	if n := steptest.Query(t, src.URL, "SELECT count(*) FROM pg_publication"); n[0] != "1" {
 		t.Errorf("%s publications", n[0])
 	}
 }
@@ -406,7 +406,7 @@ func TestReplicateCatchUpWhileWriting(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for ctx.Err() == nil {
-			if err := copyExecErr(ctx, src.URL, `INSERT INTO app.users (name, score) VALUES ('w', 1); UPDATE app.users SET score = score + 1 WHERE id = 1`); err != nil && ctx.Err() == nil {
+			if err := steptest.ExecContext(ctx, src.URL, `INSERT INTO app.users (name, score) VALUES ('w', 1); UPDATE app.users SET score = score + 1 WHERE id = 1`); err != nil && ctx.Err() == nil {
 				t.Errorf("writer: %v", err)
 				return
 			}
@@ -500,7 +500,7 @@ func TestReplicateCatchUpStopsOnApplyErrors(t *testing.T) {
 	if len(out.Dropped) == 0 {
 		t.Errorf("stop dropped nothing: %+v", out)
 	}
-	if n := copyQuery(t, Source.URL("postgres"), fmt.Sprintf("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '%s'", slot)); n[0] != "0" {
+	if n := steptest.Query(t, Source.URL("postgres"), fmt.Sprintf("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '%s'", slot)); n[0] != "0" {
 		t.Errorf("slot %s left on the source", slot)
 	}
 }

@@ -1,4 +1,4 @@
-package steps
+package copy
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
 	"github.com/planrun/planrun/internal/bytesize"
 	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/steps/steptype"
@@ -77,7 +78,8 @@ type CopyPhases struct {
 	Analyze      float64 `json:"analyze" doc:"ANALYZE of the copied tables."`
 }
 
-var copyType = steptype.Def[CopyArgs, CopyOutput]{
+// Type is the copy step type.
+var Type = steptype.Def[CopyArgs, CopyOutput]{
 	Summary: "Copies a database into another, streaming: the schema, every table's rows with COPY in parallel (big tables in chunks) from one snapshot, each table's indexes and foreign keys as soon as its rows are in, large objects, sequences; resumes after a crash.",
 	Fn:      runCopy,
 	ArgChecks: map[string]func(string) error{

@@ -1,4 +1,4 @@
-package steps
+package copy
 
 import (
 	"bufio"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
 	"github.com/planrun/planrun/internal/bytesize"
 	"github.com/planrun/planrun/internal/pgkit"
 )

@@ -1,4 +1,4 @@
-package steps
+package copy
 
 import (
 	"context"
@@ -8,11 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/planrun/planrun/internal/event"
 	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/internal/sampleapp"
+	"github.com/planrun/planrun/internal/steptest"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -63,7 +62,7 @@ func copySource(t *testing.T) (src, dst string) {
 			err = sampleapp.Seed(ctx, url, sampleapp.Small)
 		}
 		if err == nil {
-			err = copyExecErr(ctx, url, `CREATE SCHEMA "Mixed Case";`+copyExtras)
+			err = steptest.ExecContext(ctx, url, `CREATE SCHEMA "Mixed Case";`+copyExtras)
 		}
 		copyTemplate.name, copyTemplate.err = name, err
 	})
@@ -74,87 +73,9 @@ func copySource(t *testing.T) (src, dst string) {
 	// FreshDB named it; replace it with a copy of the template.
 	name := src[strings.LastIndex(src, "/")+1 : strings.Index(src, "?")]
 	admin := Source.URL("postgres")
-	copyExec(t, admin, "DROP DATABASE "+pgkit.QuoteIdent(name))
-	copyExec(t, admin, "CREATE DATABASE "+pgkit.QuoteIdent(name)+" TEMPLATE "+pgkit.QuoteIdent(copyTemplate.name))
+	steptest.MustExec(t, admin, "DROP DATABASE "+pgkit.QuoteIdent(name))
+	steptest.MustExec(t, admin, "CREATE DATABASE "+pgkit.QuoteIdent(name)+" TEMPLATE "+pgkit.QuoteIdent(copyTemplate.name))
 	return src, dst
-}
-
-func copyExecErr(ctx context.Context, url, sql string) error {
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql, pgx.QueryExecModeSimpleProtocol); err != nil {
-		return fmt.Errorf("%w\n%s", err, sql)
-	}
-	return nil
-}
-
-func copyExec(t *testing.T, url, sql string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := copyExecErr(ctx, url, sql); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// copyQuery runs a query and returns its rows, each as a line of
-// tab-separated text values (NULL as "<null>").
-func copyQuery(t *testing.T, url string, sql string, args ...any) []string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	return copyQueryConn(t, conn, sql, args...)
-}
-
-// copyConnectTest opens a connection the test closes at its end.
-func copyConnectTest(t *testing.T, url string) *pgx.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
-
-func copyQueryConn(t *testing.T, conn *pgx.Conn, sql string, args ...any) []string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	rows, err := conn.Query(ctx, sql, args...)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, sql)
-	}
-	var out []string
-	for rows.Next() {
-		vals, err := rows.Values()
-		if err != nil {
-			t.Fatal(err)
-		}
-		parts := make([]string, len(vals))
-		for i, v := range vals {
-			if v == nil {
-				parts[i] = "<null>"
-			} else {
-				parts[i] = fmt.Sprint(v)
-			}
-		}
-		out = append(out, strings.Join(parts, "\t"))
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatalf("%v\n%s", err, sql)
-	}
-	return out
 }
 
 // copyTestEnv is an Env that logs to the test.
@@ -190,14 +111,14 @@ func runCopyHooked(t *testing.T, ctx context.Context, a *CopyArgs, stateDir stri
 // Materialized views are in, so that their data is compared too.
 func copyTableSums(t *testing.T, url string) []string {
 	t.Helper()
-	conn := copyConnectTest(t, url)
-	names := copyQueryConn(t, conn, `
+	conn := steptest.Connect(t, url)
+	names := steptest.QueryConn(t, conn, `
 SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
 ORDER BY 1`)
 	var out []string
 	for _, name := range names {
-		rows := copyQueryConn(t, conn, fmt.Sprintf(
+		rows := steptest.QueryConn(t, conn, fmt.Sprintf(
 			`SELECT count(*), coalesce(md5(string_agg(r::text, '|' ORDER BY r::text)), '') FROM ONLY %s r`, name))
 		out = append(out, name+"\t"+rows[0])
 	}
@@ -246,11 +167,11 @@ ORDER BY 1, 2`,
 func copyAssertSame(t *testing.T, src, dst string) {
 	t.Helper()
 	copyAssertEqual(t, "rows", copyTableSums(t, src), copyTableSums(t, dst))
-	s, d := copyConnectTest(t, src), copyConnectTest(t, dst)
+	s, d := steptest.Connect(t, src), steptest.Connect(t, dst)
 	for what, q := range copyCatalog {
-		copyAssertEqual(t, what, copyQueryConn(t, s, q), copyQueryConn(t, d, q))
+		copyAssertEqual(t, what, steptest.QueryConn(t, s, q), steptest.QueryConn(t, d, q))
 	}
-	if bad := copyQueryConn(t, d, `SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid OR NOT indisready`); len(bad) > 0 {
+	if bad := steptest.QueryConn(t, d, `SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid OR NOT indisready`); len(bad) > 0 {
 		t.Errorf("invalid indexes on the target: %v", bad)
 	}
 }
@@ -295,11 +216,11 @@ func copyAssertInsertsWork(t *testing.T, src, dst string) {
 		`INSERT INTO audit.events (at, action) VALUES ('2025-02-01', 'login') RETURNING id > (SELECT max(id) FROM audit.events WHERE action <> 'login' OR at <> '2025-02-01')`,
 		`INSERT INTO app.tagged (note) VALUES ('new') RETURNING id = 4`,
 	} {
-		if got := copyQuery(t, dst, q); len(got) != 1 || got[0] != "true" {
+		if got := steptest.Query(t, dst, q); len(got) != 1 || got[0] != "true" {
 			t.Errorf("%s: %v", q, got)
 		}
 	}
-	if got := copyQuery(t, dst, `SELECT last_value FROM billing.invoice_number_seq`); got[0] != fmt.Sprint(100000+sampleapp.Small.Orders/2) {
+	if got := steptest.Query(t, dst, `SELECT last_value FROM billing.invoice_number_seq`); got[0] != fmt.Sprint(100000+sampleapp.Small.Orders/2) {
 		t.Errorf("billing.invoice_number_seq = %v after one nextval", got)
 	}
 }
@@ -317,10 +238,10 @@ func TestCopySampleAppIsExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	copyAssertSame(t, src, dst)
-	if got := copyQuery(t, dst, `SELECT relpersistence FROM pg_class WHERE oid = 'app.sessions'::regclass`); got[0] != "117" { // 'u'
+	if got := steptest.Query(t, dst, `SELECT relpersistence FROM pg_class WHERE oid = 'app.sessions'::regclass`); got[0] != "117" { // 'u'
 		t.Errorf("app.sessions is no longer unlogged: relpersistence %v", got)
 	}
-	if got := copyQuery(t, dst, `SELECT convalidated FROM pg_constraint WHERE conname = 'invoices_amount_nonnegative'`); got[0] != "false" {
+	if got := steptest.Query(t, dst, `SELECT convalidated FROM pg_constraint WHERE conname = 'invoices_amount_nonnegative'`); got[0] != "false" {
 		t.Errorf("the NOT VALID constraint was validated: %v", got)
 	}
 	copyAssertInsertsWork(t, src, dst)
@@ -360,7 +281,7 @@ func TestCopySampleAppIsExact(t *testing.T) {
 	if p := out.Phases; p.Schema <= 0 || p.Data <= 0 || p.PostData <= 0 || p.LargeObjects <= 0 || p.Sequences <= 0 || p.Analyze <= 0 {
 		t.Errorf("phases: %+v", p)
 	}
-	if got := copyQuery(t, dst, `SELECT count(*) FROM pg_stats WHERE schemaname = 'app' AND tablename = 'orders'`); got[0] == "0" {
+	if got := steptest.Query(t, dst, `SELECT count(*) FROM pg_stats WHERE schemaname = 'app' AND tablename = 'orders'`); got[0] == "0" {
 		t.Errorf("app.orders was not analyzed")
 	}
 	_ = progress // the data phase is too quick here to report; TestCopyReportsProgress checks it
@@ -372,7 +293,7 @@ func TestCopySampleAppIsExact(t *testing.T) {
 func TestCopyRefusesExistingTablesUnlessClean(t *testing.T) {
 	t.Parallel()
 	src, dst := copySource(t)
-	copyExec(t, dst, `CREATE SCHEMA app; CREATE TABLE app.customers (id int); CREATE TABLE app.orders (id int); INSERT INTO app.orders VALUES (1);`)
+	steptest.MustExec(t, dst, `CREATE SCHEMA app; CREATE TABLE app.customers (id int); CREATE TABLE app.orders (id int); INSERT INTO app.orders VALUES (1);`)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	a := copyArgs(src, dst)
@@ -405,7 +326,7 @@ func TestCopyTablesInTwoSteps(t *testing.T) {
 	if len(out.Tables) != 12 {
 		t.Errorf("first step copied %d tables: %+v", len(out.Tables), out.Tables)
 	}
-	if got := copyQuery(t, dst, `SELECT count(*) FROM pg_class WHERE relname ~ '^(events|big)' AND relkind <> 'i'`); got[0] != "0" {
+	if got := steptest.Query(t, dst, `SELECT count(*) FROM pg_class WHERE relname ~ '^(events|big)' AND relkind <> 'i'`); got[0] != "0" {
 		t.Errorf("%s relations of the excluded tables exist on the target", got[0])
 	}
 
@@ -436,7 +357,7 @@ func TestCopyStopsWhenAnIndexFails(t *testing.T) {
 	src, dst := Source.FreshDB(t), Target.FreshDB(t)
 	// The index's function reads a setting of the source database, which
 	// the target (like any fresh database) lacks.
-	copyExec(t, src, `
+	steptest.MustExec(t, src, `
 DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET planrun.flag = %L', current_database(), '1'); END $$;
 SET planrun.flag = '1';
 CREATE FUNCTION plus_flag(i int) RETURNS int LANGUAGE sql IMMUTABLE AS $f$ SELECT i + current_setting('planrun.flag')::int $f$;
@@ -461,8 +382,8 @@ CREATE TABLE third (i int);  INSERT INTO third SELECT generate_series(1, 1000);
 	if err == nil || !strings.Contains(err.Error(), "build the indexes of public.bad") || !strings.Contains(err.Error(), "planrun.flag") {
 		t.Fatalf("err = %v", err)
 	}
-	conn := copyConnectTest(t, dst)
-	if got := copyQueryConn(t, conn, "SELECT count(*) FROM third"); got[0] != "0" {
+	conn := steptest.Connect(t, dst)
+	if got := steptest.QueryConn(t, conn, "SELECT count(*) FROM third"); got[0] != "0" {
 		t.Errorf("third has %s rows on the target: the copy went on after the index failed", got[0])
 	}
 }

@@ -1,4 +1,4 @@
-package steps
+package replicate
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/internal/steptest"
 	"github.com/planrun/planrun/steps/compare"
+	copystep "github.com/planrun/planrun/steps/copy"
 	"github.com/planrun/planrun/steps/sequences"
 )
 
@@ -54,7 +55,7 @@ func TestReplicateInitialCopy(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for i := 0; ctx.Err() == nil; i++ {
-			err := copyExecErr(ctx, src.URL, fmt.Sprintf(`INSERT INTO app.users (name, score) VALUES ('w%[1]d', %[1]d);
+			err := steptest.ExecContext(ctx, src.URL, fmt.Sprintf(`INSERT INTO app.users (name, score) VALUES ('w%[1]d', %[1]d);
 				UPDATE app.users SET score = score + 1 WHERE id = 1 + %[1]d %% 150;
 				DELETE FROM app.users WHERE id = 10 + %[1]d AND %[1]d %% 5 = 0;
 				INSERT INTO app.events (at, body) VALUES (date '2024-06-01' + %[1]d %% 400, 'w%[1]d');
@@ -78,7 +79,7 @@ func TestReplicateInitialCopy(t *testing.T) {
 		t.Logf("%6dms "+f, append([]any{time.Since(t0).Milliseconds()}, args...)...)
 	}
 	var atSnapshot, duringCopy int64
-	copyTestHooks.Store(env, &copyHooks{afterSnapshot: func() {
+	t.Cleanup(copystep.HookAfterSnapshot(env, func() {
 		// The copy holds its snapshot: what the writer commits now must
 		// come through the slot.
 		atSnapshot = writes.Load()
@@ -86,8 +87,7 @@ func TestReplicateInitialCopy(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		duringCopy = writes.Load() - atSnapshot
-	}})
-	t.Cleanup(func() { copyTestHooks.Delete(env) })
+	}))
 	out, err := runReplicate(steptest.Ctx(t), env, replCopyArgs(src, dst, slot))
 	if err != nil {
 		t.Fatalf("start: %v", err)
@@ -113,13 +113,13 @@ func TestReplicateInitialCopy(t *testing.T) {
 	// Every write the application made is there, once (the writer may
 	// have committed one more than it counted, cut off by stop()).
 	q := "SELECT count(*) FROM app.tags WHERE name = 'w'"
-	got, _ := strconv.ParseInt(copyQuery(t, dst.URL, q)[0], 10, 64)
-	want, _ := strconv.ParseInt(copyQuery(t, src.URL, q)[0], 10, 64)
+	got, _ := strconv.ParseInt(steptest.Query(t, dst.URL, q)[0], 10, 64)
+	want, _ := strconv.ParseInt(steptest.Query(t, src.URL, q)[0], 10, 64)
 	if got != want || want < writes.Load() || want > writes.Load()+1 {
 		t.Errorf("target has %d of the writer's tags, the source %d; the writer counted %d", got, want, writes.Load())
 	}
 	// The publication stays on the source: the copy does not bring it.
-	if n := copyQuery(t, dst.URL, "SELECT count(*) FROM pg_publication")[0]; n != "0" {
+	if n := steptest.Query(t, dst.URL, "SELECT count(*) FROM pg_publication")[0]; n != "0" {
 		t.Errorf("the target has %s publications", n)
 	}
 	if _, err := sequences.Run(steptest.Ctx(t), steptest.Env(t), &sequences.SequencesArgs{Source: src, Target: dst}); err != nil {
@@ -172,11 +172,11 @@ func TestReplicateInitialCopyTables(t *testing.T) {
 	replRun(t, replArgs(src, dst, "catch_up", slot))
 	for _, table := range []string{"app.users", "app.events"} {
 		q := "SELECT t::text FROM " + table + " t ORDER BY 1"
-		if strings.Join(copyQuery(t, src.URL, q), "\n") != strings.Join(copyQuery(t, dst.URL, q), "\n") {
+		if strings.Join(steptest.Query(t, src.URL, q), "\n") != strings.Join(steptest.Query(t, dst.URL, q), "\n") {
 			t.Errorf("%s differs", table)
 		}
 	}
-	if got := copyQuery(t, dst.URL, "SELECT to_regclass('app.tags') IS NULL"); got[0] != "true" {
+	if got := steptest.Query(t, dst.URL, "SELECT to_regclass('app.tags') IS NULL"); got[0] != "true" {
 		t.Errorf("app.tags was copied too")
 	}
 }
@@ -266,8 +266,7 @@ func TestReplicateInitialCopyRefusals(t *testing.T) {
 		ctx, cancel := context.WithCancel(steptest.Ctx(t))
 		defer cancel()
 		env := steptest.Env(t)
-		copyTestHooks.Store(env, &copyHooks{afterSnapshot: cancel})
-		defer copyTestHooks.Delete(env)
+		defer copystep.HookAfterSnapshot(env, cancel)()
 		_, err := runReplicate(ctx, env, replCopyArgs(src, dst, slot))
 		if err == nil || !strings.Contains(err.Error(), "canceled") || !strings.Contains(err.Error(), "was dropped again") {
 			t.Errorf("error: %v", err)

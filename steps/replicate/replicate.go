@@ -1,4 +1,4 @@
-package steps
+package replicate
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/planrun/planrun/internal/pgkit"
+	copystep "github.com/planrun/planrun/steps/copy"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -37,19 +38,19 @@ type ReplicateArgs struct {
 
 // ReplicateOutput is the output of replicate.
 type ReplicateOutput struct {
-	Action        string         `json:"action" doc:"What ran: start, catch_up or stop."`
-	Publication   string         `json:"publication" doc:"The publication's name on the source."`
-	Subscription  string         `json:"subscription" doc:"The subscription's name on the target."`
-	Slot          string         `json:"slot" doc:"The replication slot's name on the source."`
-	Tables        int            `json:"tables" doc:"How many tables the subscription replicates (partitions count one each); 0 for stop."`
-	LagBytes      int64          `json:"lag_bytes" doc:"How far the target was behind the source at the end, in bytes of WAL (source's current WAL position minus the slot's confirmed position); 0 for stop."`
-	CaughtUpLSN   string         `json:"caught_up_lsn" doc:"The source's WAL position the target was waited for and reached (start, catch_up): every transaction the source committed before it is on the target."`
-	Seconds       float64        `json:"seconds" doc:"How long the step took."`
-	InitialCopy   string         `json:"initial_copy" doc:"How start filled the target: subscription, copy, or \"\" when it did not (a subscription that existed already; catch_up, stop)."`
-	Copy          *CopyOutput    `json:"copy" doc:"The initial copy's output, as the copy step's, when initial_copy = \"copy\" ran it; null otherwise."`
-	NotReplicated []ReplicateGap `json:"not_replicated" doc:"What logical replication does not carry and the target will lack unless copied another way (start only)."`
-	Created       []string       `json:"created" doc:"What this run created, such as \"publication planrun\" (start)."`
-	Dropped       []string       `json:"dropped" doc:"What this run dropped, such as \"slot planrun_app_1a2b3c4d\" (stop)."`
+	Action        string               `json:"action" doc:"What ran: start, catch_up or stop."`
+	Publication   string               `json:"publication" doc:"The publication's name on the source."`
+	Subscription  string               `json:"subscription" doc:"The subscription's name on the target."`
+	Slot          string               `json:"slot" doc:"The replication slot's name on the source."`
+	Tables        int                  `json:"tables" doc:"How many tables the subscription replicates (partitions count one each); 0 for stop."`
+	LagBytes      int64                `json:"lag_bytes" doc:"How far the target was behind the source at the end, in bytes of WAL (source's current WAL position minus the slot's confirmed position); 0 for stop."`
+	CaughtUpLSN   string               `json:"caught_up_lsn" doc:"The source's WAL position the target was waited for and reached (start, catch_up): every transaction the source committed before it is on the target."`
+	Seconds       float64              `json:"seconds" doc:"How long the step took."`
+	InitialCopy   string               `json:"initial_copy" doc:"How start filled the target: subscription, copy, or \"\" when it did not (a subscription that existed already; catch_up, stop)."`
+	Copy          *copystep.CopyOutput `json:"copy" doc:"The initial copy's output, as the copy step's, when initial_copy = \"copy\" ran it; null otherwise."`
+	NotReplicated []ReplicateGap       `json:"not_replicated" doc:"What logical replication does not carry and the target will lack unless copied another way (start only)."`
+	Created       []string             `json:"created" doc:"What this run created, such as \"publication planrun\" (start)."`
+	Dropped       []string             `json:"dropped" doc:"What this run dropped, such as \"slot planrun_app_1a2b3c4d\" (stop)."`
 }
 
 // ReplicateGap is one kind of thing logical replication leaves out.
@@ -60,7 +61,8 @@ type ReplicateGap struct {
 	Note    string   `json:"note" doc:"What to do about it."`
 }
 
-var replicateType = steptype.Def[ReplicateArgs, ReplicateOutput]{
+// Type is the replicate step type.
+var Type = steptype.Def[ReplicateArgs, ReplicateOutput]{
 	Summary: "Keeps the target in sync with the source by logical replication (a publication on the source, a subscription on the target) for a zero-downtime move: start waits for the initial copy and catch-up, catch_up is the cut-over barrier, stop (also its rollback) drops them.",
 	Fn:      runReplicate,
 	ArgChecks: map[string]func(string) error{
@@ -89,8 +91,8 @@ type replication struct {
 	pub, sub, slot         string
 	slotGiven              bool
 	copyData               bool
-	initialCopy            string       // subscription or copy
-	copyOpts               *copyOptions // initial_copy = "copy": the copy's options, tables still unset
+	initialCopy            string             // subscription or copy
+	copy                   *copystep.Prepared // initial_copy = "copy": the copy, its arguments checked
 	maxWait                time.Duration
 	src, dst               *pgx.Conn
 	srcMajor, dstMajor     int
@@ -403,7 +405,7 @@ func (r *replication) gaps(ctx context.Context) error {
 	}
 	if largeObjects > 0 {
 		note := "large objects are not replicated: copy them at cut-over (pg_dump --large-objects --data-only of them, or the copy step)"
-		if r.out.InitialCopy == "copy" && r.copyOpts.largeObjects {
+		if r.out.InitialCopy == "copy" && r.copy.LargeObjects() {
 			note = "large objects are not replicated: the initial copy has them as of its snapshot, not those created or changed since; copy those at cut-over"
 		}
 		r.addGap("large_objects", []string{}, largeObjects, note)

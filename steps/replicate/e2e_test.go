@@ -1,4 +1,4 @@
-package steps_test
+package replicate_test
 
 import (
 	"context"
@@ -17,7 +17,8 @@ import (
 	"github.com/planrun/planrun/internal/e2etest"
 	"github.com/planrun/planrun/internal/engine"
 	"github.com/planrun/planrun/internal/event"
-	"github.com/planrun/planrun/steps"
+	"github.com/planrun/planrun/internal/steptest"
+	"github.com/planrun/planrun/steps/replicate"
 )
 
 const replE2ESchema = `
@@ -172,20 +173,20 @@ func replWriter(t *testing.T, ctx context.Context, src, dst string) (wait func()
 // replE2EPair returns a source with rows and a target, with the schema
 // or empty.
 func replE2EPair(t *testing.T, targetSchema bool) (src, dst string) {
-	steps.ReplPrepare(t)
-	src, dst = steps.Source.FreshDB(t), steps.Target.FreshDB(t)
+	replicate.ReplPrepare(t)
+	src, dst = replicate.Source.FreshDB(t), replicate.Target.FreshDB(t)
 	e2etest.Exec(t, src, replE2ESchema+`INSERT INTO app.users (name) SELECT 'u' || g FROM generate_series(1, 100) g;
 		INSERT INTO app.orders (user_id, total) SELECT g, g FROM generate_series(1, 100) g;`)
 	if targetSchema {
 		e2etest.Exec(t, dst, replE2ESchema)
 	}
-	t.Cleanup(func() { steps.ReplCleanup(t, dst) })
+	t.Cleanup(func() { replicate.ReplCleanup(t, dst) })
 	return src, dst
 }
 
 // replLeft counts the publications, subscriptions and the slot left.
 func replLeft(t *testing.T, src, dst, slot string) string {
-	one := func(url, sql string, args ...any) string { return steps.CopyQuery(t, url, sql, args...)[0] }
+	one := func(url, sql string, args ...any) string { return steptest.Query(t, url, sql, args...)[0] }
 	return fmt.Sprintf("%s publications, %s subscriptions, %s slots",
 		one(src, "SELECT count(*) FROM pg_publication"),
 		one(dst, "SELECT count(*) FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE d.datname = current_database()"),
@@ -260,7 +261,7 @@ step "boom" {
 func TestZeroDowntimeExample(t *testing.T) {
 	t.Parallel()
 	src, dst := replE2EPair(t, false)
-	plan, err := os.ReadFile("../examples/zero-downtime/plan.hcl")
+	plan, err := os.ReadFile("../../examples/zero-downtime/plan.hcl")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,13 +1,11 @@
-package steps
+package copy
 
-// What the end-to-end tests (package steps_test, which runs plans through
-// the engine, and the engine imports this package) use of copy's helpers.
+// What the end-to-end tests (package copy_test: they run plans through the
+// engine, which imports this package) use of the internal tests' helpers.
 var (
 	CopyTestSource    = copySource
 	CopyAssertSame    = copyAssertSame
 	CopyAssertInserts = copyAssertInsertsWork
-	CopyExec          = copyExec
-	CopyQuery         = copyQuery
 	CopyInserted      = copyInserted
 	CopySlowDown      = copySlowDown
 	CopySlowTableSQL  = copySlowTable

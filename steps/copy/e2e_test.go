@@ -1,4 +1,4 @@
-package steps_test
+package copy_test
 
 import (
 	"bytes"
@@ -14,8 +14,9 @@ import (
 	"github.com/planrun/planrun/internal/e2etest"
 	"github.com/planrun/planrun/internal/engine"
 	"github.com/planrun/planrun/internal/event"
+	"github.com/planrun/planrun/internal/steptest"
 	"github.com/planrun/planrun/internal/testbin"
-	"github.com/planrun/planrun/steps"
+	copystep "github.com/planrun/planrun/steps/copy"
 )
 
 // The copy as a plan runs it: arguments from HCL, assertions on its
@@ -60,7 +61,7 @@ check "counts" {
 
 func TestCopyPlanEndToEnd(t *testing.T) {
 	t.Parallel()
-	src, dst := steps.CopyTestSource(t)
+	src, dst := copystep.CopyTestSource(t)
 	stateRoot := t.TempDir()
 	res, events := e2etest.Apply(t, "plan.hcl", copyPlan, engine.Options{
 		StateDir: func(addr string) string { return filepath.Join(stateRoot, addr) },
@@ -71,12 +72,12 @@ func TestCopyPlanEndToEnd(t *testing.T) {
 		}
 		t.Fatalf("status %s: %v", res.Status, res.Err)
 	}
-	steps.CopyAssertSame(t, src, dst)
-	if _, err := os.Stat(filepath.Join(stateRoot, "step.copy", steps.CopyStateFileName)); err != nil {
+	copystep.CopyAssertSame(t, src, dst)
+	if _, err := os.Stat(filepath.Join(stateRoot, "step.copy", copystep.CopyStateFileName)); err != nil {
 		t.Errorf("no state in the step's state directory: %v", err)
 	}
 	raw, _ := json.Marshal(events)
-	for _, pw := range []string{steps.Source.Password, steps.Target.Password} {
+	for _, pw := range []string{copystep.Source.Password, copystep.Target.Password} {
 		if strings.Contains(string(raw), pw) {
 			t.Errorf("a password shows in the run's events")
 		}
@@ -123,9 +124,9 @@ step "copy" {
 func TestCopyKilledProcessResumes(t *testing.T) {
 	t.Parallel()
 	bin := testbin.Planrun(t)
-	src, dst := steps.CopyTestSource(t)
-	steps.CopyExec(t, src, steps.CopySlowTableSQL)
-	steps.CopySlowDown(t, dst, true)
+	src, dst := copystep.CopyTestSource(t)
+	steptest.MustExec(t, src, copystep.CopySlowTableSQL)
+	copystep.CopySlowDown(t, dst, true)
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "plan.hcl"), []byte(copyCrashPlan), 0o644); err != nil {
 		t.Fatal(err)
@@ -146,16 +147,16 @@ func TestCopyKilledProcessResumes(t *testing.T) {
 	defer first.Process.Kill() //nolint:errcheck // already dead when the test went well
 	// Wait until the state records some tables while public.slow loads.
 	var state struct {
-		Tables map[string]steps.CopyTable `json:"tables"`
+		Tables map[string]copystep.CopyTable `json:"tables"`
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		files, _ := filepath.Glob(filepath.Join(dir, ".planrun", "state", "*", "step.copy", steps.CopyStateFileName))
+		files, _ := filepath.Glob(filepath.Join(dir, ".planrun", "state", "*", "step.copy", copystep.CopyStateFileName))
 		if len(files) == 1 {
 			raw, _ := os.ReadFile(files[0])
 			_ = json.Unmarshal(raw, &state)
 		}
-		loading := steps.CopyQuery(t, dst, `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'planrun' AND query LIKE 'COPY "public"."slow"%'`)
+		loading := steptest.Query(t, dst, `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'planrun' AND query LIKE 'COPY "public"."slow"%'`)
 		if len(state.Tables) >= 5 && loading[0] == "1" {
 			break
 		}
@@ -172,7 +173,7 @@ func TestCopyKilledProcessResumes(t *testing.T) {
 	}
 	_ = first.Wait()
 
-	steps.CopySlowDown(t, dst, false)
+	copystep.CopySlowDown(t, dst, false)
 	second := apply()
 	started := time.Now()
 	got, err := second.CombinedOutput()
@@ -180,8 +181,8 @@ func TestCopyKilledProcessResumes(t *testing.T) {
 		t.Fatalf("apply after the kill: %v\n%s", err, got)
 	}
 	t.Logf("the resumed apply took %s:\n%s", time.Since(started), got)
-	steps.CopyAssertSame(t, src, dst)
-	steps.CopyAssertInserts(t, src, dst)
+	copystep.CopyAssertSame(t, src, dst)
+	copystep.CopyAssertInserts(t, src, dst)
 
 	var names []string
 	want := map[string]int64{}
@@ -189,7 +190,7 @@ func TestCopyKilledProcessResumes(t *testing.T) {
 		names = append(names, name)
 		want[name] = tb.Rows
 	}
-	inserted := steps.CopyInserted(t, dst, names, want)
+	inserted := copystep.CopyInserted(t, dst, names, want)
 	for name, rows := range want {
 		// One row more where copyAssertInserts added one.
 		if n := inserted[name]; n != rows && n != rows+1 {

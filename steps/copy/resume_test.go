@@ -1,4 +1,4 @@
-package steps
+package copy
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/planrun/planrun/internal/steptest"
 )
 
 // copyInterrupted runs the copy and cancels it when stop says so after a
@@ -36,7 +38,7 @@ func copyInserted(t *testing.T, url string, tables []string, atLeast map[string]
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		got := map[string]int64{}
-		for _, l := range copyQuery(t, url, `SELECT schemaname || '.' || relname, n_tup_ins FROM pg_stat_user_tables WHERE schemaname || '.' || relname = ANY($1)`, tables) {
+		for _, l := range steptest.Query(t, url, `SELECT schemaname || '.' || relname, n_tup_ins FROM pg_stat_user_tables WHERE schemaname || '.' || relname = ANY($1)`, tables) {
 			name, n, _ := strings.Cut(l, "\t")
 			got[name], _ = strconv.ParseInt(n, 10, 64)
 		}
@@ -79,7 +81,7 @@ func TestCopyResumesWithoutCopyingTwice(t *testing.T) {
 	if _, done := s1.Tables["public.big"]; done {
 		t.Fatalf("public.big recorded as done after 3 of its chunks: %s", raw)
 	}
-	if got := copyQuery(t, dst, `SELECT count(*) > 0 AND count(*) < 40000 FROM public.big`); got[0] != "true" {
+	if got := steptest.Query(t, dst, `SELECT count(*) > 0 AND count(*) < 40000 FROM public.big`); got[0] != "true" {
 		t.Fatalf("public.big is not half copied after run 1: %v", got)
 	}
 
@@ -167,7 +169,7 @@ func TestCopyResumesPostData(t *testing.T) {
 	if err := os.WriteFile(path, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	copyExec(t, dst, `
+	steptest.MustExec(t, dst, `
 DROP INDEX app.orders_placed_idx;
 ALTER TABLE app.orders DROP CONSTRAINT orders_customer_id_fkey;
 REFRESH MATERIALIZED VIEW billing.monthly_revenue WITH NO DATA;`)

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/planrun/planrun/internal/event"
 	"io"
 	"os"
 	"os/signal"
@@ -16,6 +15,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/planrun/planrun/internal/event"
+	"github.com/planrun/planrun/internal/report"
 
 	"github.com/planrun/planrun/internal/engine"
 	"github.com/planrun/planrun/internal/journal"
@@ -246,7 +248,7 @@ func (c *CLI) execute(p *plan.Plan, sel func(*plan.Step) bool, af applyFlags, st
 	})
 	if !af.json {
 		writeSummary(c.stdout, p, res, sel)
-		fmt.Fprintf(c.stdout, "\nRun %s %s in %s. Record: %s\n", runID, res.Status, fmtDuration(res.Finished.Sub(res.Started)), relPath(store.Where(p.Name)))
+		fmt.Fprintf(c.stdout, "\nRun %s %s in %s. Record: %s\n", runID, res.Status, report.FormatDuration(res.Finished.Sub(res.Started)), relPath(store.Where(p.Name)))
 	}
 	if res.Err != nil {
 		fmt.Fprintf(c.stderr, "\nError: %s\n", red.String(res.Err.Error()))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/planrun/planrun/examples"
 	"github.com/planrun/planrun/internal/pgtest"
+	"github.com/planrun/planrun/internal/report"
 	"github.com/planrun/planrun/internal/sampleapp"
 )
 
@@ -77,7 +78,7 @@ func runDemo(c *CLI, args []string) int {
 		fmt.Fprintf(c.stderr, "planrun demo: %v\n", err)
 		return ExitFailed
 	}
-	fmt.Fprintf(c.stdout, "Seeded in %s.\n\n", fmtDuration(time.Since(seedStart)))
+	fmt.Fprintf(c.stdout, "Seeded in %s.\n\n", report.FormatDuration(time.Since(seedStart)))
 
 	dir, err := os.MkdirTemp("", "planrun-demo-")
 	if err != nil {
@@ -93,7 +94,7 @@ func runDemo(c *CLI, args []string) int {
 	fmt.Fprintf(c.stdout, "Applying examples/%s/plan.hcl (%s).\n", *example, ex.note)
 	code := c.Main([]string{"apply", "--auto-approve",
 		"-var", "source_url=" + srcURL, "-var", "target_url=" + dstURL, "-var", fmt.Sprintf("jobs=%d", *jobs), planPath})
-	fmt.Fprintf(c.stdout, "\nDemo finished in %s (exit code %d).\n", fmtDuration(time.Since(start)), code)
+	fmt.Fprintf(c.stdout, "\nDemo finished in %s (exit code %d).\n", report.FormatDuration(time.Since(start)), code)
 	if *keep {
 		fmt.Fprintf(c.stdout, "Source: %s\nTarget: %s\nPress Ctrl-C to stop both servers.\n", srcURL, dstURL)
 		<-ctx.Done()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/planrun/planrun/internal/bytesize"
 	"github.com/planrun/planrun/internal/event"
+	"github.com/planrun/planrun/internal/report"
 
 	"github.com/planrun/planrun/internal/engine"
 	"github.com/planrun/planrun/plan"
@@ -54,13 +55,13 @@ func textRenderer(w io.Writer, verb string) func(event.Event) {
 		case event.StepFinished:
 			switch ev.Status {
 			case event.StatusSucceeded:
-				fmt.Fprintf(w, "%s: succeeded in %s\n", ev.Step, fmtDuration(secs(ev.Seconds)))
+				fmt.Fprintf(w, "%s: succeeded in %s\n", ev.Step, report.FormatDuration(secs(ev.Seconds)))
 			case event.StatusSkipped:
 				fmt.Fprintf(w, "%s: %s\n", ev.Step, ev.Message)
 			case event.StatusReused:
 				fmt.Fprintf(w, "%s: reused (%s)\n", ev.Step, ev.Message)
 			default:
-				fmt.Fprintf(w, "%s: %s after %s\n", ev.Step, ev.Status, fmtDuration(secs(ev.Seconds)))
+				fmt.Fprintf(w, "%s: %s after %s\n", ev.Step, ev.Status, report.FormatDuration(secs(ev.Seconds)))
 			}
 			writeAssertions(w, ev.Assertions)
 			if ev.Error != "" {
@@ -79,7 +80,7 @@ func textRenderer(w io.Writer, verb string) func(event.Event) {
 		case event.RollbackFinished:
 			switch ev.Status {
 			case event.StatusRolledBack:
-				fmt.Fprintf(w, "%s: rolled back in %s\n", ev.Step, fmtDuration(secs(ev.Seconds)))
+				fmt.Fprintf(w, "%s: rolled back in %s\n", ev.Step, report.FormatDuration(secs(ev.Seconds)))
 			default:
 				fmt.Fprintf(w, "%s: rollback %s", ev.Step, ev.Status)
 				if ev.Error != "" {
@@ -137,7 +138,7 @@ func writeSummary(w io.Writer, p *plan.Plan, res *engine.Result, sel func(*plan.
 		sr := res.Steps[st.Addr]
 		dur := "-"
 		if d := sr.Duration(); d > 0 {
-			dur = fmtDuration(d)
+			dur = report.FormatDuration(d)
 		}
 		asserts := "-"
 		if len(sr.Assertions) > 0 {
@@ -167,7 +168,7 @@ func writeSummary(w io.Writer, p *plan.Plan, res *engine.Result, sel func(*plan.
 	tw.Flush()
 	if p.Downtime != nil {
 		if res.Downtime != nil {
-			fmt.Fprintf(w, "\nDowntime (start of %s to end of %s): %s\n", p.Downtime.From, p.Downtime.To, fmtDuration(*res.Downtime))
+			fmt.Fprintf(w, "\nDowntime (start of %s to end of %s): %s\n", p.Downtime.From, p.Downtime.To, report.FormatDuration(*res.Downtime))
 		} else {
 			fmt.Fprintf(w, "\nDowntime: not measured (%s or %s did not run)\n", p.Downtime.From, p.Downtime.To)
 		}
@@ -230,7 +231,7 @@ func progressLine(ev event.Event) string {
 		fmt.Fprintf(&b, " at %s/s", amount(int64(p.Rate)))
 	}
 	if p.ETA > 0 {
-		fmt.Fprintf(&b, ", ETA %s", fmtDuration(secs(p.ETA)))
+		fmt.Fprintf(&b, ", ETA %s", report.FormatDuration(secs(p.ETA)))
 	}
 	for i, it := range p.Items {
 		if i == 3 {

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/planrun/planrun/internal/report"
 	"github.com/planrun/planrun/plan"
 )
 
@@ -48,7 +49,7 @@ func writePlan(w io.Writer, p *plan.Plan, selected func(*plan.Step) bool, took m
 	}
 	if len(took) > 0 && p.Downtime != nil {
 		if d, ok := rehearsalDowntime(p, took); ok {
-			fmt.Fprintf(w, "\nExpected downtime (from the rehearsal): %s\n", fmtDuration(d))
+			fmt.Fprintf(w, "\nExpected downtime (from the rehearsal): %s\n", report.FormatDuration(d))
 		}
 	}
 }
@@ -84,7 +85,7 @@ func rehearsalDowntime(p *plan.Plan, took map[string]time.Duration) (time.Durati
 func writeStep(w io.Writer, p *plan.Plan, st *plan.Step, took map[string]time.Duration) {
 	fmt.Fprintf(w, "  + %s (%s)", st.Addr, st.Uses)
 	if d, ok := took[st.Addr]; ok {
-		fmt.Fprintf(w, "  [rehearsal: %s]", fmtDuration(d))
+		fmt.Fprintf(w, "  [rehearsal: %s]", report.FormatDuration(d))
 	}
 	fmt.Fprintln(w)
 	if len(st.Deps) > 0 {
@@ -190,15 +191,4 @@ func sourceText(p *plan.Plan, rng hcl.Range) string {
 		return "(expression)"
 	}
 	return string(f.Bytes[rng.Start.Byte:rng.End.Byte])
-}
-
-func fmtDuration(d time.Duration) string {
-	switch {
-	case d < time.Second:
-		return fmt.Sprintf("%dms", d.Milliseconds())
-	case d < time.Minute:
-		return fmt.Sprintf("%.1fs", d.Seconds())
-	default:
-		return d.Round(time.Second).String()
-	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/planrun/planrun/internal/event"
 	"github.com/planrun/planrun/internal/journal"
+	"github.com/planrun/planrun/internal/report"
 	"github.com/planrun/planrun/plan"
 )
 
@@ -70,7 +71,7 @@ func runStatus(c *CLI, args []string) int {
 	}
 	fmt.Fprintf(c.stdout, "  started  %s%s\n", last.Started.Local().Format("2006-01-02 15:04:05"), by)
 	if !last.Finished.IsZero() {
-		fmt.Fprintf(c.stdout, "  finished %s (%s)\n", last.Finished.Local().Format("2006-01-02 15:04:05"), fmtDuration(last.Finished.Sub(last.Started)))
+		fmt.Fprintf(c.stdout, "  finished %s (%s)\n", last.Finished.Local().Format("2006-01-02 15:04:05"), report.FormatDuration(last.Finished.Sub(last.Started)))
 	}
 	if holder != nil {
 		fmt.Fprintf(c.stdout, "  applying: %s\n", holder)
@@ -91,7 +92,7 @@ func runStatus(c *CLI, args []string) int {
 		}
 		dur, attempts, rb := "-", "-", "-"
 		if s.Seconds > 0 {
-			dur = fmtDuration(secs(s.Seconds))
+			dur = report.FormatDuration(secs(s.Seconds))
 		}
 		if s.Attempts > 0 {
 			attempts = fmt.Sprint(s.Attempts)

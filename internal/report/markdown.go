@@ -1,4 +1,4 @@
-package cli
+package report
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 
@@ -30,8 +31,8 @@ func resultWord(s string) string {
 
 const reportTime = "2006-01-02 15:04:05 UTC"
 
-// writeMarkdownReport renders the report as Markdown.
-func writeMarkdownReport(w io.Writer, d *reportDoc) {
+// WriteMarkdown renders the report as Markdown.
+func WriteMarkdown(w io.Writer, d *Doc) {
 	fmt.Fprintf(w, "# Run report: %s\n\n", mdText(d.Plan.Name))
 	if d.Plan.Description != "" {
 		fmt.Fprintf(w, "%s\n\n", mdText(d.Plan.Description))
@@ -49,7 +50,7 @@ func writeMarkdownReport(w io.Writer, d *reportDoc) {
 	}
 	row("Started", d.Run.Started.Format(reportTime))
 	if d.Run.Finished != nil {
-		row("Finished", fmt.Sprintf("%s (%s)", d.Run.Finished.Format(reportTime), fmtDuration(secs(*d.Run.Seconds))))
+		row("Finished", fmt.Sprintf("%s (%s)", d.Run.Finished.Format(reportTime), FormatDuration(secs(*d.Run.Seconds))))
 	} else {
 		row("Finished", "-")
 	}
@@ -66,7 +67,7 @@ func writeMarkdownReport(w io.Writer, d *reportDoc) {
 	}
 	if d.Downtime != nil {
 		if d.Downtime.Seconds != nil {
-			row("Downtime", fmt.Sprintf("**%s** (%s)", fmtDuration(secs(*d.Downtime.Seconds)), mdCell(d.Downtime.Note)))
+			row("Downtime", fmt.Sprintf("**%s** (%s)", FormatDuration(secs(*d.Downtime.Seconds)), mdCell(d.Downtime.Note)))
 		} else {
 			row("Downtime", mdCell(d.Downtime.Note))
 		}
@@ -122,10 +123,10 @@ func writeMarkdownReport(w io.Writer, d *reportDoc) {
 			attempts = fmt.Sprint(s.Attempts)
 		}
 		if s.Started != nil {
-			started = "+" + fmtDuration(s.Started.Sub(d.Run.Started))
+			started = "+" + FormatDuration(s.Started.Sub(d.Run.Started))
 		}
 		if s.Seconds > 0 {
-			dur = fmtDuration(secs(s.Seconds))
+			dur = FormatDuration(secs(s.Seconds))
 		}
 		if s.Rollback != "" {
 			rb = resultWord(s.Rollback)
@@ -185,7 +186,7 @@ func writeMarkdownReport(w io.Writer, d *reportDoc) {
 		for _, rb := range d.Rollbacks {
 			dur := "-"
 			if rb.Seconds > 0 {
-				dur = fmtDuration(secs(rb.Seconds))
+				dur = FormatDuration(secs(rb.Seconds))
 			}
 			msg := rb.Error
 			if msg == "" {
@@ -204,7 +205,7 @@ func statusCell(s string) string {
 	return resultWord(s)
 }
 
-func assertCell(n reportAssertCounts) string {
+func assertCell(n AssertCounts) string {
 	var parts []string
 	if n.Passed > 0 {
 		parts = append(parts, fmt.Sprintf("%d passed", n.Passed))
@@ -273,3 +274,18 @@ func longestRun(s string, c byte) int {
 	}
 	return best
 }
+
+// FormatDuration shows a duration as the report and the CLI do: ms under
+// a second, tenths under a minute, whole seconds above.
+func FormatDuration(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	default:
+		return d.Round(time.Second).String()
+	}
+}
+
+func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

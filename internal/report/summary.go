@@ -1,0 +1,203 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/planrun/planrun/internal/bytesize"
+)
+
+// outputCut is how much of an output the generic summary shows.
+const outputCut = 300
+
+// summarizeOutput picks the outputs people look for in the built-in types'
+// results; any other output is shown as compact JSON, cut.
+func summarizeOutput(uses string, out any) []Fact {
+	facts := []Fact{}
+	if out == nil {
+		return facts
+	}
+	raw, err := json.Marshal(out)
+	if err != nil {
+		return facts
+	}
+	add := func(name string, value any, text string) {
+		facts = append(facts, Fact{Name: name, Value: value, text: text})
+	}
+	count := func(name string, n int64) { add(name, n, fmt.Sprint(n)) }
+	seconds := func(name string, s float64) { add(name, s, FormatDuration(secs(s))) }
+	list := func(name string, items []string) {
+		if items == nil {
+			items = []string{}
+		}
+		text := "none"
+		if len(items) > 0 {
+			text = joinCut(items, 10)
+		}
+		add(name, items, text)
+	}
+	switch uses {
+	case "copy":
+		var o struct {
+			Tables         []json.RawMessage `json:"tables"`
+			Rows           int64             `json:"rows"`
+			Bytes          int64             `json:"bytes"`
+			BytesPerSecond float64           `json:"bytes_per_second"`
+			Seconds        float64           `json:"seconds"`
+			Resumed        bool              `json:"resumed"`
+		}
+		if json.Unmarshal(raw, &o) != nil {
+			break
+		}
+		count("tables", int64(len(o.Tables)))
+		count("rows", o.Rows)
+		add("bytes", o.Bytes, bytesize.Format(o.Bytes))
+		add("bytes_per_second", o.BytesPerSecond, bytesize.Format(int64(o.BytesPerSecond))+"/s")
+		seconds("seconds", o.Seconds)
+		if o.Resumed {
+			add("resumed", true, "yes: it continued an interrupted copy")
+		}
+		return facts
+	case "compare":
+		var o struct {
+			Equal           bool     `json:"equal"`
+			Mismatched      []string `json:"mismatched"`
+			SequencesBehind []string `json:"sequences_behind"`
+			Checksums       []struct {
+				Schema        string `json:"schema"`
+				Name          string `json:"name"`
+				DifferingKeys []struct {
+					Key  string `json:"key"`
+					Kind string `json:"kind"`
+				} `json:"differing_keys"`
+			} `json:"checksums"`
+			Seconds float64 `json:"seconds"`
+		}
+		if json.Unmarshal(raw, &o) != nil {
+			break
+		}
+		add("equal", o.Equal, fmt.Sprint(o.Equal))
+		list("mismatched", o.Mismatched)
+		if len(o.SequencesBehind) > 0 {
+			list("sequences_behind", o.SequencesBehind)
+		}
+		keys := map[string][]string{}
+		var texts []string
+		for _, t := range o.Checksums {
+			if len(t.DifferingKeys) == 0 {
+				continue
+			}
+			table := t.Schema + "." + t.Name
+			var ks []string
+			for _, k := range t.DifferingKeys {
+				ks = append(ks, fmt.Sprintf("%s (%s)", k.Key, k.Kind))
+			}
+			keys[table] = ks
+			texts = append(texts, table+": "+joinCut(ks, 5))
+		}
+		if len(keys) > 0 {
+			add("differing_keys", keys, strings.Join(texts, "; "))
+		}
+		seconds("seconds", o.Seconds)
+		return facts
+	case "replicate":
+		var o struct {
+			Action        string `json:"action"`
+			Tables        int64  `json:"tables"`
+			LagBytes      int64  `json:"lag_bytes"`
+			CaughtUpLSN   string `json:"caught_up_lsn"`
+			NotReplicated []struct {
+				Kind  string `json:"kind"`
+				Count int64  `json:"count"`
+			} `json:"not_replicated"`
+		}
+		if json.Unmarshal(raw, &o) != nil {
+			break
+		}
+		if o.Action != "" {
+			add("action", o.Action, o.Action)
+		}
+		count("tables", o.Tables)
+		add("lag_bytes", o.LagBytes, bytesize.Format(o.LagBytes))
+		add("caught_up_lsn", o.CaughtUpLSN, orDash(o.CaughtUpLSN))
+		gaps := map[string]int64{}
+		var texts []string
+		for _, g := range o.NotReplicated {
+			gaps[g.Kind] = g.Count
+			texts = append(texts, fmt.Sprintf("%s (%d)", g.Kind, g.Count))
+		}
+		text := "nothing"
+		if len(texts) > 0 {
+			text = strings.Join(texts, ", ")
+		}
+		add("not_replicated", gaps, text)
+		return facts
+	case "pg_restore":
+		var o struct {
+			Errors   int64 `json:"errors"`
+			Warnings int64 `json:"warnings"`
+			Messages []struct {
+				Level string `json:"level"`
+				Text  string `json:"text"`
+			} `json:"messages"`
+		}
+		if json.Unmarshal(raw, &o) != nil {
+			break
+		}
+		count("errors", o.Errors)
+		count("warnings", o.Warnings)
+		var errs []string
+		for _, m := range o.Messages {
+			if m.Level == "error" && len(errs) < 5 {
+				errs = append(errs, m.Text)
+			}
+		}
+		if len(errs) > 0 {
+			add("error_messages", errs, strings.Join(errs, " | "))
+		}
+		return facts
+	case "sequences":
+		var o struct {
+			Sequences []json.RawMessage `json:"sequences"`
+			Updated   int64             `json:"updated"`
+		}
+		if json.Unmarshal(raw, &o) != nil {
+			break
+		}
+		count("updated", o.Updated)
+		count("sequences", int64(len(o.Sequences)))
+		return facts
+	}
+	text := cutString(string(raw), outputCut)
+	add("output", text, text)
+	return facts
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// joinCut joins at most n items, saying how many more there are.
+func joinCut(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:n], ", "), len(items)-n)
+}
+
+// cutString cuts s after n bytes (at a rune boundary), marking the cut.
+func cutString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !isRuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + fmt.Sprintf("… (%d bytes more)", len(s)-n)
+}
+
+func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/planrun/planrun/internal/engine"
 	"github.com/planrun/planrun/internal/event"
 	"github.com/planrun/planrun/plan"
@@ -68,19 +66,4 @@ func OutputOf(t *testing.T, res *engine.Result, addr string) map[string]any {
 		t.Fatalf("%s: status %s, output %#v, err %v", addr, sr.Status, sr.Output, sr.Err)
 	}
 	return out
-}
-
-// Exec runs statements on a database as the superuser.
-func Exec(t *testing.T, url, sql string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql); err != nil {
-		t.Fatalf("%v\n%s", err, sql)
-	}
 }

@@ -26,7 +26,7 @@ type Database struct {
 	URL  string `cty:"url"`
 }
 
-// pinnedSettings fix every session setting that changes how values print as
+// PinnedSettings fix every session setting that changes how values print as
 // text, so that both sides of a comparison render rows identically.
 var PinnedSettings = map[string]string{
 	"TimeZone":           "UTC",
@@ -38,7 +38,7 @@ var PinnedSettings = map[string]string{
 	"application_name":   "planrun",
 }
 
-// connConfig parses a database's connection string, registers its password
+// ConnConfig parses a database's connection string, registers its password
 // as a secret and pins the session settings. readOnly makes every
 // transaction of the session read-only (checks).
 func ConnConfig(env *steptype.Env, db *Database, readOnly bool) (*pgx.ConnConfig, error) {
@@ -70,7 +70,7 @@ func parseProblem(err error) string {
 	return "invalid syntax"
 }
 
-// connect opens a connection to a database argument.
+// Connect opens a connection to a database argument.
 func Connect(ctx context.Context, env *steptype.Env, db *Database, readOnly bool) (*pgx.Conn, error) {
 	cfg, err := ConnConfig(env, db, readOnly)
 	if err != nil {
@@ -83,12 +83,12 @@ func Connect(ctx context.Context, env *steptype.Env, db *Database, readOnly bool
 	return conn, nil
 }
 
-// describe names a connection without its password.
+// Describe names a connection without its password.
 func Describe(cfg *pgx.ConnConfig) string {
 	return fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
 }
 
-// libpq returns what a libpq tool (pg_dump, pg_restore, psql) needs to reach
+// LibPQ returns what a libpq tool (pg_dump, pg_restore, psql) needs to reach
 // a database: a connection string without the password, and the environment
 // that carries the password, so that it never shows in `ps`.
 func LibPQ(env *steptype.Env, db *Database) (conn string, environ []string, err error) {
@@ -138,7 +138,7 @@ const BinDirEnv = "PLANRUN_PG_BINDIR"
 
 var MajorRe = regexp.MustCompile(`\(PostgreSQL\) (\d+)`)
 
-// pgTool finds a PostgreSQL client tool whose major version is at least
+// Tool finds a PostgreSQL client tool whose major version is at least
 // minMajor (pg_dump refuses servers newer than itself): $PLANRUN_PG_BINDIR,
 // then /usr/lib/postgresql/*/bin newest first, then PATH.
 func Tool(ctx context.Context, name string, minMajor int) (string, int, error) {
@@ -185,7 +185,7 @@ func versionOf(binDir string) int {
 	return v
 }
 
-// serverMajor asks a server for its major version.
+// ServerMajor asks a server for its major version.
 func ServerMajor(ctx context.Context, conn *pgx.Conn) (int, error) {
 	var num int
 	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num); err != nil {
@@ -194,19 +194,19 @@ func ServerMajor(ctx context.Context, conn *pgx.Conn) (int, error) {
 	return num / 10000, nil
 }
 
-// quoteIdent quotes an SQL identifier.
+// QuoteIdent quotes an SQL identifier.
 func QuoteIdent(s string) string {
 	return pgx.Identifier{s}.Sanitize()
 }
 
-// setSnapshotSQL is the statement that imports an exported snapshot into a
+// SetSnapshotSQL is the statement that imports an exported snapshot into a
 // REPEATABLE READ transaction. It must come first in the transaction, and
 // cannot take the snapshot as a parameter.
 func SetSnapshotSQL(snapshot string) string {
 	return "SET TRANSACTION SNAPSHOT '" + strings.ReplaceAll(snapshot, "'", "''") + "'"
 }
 
-// qualified quotes schema.name.
+// Qualified quotes schema.name.
 func Qualified(schema, name string) string {
 	return pgx.Identifier{schema, name}.Sanitize()
 }

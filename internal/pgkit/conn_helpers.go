@@ -12,21 +12,21 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// copyClose closes a connection even when ctx is already cancelled.
+// Close closes a connection even when ctx is already cancelled.
 func Close(ctx context.Context, conn *pgx.Conn) {
 	ctx, cancel := CleanupContext(ctx)
 	defer cancel()
 	_ = conn.Close(ctx)
 }
 
-// cleanupContext is for the statements that clean up after a failure or
+// CleanupContext is for the statements that clean up after a failure or
 // a cancellation (ROLLBACK, closing): they must run even then, but not
 // wait forever on a server that does not answer.
 func CleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 }
 
-// rollback ends a transaction that may or may not be over (after Commit
+// Rollback ends a transaction that may or may not be over (after Commit
 // it does nothing).
 func Rollback(ctx context.Context, tx pgx.Tx) {
 	ctx, cancel := CleanupContext(ctx)
@@ -34,12 +34,12 @@ func Rollback(ctx context.Context, tx pgx.Tx) {
 	_ = tx.Rollback(ctx)
 }
 
-// cmpQuerier is a connection or a transaction.
+// Querier is a connection or a transaction.
 type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// cmpEach runs a query and calls fn after scanning each row into dest.
+// Each runs a query and calls fn after scanning each row into dest.
 func Each(ctx context.Context, q Querier, sql string, args, dest []any, fn func() error) error {
 	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
@@ -49,7 +49,7 @@ func Each(ctx context.Context, q Querier, sql string, args, dest []any, fn func(
 	return err
 }
 
-// cmpScope keeps user objects of relation c in namespace n: no system or
+// UserScope keeps user objects of relation c in namespace n: no system or
 // temporary schemas, the schemas asked for ($1, empty for all, and not $2),
 // and nothing that belongs to an extension (extensions are compared whole).
 const UserScope = `
@@ -60,7 +60,7 @@ const UserScope = `
 	AND NOT EXISTS (SELECT FROM pg_depend d
 		WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`
 
-// beginInSnapshot starts a read-only transaction on another connection
+// BeginInSnapshot starts a read-only transaction on another connection
 // that sees exactly what the coordinating transaction sees.
 func BeginInSnapshot(ctx context.Context, conn *pgx.Conn, snapshot string) (pgx.Tx, error) {
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
@@ -74,7 +74,7 @@ func BeginInSnapshot(ctx context.Context, conn *pgx.Conn, snapshot string) (pgx.
 	return tx, nil
 }
 
-// runPgClient runs pg_dump or pg_restore. Their stderr goes to stderr when
+// RunClient runs pg_dump or pg_restore. Their stderr goes to stderr when
 // given; either way the last lines of it end up in the error. On
 // cancellation the tools get SIGTERM (they then cancel their queries on
 // the server), and SIGKILL if they are still there 10 seconds later.

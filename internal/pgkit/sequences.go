@@ -7,7 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// seqInfo is a sequence and its state on one side.
+// Sequence is a sequence and its state on one side.
 type Sequence struct {
 	Schema, Name               string
 	TableSchema, Table, Column string // the owning column, if any
@@ -16,12 +16,12 @@ type Sequence struct {
 	Called                     bool  // is_called: false means nextval returns value itself
 }
 
-// key is the quoted name, for SQL.
+// Key is the quoted name, for SQL.
 func (s *Sequence) Key() string { return Qualified(s.Schema, s.Name) }
 
 func (s *Sequence) String() string { return s.Schema + "." + s.Name }
 
-// readSequences lists the sequences of a database with their owning
+// ReadSequences lists the sequences of a database with their owning
 // columns and current state. Sequences that belong to an extension are left
 // out: the extension manages them.
 func ReadSequences(ctx context.Context, conn *pgx.Conn, schemas []string) ([]*Sequence, error) {
@@ -71,7 +71,7 @@ ORDER BY 1, 2`
 	return seqs, nil
 }
 
-// next is what nextval would return.
+// Next is what nextval would return.
 func (s *Sequence) Next() int64 {
 	if s.Called {
 		return s.Value + s.Increment

@@ -37,7 +37,7 @@ var pgNative = map[uint32]bool{
 	pgtype.JSONOID: true, pgtype.JSONBOID: true,
 }
 
-// pgResultFormats asks for native types and their arrays in the format pgx
+// ResultFormats asks for native types and their arrays in the format pgx
 // prefers and for everything else in text (an OID missing from the map
 // means text).
 func ResultFormats(m *pgtype.Map) pgx.QueryResultFormatsByOID {
@@ -64,7 +64,7 @@ func pgArrayOf(m *pgtype.Map, oid uint32) (uint32, bool) {
 	return at.OID, true
 }
 
-// pgValue decodes one column value. raw is nil for NULL; format is the wire
+// Value decodes one column value. raw is nil for NULL; format is the wire
 // format PostgreSQL used (text in the simple protocol, as pgResultFormats
 // asked in the extended one): the result does not depend on it.
 func Value(m *pgtype.Map, oid uint32, format int16, raw []byte) (any, error) {

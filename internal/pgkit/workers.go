@@ -5,7 +5,7 @@ import (
 	"sync"
 )
 
-// runWorkers starts jobs workers (never more than there are items), feeds
+// RunWorkers starts jobs workers (never more than there are items), feeds
 // them the items through a channel, and returns when every worker has. A
 // worker's error cancels ctx with that error — cancel must be ctx's — which
 // stops the feeding and tells the other workers to stop; the caller reads

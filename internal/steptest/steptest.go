@@ -85,7 +85,7 @@ func Ctx(t testing.TB) context.Context {
 	return ctx
 }
 
-// cmpExec runs SQL (several statements are fine) on a database as the superuser.
+// Exec runs SQL (several statements are fine) on a database as the superuser.
 func Exec(t testing.TB, dbURL, sql string) error {
 	t.Helper()
 	ctx := Ctx(t)
@@ -105,7 +105,7 @@ func MustExec(t testing.TB, dbURL, sql string) {
 	}
 }
 
-// cmpPair makes a fresh database on each server, runs common on both and
+// Pair makes a fresh database on each server, runs common on both and
 // the other statements on one side, and returns them as arguments.
 func Pair(t *testing.T, source, target *pgtest.Server, common, sourceOnly, targetOnly string) (src, tgt *pgkit.Database) {
 	t.Helper()
@@ -126,7 +126,7 @@ func ReadOnlyEnv(t *testing.T) *steptype.Env {
 	return &steptype.Env{PlanDir: t.TempDir(), Secrets: func(...string) {}, ReadOnly: true, Log: t.Logf}
 }
 
-// cmpRole creates a login role with a password on server, runs grant
+// Role creates a login role with a password on server, runs grant
 // (with %s for the role's name) in the database, and returns the
 // database's URL as that role. The role is dropped after the test.
 func Role(t *testing.T, server *pgtest.Server, dbURL, grant string) string {
@@ -164,7 +164,7 @@ func SecretsEnv() (*steptype.Env, func() []string) {
 	}
 }
 
-// httpHangingServer never answers until the client goes away.
+// HangingHTTP never answers until the client goes away.
 func HangingHTTP(t *testing.T) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {

@@ -28,7 +28,7 @@ type ApproveOutput struct {
 // autoApprover is approved_by when --auto-approve passed the gate.
 const autoApprover = "--auto-approve"
 
-// approveType changes nothing, so it may gate a check run too.
+// Type changes nothing, so it may gate a check run too.
 var Type = steptype.Def[ApproveArgs, ApproveOutput]{
 	Summary:    "A manual gate: asks the operator to type yes on the terminal; --auto-approve passes it.",
 	IsReadOnly: true,

@@ -175,10 +175,10 @@ func replWriter(t *testing.T, ctx context.Context, src, dst string) (wait func()
 func replE2EPair(t *testing.T, targetSchema bool) (src, dst string) {
 	replicate.ReplPrepare(t)
 	src, dst = replicate.Source.FreshDB(t), replicate.Target.FreshDB(t)
-	e2etest.Exec(t, src, replE2ESchema+`INSERT INTO app.users (name) SELECT 'u' || g FROM generate_series(1, 100) g;
+	steptest.MustExec(t, src, replE2ESchema+`INSERT INTO app.users (name) SELECT 'u' || g FROM generate_series(1, 100) g;
 		INSERT INTO app.orders (user_id, total) SELECT g, g FROM generate_series(1, 100) g;`)
 	if targetSchema {
-		e2etest.Exec(t, dst, replE2ESchema)
+		steptest.MustExec(t, dst, replE2ESchema)
 	}
 	t.Cleanup(func() { replicate.ReplCleanup(t, dst) })
 	return src, dst
@@ -223,7 +223,7 @@ func TestReplicateEndToEnd(t *testing.T) {
 		t.Errorf("after stop: %s", left)
 	}
 	// The target works on its own: its sequences are past the copied keys.
-	e2etest.Exec(t, dst, "INSERT INTO app.users (name) VALUES ('after'); INSERT INTO app.orders (user_id) VALUES (1)")
+	steptest.MustExec(t, dst, "INSERT INTO app.users (name) VALUES ('after'); INSERT INTO app.orders (user_id) VALUES (1)")
 	t.Logf("%d writes while replicating; replicate %.2fs, catch_up %.2fs", n,
 		e2etest.OutputOf(t, res, "step.replicate")["seconds"], e2etest.OutputOf(t, res, "step.catch_up")["seconds"])
 }

@@ -29,7 +29,7 @@ func (d Def[A, O]) CheckArgSet(given map[string]bool) (string, error) {
 	return d.ArgSet(given)
 }
 
-// parseDuration reads a duration such as "30s", "5m" or "1h30m"; positive
+// ParseDuration reads a duration such as "30s", "5m" or "1h30m"; positive
 // unless zero is allowed.
 func ParseDuration(s string, zeroOK bool) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
@@ -39,7 +39,7 @@ func ParseDuration(s string, zeroOK bool) (time.Duration, error) {
 	return d, nil
 }
 
-// checkDuration accepts a positive duration, or "" for the default.
+// CheckDuration accepts a positive duration, or "" for the default.
 func CheckDuration(s string) error {
 	if s == "" {
 		return nil
@@ -48,7 +48,7 @@ func CheckDuration(s string) error {
 	return err
 }
 
-// checkSize accepts a size of at least min bytes, or "" for the default.
+// CheckSize accepts a size of at least min bytes, or "" for the default.
 func CheckSize(min int64, minText string) func(string) error {
 	return func(s string) error {
 		if s == "" {
@@ -62,7 +62,7 @@ func CheckSize(min int64, minText string) func(string) error {
 	}
 }
 
-// checkOneOf accepts one of the values ("" only when listed).
+// CheckOneOf accepts one of the values ("" only when listed).
 func CheckOneOf(values ...string) func(string) error {
 	return func(s string) error {
 		for _, v := range values {

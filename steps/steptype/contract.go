@@ -95,7 +95,7 @@ func (d Def[A, O]) Run(ctx context.Context, env *Env, args any) (any, error) {
 	return out, err
 }
 
-// pauseCtx pauses for d or until ctx is done.
+// Pause pauses for d or until ctx is done.
 func Pause(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()

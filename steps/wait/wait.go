@@ -48,7 +48,7 @@ const (
 	defaultMaxWait      = 10 * time.Minute
 )
 
-// waitType is read-only in itself: in a check, the loader requires its
+// Type is read-only in itself: in a check, the loader requires its
 // probe's type to be read-only too.
 var Type = steptype.Def[WaitArgs, WaitOutput]{
 	Summary:    "Runs a probe (sql, http, exec...) again and again until a condition on its output holds, or gives up.",

@@ -6,6 +6,7 @@ import (
 
 	"github.com/planrun/planrun/internal/e2etest"
 	"github.com/planrun/planrun/internal/event"
+	"github.com/planrun/planrun/internal/steptest"
 	"github.com/planrun/planrun/steps/compare"
 )
 
@@ -44,8 +45,8 @@ func TestCompareEndToEnd(t *testing.T) {
 		CREATE TABLE items (id serial PRIMARY KEY, order_id int REFERENCES orders);
 		CREATE SCHEMA scratch; CREATE TABLE scratch.junk (i int)`
 	src, tgt := compare.Source.FreshDB(t), compare.Target.FreshDB(t)
-	e2etest.Exec(t, src, schema)
-	e2etest.Exec(t, tgt, schema+"; INSERT INTO scratch.junk VALUES (1)") // excluded: no difference
+	steptest.MustExec(t, src, schema)
+	steptest.MustExec(t, tgt, schema+"; INSERT INTO scratch.junk VALUES (1)") // excluded: no difference
 	vars := []string{"source_url=" + src, "target_url=" + tgt}
 
 	res := e2etest.RunPlan(t, comparePlan, vars...)
@@ -58,7 +59,7 @@ func TestCompareEndToEnd(t *testing.T) {
 		t.Errorf("output %v", out)
 	}
 
-	e2etest.Exec(t, tgt, "DELETE FROM orders WHERE id = 10")
+	steptest.MustExec(t, tgt, "DELETE FROM orders WHERE id = 10")
 	res = e2etest.RunPlan(t, comparePlan, vars...)
 	sr = res.Steps["check.same_data"]
 	if res.Status != event.StatusFailed || sr.Err == nil {
@@ -101,8 +102,8 @@ func TestCompareChecksumEndToEnd(t *testing.T) {
 	schema := `CREATE TABLE orders (id serial PRIMARY KEY, total numeric(10,2) NOT NULL, note text);
 		INSERT INTO orders (total) SELECT i / 4.0 FROM generate_series(1, 1000) i`
 	src, tgt := compare.Source.FreshDB(t), compare.Target.FreshDB(t)
-	e2etest.Exec(t, src, schema)
-	e2etest.Exec(t, tgt, schema)
+	steptest.MustExec(t, src, schema)
+	steptest.MustExec(t, tgt, schema)
 	vars := []string{"source_url=" + src, "target_url=" + tgt}
 
 	res := e2etest.RunPlan(t, compareChecksumPlan, vars...)
@@ -110,7 +111,7 @@ func TestCompareChecksumEndToEnd(t *testing.T) {
 		t.Fatalf("identical: status %s: %v", res.Status, res.Err)
 	}
 
-	e2etest.Exec(t, tgt, "UPDATE orders SET total = 1.50 WHERE id = 700; DELETE FROM orders WHERE id = 800")
+	steptest.MustExec(t, tgt, "UPDATE orders SET total = 1.50 WHERE id = 700; DELETE FROM orders WHERE id = 800")
 	res = e2etest.RunPlan(t, compareChecksumPlan, vars...)
 	sr := res.Steps["check.same_rows"]
 	if res.Status != event.StatusFailed || sr.Err == nil {

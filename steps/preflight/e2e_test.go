@@ -6,6 +6,7 @@ import (
 
 	"github.com/planrun/planrun/internal/e2etest"
 	"github.com/planrun/planrun/internal/event"
+	"github.com/planrun/planrun/internal/steptest"
 	"github.com/planrun/planrun/steps/preflight"
 )
 
@@ -39,7 +40,7 @@ check "preflight" {
 
 func TestPreflightEndToEnd(t *testing.T) {
 	src, tgt := preflight.Source.FreshDB(t), preflight.Target.FreshDB(t)
-	e2etest.Exec(t, src, "CREATE TABLE orders (id int PRIMARY KEY); CREATE TABLE audit_log (at timestamptz, line text)")
+	steptest.MustExec(t, src, "CREATE TABLE orders (id int PRIMARY KEY); CREATE TABLE audit_log (at timestamptz, line text)")
 	res := e2etest.RunPlan(t, preflightPlan, "source_url="+src, "target_url="+tgt)
 	sr := res.Steps["check.preflight"]
 	if res.Status != event.StatusFailed || sr == nil || sr.Err == nil {

@@ -109,3 +109,39 @@ func TestBigPlan(t *testing.T) {
 		t.Errorf("%d waves, %v", len(waves), err)
 	}
 }
+
+// localsPlan writes a plan of n locals (`lN = "vN"`) and one step that
+// reads the last.
+func localsPlan(n int) string {
+	var b strings.Builder
+	b.WriteString("locals {\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "  l%d = \"v%d\"\n", i, i)
+	}
+	fmt.Fprintf(&b, "}\n\nstep \"one\" {\n  uses  = \"exec\"\n  shell = \"echo ${local.l%d}\"\n}\n", n-1)
+	return b.String()
+}
+
+// BenchmarkValidateLocals shows how loading grows with the number of
+// locals: it must stay linear.
+func BenchmarkValidateLocals(b *testing.B) {
+	for _, n := range []int{1000, 10000, 100000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), "locals.hcl")
+			if err := os.WriteFile(path, []byte(localsPlan(n)), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			opts := plan.Options{Types: testTypes(), Environ: []string{}}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				p, diags := plan.Load(path, opts)
+				if diags.HasErrors() {
+					b.Fatal(diags)
+				}
+				if len(p.Locals) != n {
+					b.Fatalf("%d locals", len(p.Locals))
+				}
+			}
+		})
+	}
+}

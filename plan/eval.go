@@ -218,9 +218,18 @@ func (s *Scope) context(refs []string, outputs OutputFunc, marked bool) (*hcl.Ev
 // databases, into ctx.
 func (s *Scope) evalLocalsAndDatabases(ctx *hcl.EvalContext) hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	locals := map[string]cty.Value{}
+	locals := make(map[string]cty.Value, len(s.localOrder))
 	for _, lo := range s.localOrder {
-		ctx.Variables["local"] = cty.ObjectVal(locals)
+		// Each local sees only the locals it reads: an object of every local
+		// so far, made per local, cost O(n²) for n locals.
+		reads := s.localReads[lo.Name]
+		seen := make(map[string]cty.Value, len(reads))
+		for _, name := range reads {
+			if v, ok := locals[name]; ok {
+				seen[name] = v
+			}
+		}
+		ctx.Variables["local"] = cty.ObjectVal(seen)
 		v, d := lo.Expr.Value(ctx)
 		diags = append(diags, d...)
 		if d.HasErrors() {

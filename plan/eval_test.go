@@ -51,3 +51,34 @@ step "s" {
 		t.Errorf("length(true): %v", diags)
 	}
 }
+
+// TestLocalsReadLocals: each local is evaluated with only the locals it
+// reads, in dependency order, whatever the order of declaration.
+func TestLocalsReadLocals(t *testing.T) {
+	p, diags := loadSource(t, "plan.hcl", `
+locals {
+  c    = "${local.b}-c"
+  a    = "a"
+  b    = "${local.a}-b"
+  both = [local.a, local.c, local.c]
+  keys = upper(local.b)
+}
+step "s" {
+  uses    = "exec"
+  command = concat(local.both, [local.keys])
+}
+`, testTypes())
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	got := strs(t, args(p.Step("step.s"))["command"])
+	want := []string{"a", "a-b-c", "a-b-c", "A-B"}
+	if len(got) != len(want) {
+		t.Fatalf("command = %q, want %q", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("command[%d] = %q, want %q", i, got[i], want[i])
+		}
+	}
+}

@@ -224,10 +224,23 @@ type Scope struct {
 
 	markedVars   map[string]cty.Value // library inputs that carry sensitive parts, marks kept
 	localOrder   []*Local             // locals after the locals they read
+	localIndex   map[string]*Local    // locals by name; see local
+	localReads   map[string][]string  // local name -> the declared locals it reads
 	localRefs    map[string][]string  // local name -> step addresses it reads
 	databaseRefs map[string][]string  // database name -> step addresses it reads
 	dynamicRefs  []string             // every step address read by a local or database
 	validateCtx  *hcl.EvalContext
+}
+
+// local returns the scope's local of that name, or nil.
+func (s *Scope) local(name string) *Local {
+	if len(s.localIndex) != len(s.locals) {
+		s.localIndex = make(map[string]*Local, len(s.locals))
+		for _, lo := range s.locals {
+			s.localIndex[lo.Name] = lo
+		}
+	}
+	return s.localIndex[name]
 }
 
 // Step returns the step or check with the given address.

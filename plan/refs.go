@@ -66,10 +66,8 @@ func (l *loader) checkTraversal(trav hcl.Traversal, scope *Scope) ([]string, hcl
 		if !hasName {
 			return nil, needName()
 		}
-		for _, lo := range scope.locals {
-			if lo.Name == name {
-				return scope.localRefs[name], nil
-			}
+		if scope.local(name) != nil {
+			return scope.localRefs[name], nil
 		}
 		var names []string
 		for _, lo := range scope.locals {
@@ -286,11 +284,8 @@ func (l *loader) orderLocals() hcl.Diagnostics {
 
 func (l *loader) orderScopeLocals(scope *Scope) hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	byName := map[string]*Local{}
-	for _, lo := range scope.locals {
-		byName[lo.Name] = lo
-	}
 	scope.localRefs = map[string][]string{}
+	scope.localReads = map[string][]string{}
 	scope.databaseRefs = map[string][]string{}
 	state := map[string]int{} // 0 new, 1 visiting, 2 done
 	var visit func(lo *Local, path []string) bool
@@ -314,8 +309,9 @@ func (l *loader) orderScopeLocals(scope *Scope) hcl.Diagnostics {
 			switch trav.RootName() {
 			case "local":
 				if len(trav) > 1 {
-					if a, ok := trav[1].(hcl.TraverseAttr); ok && byName[a.Name] != nil {
-						if !visit(byName[a.Name], append(path, "local."+lo.Name)) {
+					if a, ok := trav[1].(hcl.TraverseAttr); ok && scope.local(a.Name) != nil {
+						scope.localReads[lo.Name] = append(scope.localReads[lo.Name], a.Name)
+						if !visit(scope.local(a.Name), append(path, "local."+lo.Name)) {
 							state[lo.Name] = 2
 							return false
 						}

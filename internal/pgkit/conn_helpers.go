@@ -94,6 +94,11 @@ func RunClient(ctx context.Context, bin string, argv, environ []string, stderr i
 	}
 	err := cmd.Run()
 	if ctx.Err() != nil {
+		if ps := cmd.ProcessState; ps != nil && ps.Success() {
+			// It ran to its end before the cancellation reached it: done
+			// (a resume would otherwise dump or restore again).
+			return nil
+		}
 		return fmt.Errorf("stopped: %w", ctx.Err())
 	}
 	if err != nil {

@@ -95,7 +95,17 @@ func runExec(ctx context.Context, env *steptype.Env, a *ExecArgs) (*ExecOutput, 
 	err := cmd.Run()
 	out := &ExecOutput{Stdout: stdout.String(), Stderr: stderr.String(), Seconds: time.Since(start).Seconds()}
 	if ctx.Err() != nil {
-		return out, fmt.Errorf("exec %s: %w", argv[0], ctx.Err())
+		// The exit status decides, not whether ctx is done by now: a
+		// command that ran to its end did its work, and calling it
+		// cancelled would make a resume run it again.
+		ps := cmd.ProcessState
+		if ps == nil || !ps.Exited() {
+			return out, fmt.Errorf("exec %s: %w", argv[0], ctx.Err())
+		}
+		err = nil
+		if !ps.Success() {
+			err = &exec.ExitError{ProcessState: ps}
+		}
 	}
 	var exitErr *exec.ExitError
 	switch {

@@ -110,8 +110,9 @@ func (c *CLI) lock(store journal.Store, p *plan.Plan) (func(), bool) {
 
 // resumption is an earlier run that this apply continues.
 type resumption struct {
-	id     string
-	reused map[string]any // outputs of the steps that completed, by address
+	id      string
+	reused  map[string]any // outputs of the steps that completed, by address
+	earlier []string       // the steps whose work stands, newest first: the order to undo them in
 }
 
 // resumePoint decides whether apply continues the last run: it does when
@@ -168,7 +169,7 @@ func (c *CLI) resumePoint(store journal.Store, p *plan.Plan, sel func(*plan.Step
 		fmt.Fprintf(c.stdout, "Nothing to do: every step completed in run %s. Use --restart to run the plan again.\n", last.ID)
 		return nil, ExitOK, false
 	}
-	return &resumption{id: last.ID, reused: reused}, 0, true
+	return &resumption{id: last.ID, reused: reused, earlier: last.RollbackOrder()}, 0, true
 }
 
 func allReused(deps []string, reused map[string]any) bool {
@@ -196,8 +197,9 @@ func (c *CLI) execute(p *plan.Plan, sel func(*plan.Step) bool, af applyFlags, st
 	var err error
 	runID := newRunID()
 	var reused map[string]any
+	var earlier []string
 	if resume != nil {
-		runID, reused = resume.id, resume.reused
+		runID, reused, earlier = resume.id, resume.reused, resume.earlier
 		rec, err = store.Append(ctx, p.Name, runID)
 	} else {
 		rec, err = store.Create(ctx, p.Name, runID)
@@ -238,6 +240,7 @@ func (c *CLI) execute(p *plan.Plan, sel func(*plan.Step) bool, af applyFlags, st
 		NoRollback:      af.noRollback,
 		RollbackContext: rollbackCtx,
 		Reused:          reused,
+		Earlier:         earlier,
 		Resumed:         resume != nil,
 		Fingerprints:    fps,
 		By:              thisRunner(),

@@ -35,8 +35,15 @@ type Options struct {
 	Redactor    *redact.Redactor
 	NoRollback  bool
 	// Reused are outputs of steps that completed in an earlier run of the
-	// same plan: they are not run again (resume).
+	// same plan: they are not run again (resume). Their work is this run's
+	// too, so a failed run rolls them back after its own steps.
 	Reused map[string]any
+	// Earlier lists the steps of the earlier run whose work still stands,
+	// newest first (journal.Run.RollbackOrder): the order in which a failed
+	// resume rolls back the Reused steps; the ones it leaves out (skipped
+	// by when) have nothing to undo. Nil: every Reused step, in the reverse
+	// of the plan's dependency order.
+	Earlier []string
 	// RollbackContext is used for rollbacks once ctx is cancelled, so that a
 	// first Ctrl-C still rolls back and a second one stops that too.
 	// Nil means rollbacks are never cancelled.
@@ -317,25 +324,33 @@ func (r *run) downtime() *time.Duration {
 	return &span
 }
 
-// rollback runs the rollback hooks of every step that ran, newest first.
+// rollback runs the rollback hooks of every step whose work stands, newest
+// first: the steps this run ran, then the ones it reused from the earlier
+// run (resume), which completed before them.
 func (r *run) rollback(ctx context.Context, res *Result) {
 	rctx := r.opts.RollbackContext
 	if rctx == nil {
 		rctx = context.WithoutCancel(ctx)
 	}
-	for i := len(res.Order) - 1; i >= 0; i-- {
-		st := r.plan.Step(res.Order[i])
+	for _, addr := range r.undoOrder(res) {
+		st := r.plan.Step(addr)
 		sr := r.result(st.Addr)
-		if st.Rollback == nil || !sr.ran {
+		if st.Rollback == nil {
 			continue
+		}
+		var note string // says which rollbacks undo the earlier run's work
+		if !sr.ran {
+			note = "completed in an earlier run"
 		}
 		if rctx.Err() != nil {
 			res.RollbackInterrupted = true
+			r.mu.Lock()
 			sr.Rollback = &RollbackResult{Status: event.StatusCancelled, Err: errors.New("rollback stopped before it started")}
+			r.mu.Unlock()
 			r.emit(event.Event{Type: event.RollbackFinished, Step: st.Addr, Uses: st.Rollback.Uses, Status: event.StatusCancelled, Message: "not started: rollbacks were interrupted"})
 			continue
 		}
-		r.emit(event.Event{Type: event.RollbackStarted, Step: st.Addr, Uses: st.Rollback.Uses})
+		r.emit(event.Event{Type: event.RollbackStarted, Step: st.Addr, Uses: st.Rollback.Uses, Message: note})
 		start := r.opts.Now()
 		_, asserts, err := r.runAction(rctx, st, st.Rollback)
 		rb := &RollbackResult{Status: event.StatusRolledBack, Duration: r.opts.Now().Sub(start)}
@@ -350,12 +365,55 @@ func (r *run) rollback(ctx context.Context, res *Result) {
 		r.mu.Lock()
 		sr.Rollback = rb
 		r.mu.Unlock()
-		ev := event.Event{Type: event.RollbackFinished, Step: st.Addr, Uses: st.Rollback.Uses, Status: rb.Status, Seconds: rb.Duration.Seconds(), Assertions: asserts}
+		ev := event.Event{Type: event.RollbackFinished, Step: st.Addr, Uses: st.Rollback.Uses, Status: rb.Status, Seconds: rb.Duration.Seconds(), Assertions: asserts, Message: note}
 		if err != nil {
-			ev.Error = r.opts.Redactor.String(err.Error())
+			ev.Error = r.errorText(err)
 		}
 		r.emit(ev)
 	}
+}
+
+// undoOrder lists the steps to roll back, newest first: those this run
+// ran (Run was called, so there may be something to undo), then the reused
+// ones in the reverse of the order the earlier run completed them. A step
+// the earlier run left half done and this run ran again is undone once.
+func (r *run) undoOrder(res *Result) []string {
+	var out []string
+	listed := map[string]bool{}
+	add := func(addr string) {
+		if !listed[addr] {
+			listed[addr] = true
+			out = append(out, addr)
+		}
+	}
+	for i := len(res.Order) - 1; i >= 0; i-- {
+		if sr := r.result(res.Order[i]); sr.ran {
+			add(res.Order[i])
+		}
+	}
+	reused := func(addr string) bool {
+		_, ok := r.opts.Reused[addr]
+		return ok && r.plan.Step(addr) != nil && !r.result(addr).ran
+	}
+	if r.opts.Earlier != nil {
+		// Only these: a reused step the earlier run skipped has nothing to undo.
+		for _, addr := range r.opts.Earlier {
+			if reused(addr) {
+				add(addr)
+			}
+		}
+		return out
+	}
+	// No earlier order: dependents before what they depend on.
+	waves, _ := r.plan.Graph.Waves()
+	for i := len(waves) - 1; i >= 0; i-- {
+		for j := len(waves[i]) - 1; j >= 0; j-- {
+			if reused(waves[i][j]) {
+				add(waves[i][j])
+			}
+		}
+	}
+	return out
 }
 
 // stepHeap orders ready steps by declaration, so that runs are repeatable.

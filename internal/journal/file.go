@@ -8,10 +8,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/planrun/planrun/internal/event"
 	"io"
 	"io/fs"
 	"os"
@@ -19,6 +21,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/planrun/planrun/internal/event"
 )
 
 // FileStore keeps runs under a directory (.planrun beside the plan):
@@ -39,24 +43,17 @@ func (s *FileStore) Close() error { return nil }
 // when its process dies, so a dead holder can never block a plan; the
 // holder written into the file tells who holds it, and a holder found in a
 // file whose lock was free is a process that died (taken over as stale).
-func (s *FileStore) Lock(_ context.Context, plan string, me Holder) (func() error, *Holder, error) {
+// A flock is never lost while held, so the lease's Lost stays open.
+func (s *FileStore) Lock(_ context.Context, plan string, me Holder) (*Lease, *Holder, error) {
 	dir := s.planDir(plan)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("lock: %w", err)
 	}
-	path := filepath.Join(dir, "lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := flock(plan, filepath.Join(dir, "lock"))
 	if err != nil {
-		return nil, nil, fmt.Errorf("lock: %w", err)
+		return nil, nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		holder := readHolder(f)
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, nil, &LockedError{Plan: plan, Holder: holder}
-		}
-		return nil, nil, fmt.Errorf("lock %s: %w", path, err)
-	}
+	path := f.Name()
 	var stale *Holder
 	if prev := readHolder(f); prev.PID != 0 {
 		stale = &prev
@@ -77,7 +74,29 @@ func (s *FileStore) Lock(_ context.Context, plan string, me Holder) (func() erro
 		}
 		return err
 	}
-	return release, stale, nil
+	if err := s.migrate(plan); err != nil {
+		_ = release()
+		return nil, nil, err
+	}
+	return newLease(release), stale, nil
+}
+
+// flock opens path and takes its flock without waiting: a *LockedError
+// naming the holder written in it when another process has it.
+func flock(plan, path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder := readHolder(f)
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, &LockedError{Plan: plan, Holder: holder}
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return f, nil
 }
 
 func readHolder(f *os.File) Holder {
@@ -118,10 +137,31 @@ type RunInfo struct {
 }
 
 func (s *FileStore) planDir(plan string) string {
-	return filepath.Join(s.Dir, safeName(plan))
+	return filepath.Join(s.Dir, dirName(plan))
 }
 
-// safeName keeps a plan name usable as a directory name.
+// maxVerbatim keeps directory names well below file systems' 255 bytes.
+const maxVerbatim = 128
+
+// dirName names a plan's directory, one per plan name: the name itself when
+// it is a safe file name, else its safe form, "@" and a hash of the exact
+// name. "@" is never in a name kept as it is, so the two forms never meet
+// (an older planrun used the safe form alone: "a b" and "a_b" shared a lock).
+func dirName(plan string) string {
+	safe := safeName(plan)
+	if safe == plan && len(plan) <= maxVerbatim {
+		return plan
+	}
+	sum := sha256.Sum256([]byte(plan))
+	if len(safe) > 64 {
+		safe = safe[:64]
+	}
+	return safe + "@" + hex.EncodeToString(sum[:8])
+}
+
+// safeName keeps a plan name usable as a directory name; several names
+// map to one, so it is only a readable part of dirName (and the directory
+// an older planrun used).
 func safeName(name string) string {
 	var b strings.Builder
 	for _, r := range name {
@@ -136,6 +176,139 @@ func safeName(name string) string {
 		return "plan"
 	}
 	return b.String()
+}
+
+// legacyRuns finds the runs of plan that an older planrun recorded under
+// safeName(plan), a directory that plans differing only in unsafe
+// characters shared: a run there is this plan's when its run_started
+// event names it. It maps run ids to files; empty when the plan's
+// directory never changed.
+func (s *FileStore) legacyRuns(plan string) map[string]string {
+	legacy := filepath.Join(s.Dir, safeName(plan))
+	if legacy == s.planDir(plan) {
+		return nil
+	}
+	entries, err := os.ReadDir(filepath.Join(legacy, "runs"))
+	if err != nil {
+		return nil // none: nothing to migrate
+	}
+	out := map[string]string{}
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".jsonl")
+		if !ok {
+			continue
+		}
+		path := filepath.Join(legacy, "runs", e.Name())
+		if firstPlan(path) == plan {
+			out[id] = path
+		}
+	}
+	return out
+}
+
+// firstPlan reads the plan name in a record's first event, "" if unreadable.
+func firstPlan(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	line, _ := bufio.NewReader(f).ReadBytes('\n')
+	var ev struct {
+		Type string `json:"type"`
+		Plan string `json:"plan"`
+	}
+	if json.Unmarshal(line, &ev) != nil || ev.Type != event.RunStarted {
+		return ""
+	}
+	return ev.Plan
+}
+
+// migrate moves the plan's runs from the directory an older planrun used
+// into the plan's own, under the old directory's lock too, so that an older
+// planrun applying the plan at this moment is not overtaken. Plans sharing
+// the old directory each take their own runs when they are next locked.
+func (s *FileStore) migrate(plan string) error {
+	runs := s.legacyRuns(plan)
+	if len(runs) == 0 {
+		return nil
+	}
+	old, err := flock(plan, filepath.Join(s.Dir, safeName(plan), "lock"))
+	if err != nil {
+		return err
+	}
+	defer old.Close() // closing drops the flock
+	dir := filepath.Join(s.planDir(plan), "runs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	for id, path := range runs {
+		dst := filepath.Join(dir, id+".jsonl")
+		if _, err := os.Stat(dst); err == nil {
+			continue // moved already; keep both rather than overwrite one
+		}
+		if err := os.Rename(path, dst); err != nil {
+			return fmt.Errorf("journal: move %s to %s: %w", path, dst, err)
+		}
+	}
+	return nil
+}
+
+// runFile is the file of one run: in the plan's directory, or where an
+// older planrun left it when it has not been moved yet.
+func (s *FileStore) runFile(plan, runID string) string {
+	path := filepath.Join(s.planDir(plan), "runs", runID+".jsonl")
+	if _, err := os.Stat(path); err != nil {
+		if old, ok := s.legacyRuns(plan)[runID]; ok {
+			return old
+		}
+	}
+	return path
+}
+
+// FingerprintKey reads DIR/fingerprint.key (mode 0600), making it on first
+// use. A new key is written whole to a temporary file and linked into place,
+// so that two processes making one at once agree on the first.
+func (s *FileStore) FingerprintKey(context.Context) ([]byte, error) {
+	path := filepath.Join(s.Dir, "fingerprint.key")
+	key, err := os.ReadFile(path)
+	if err == nil && len(key) == 32 {
+		return key, nil
+	}
+	if err == nil {
+		return nil, fmt.Errorf("fingerprint key %s: want 32 bytes, found %d", path, len(key))
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("fingerprint key: %w", err)
+	}
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("fingerprint key: %w", err)
+	}
+	key = make([]byte, 32)
+	_, _ = rand.Read(key) // crypto/rand never fails on Linux
+	tmp, err := os.CreateTemp(s.Dir, ".fingerprint.key-*")
+	if err != nil {
+		return nil, fmt.Errorf("fingerprint key: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(key)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fingerprint key: %w", err)
+	}
+	// CreateTemp made it 0600.
+	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("fingerprint key: %w", err)
+	}
+	if key, err = os.ReadFile(path); err != nil || len(key) != 32 {
+		return nil, fmt.Errorf("fingerprint key %s: unreadable or not 32 bytes (%v)", path, err)
+	}
+	return key, nil
 }
 
 // Create starts a new run record.
@@ -153,7 +326,7 @@ func (s *FileStore) Create(_ context.Context, plan, runID string) (RunWriter, er
 
 // Append continues an existing run record (resume).
 func (s *FileStore) Append(_ context.Context, plan, runID string) (RunWriter, error) {
-	f, err := os.OpenFile(filepath.Join(s.planDir(plan), "runs", runID+".jsonl"), os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(s.runFile(plan, runID), os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
@@ -191,16 +364,20 @@ func (w *fileWriter) Close() error { return w.f.Close() }
 func (s *FileStore) Runs(ctx context.Context, plan string) ([]RunInfo, error) {
 	dir := filepath.Join(s.planDir(plan), "runs")
 	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
 	var ids []string
+	seen := map[string]bool{}
 	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), ".jsonl") {
-			ids = append(ids, strings.TrimSuffix(e.Name(), ".jsonl"))
+		if id, ok := strings.CutSuffix(e.Name(), ".jsonl"); ok {
+			ids = append(ids, id)
+			seen[id] = true
+		}
+	}
+	for id := range s.legacyRuns(plan) {
+		if !seen[id] {
+			ids = append(ids, id)
 		}
 	}
 	// Run ids start with a UTC timestamp, so name order is time order.
@@ -211,7 +388,7 @@ func (s *FileStore) Runs(ctx context.Context, plan string) ([]RunInfo, error) {
 // Events reads a run's events. A damaged record (a torn last line, garbage)
 // is an error that names the file and line: never a silent fresh start.
 func (s *FileStore) Events(_ context.Context, plan, runID string) ([]event.Event, error) {
-	path := filepath.Join(s.planDir(plan), "runs", runID+".jsonl")
+	path := s.runFile(plan, runID)
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/planrun/planrun/internal/event"
@@ -19,7 +20,13 @@ func summarizeRuns(ctx context.Context, s Store, plan string, ids []string) ([]R
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Summarize(id, events))
+		info := Summarize(id, events)
+		if info.Plan != "" && info.Plan != plan {
+			// An older planrun kept plans whose names differ only in
+			// unsafe characters ("a b", "a_b") in one directory.
+			continue
+		}
+		out = append(out, info)
 	}
 	return out, nil
 }
@@ -29,13 +36,19 @@ func summarizeRuns(ctx context.Context, s Store, plan string, ids []string) ([]R
 type Store interface {
 	// Lock takes the plan's lock for this process. It fails at once with a
 	// *LockedError when another live process holds it; a lock left by a
-	// dead process is taken over, and its holder returned as stale.
-	Lock(ctx context.Context, plan string, me Holder) (release func() error, stale *Holder, err error)
+	// dead process is taken over, and its holder returned as stale. The
+	// lease says when the lock is lost while held.
+	Lock(ctx context.Context, plan string, me Holder) (lease *Lease, stale *Holder, err error)
 	Create(ctx context.Context, plan, runID string) (RunWriter, error)
 	Append(ctx context.Context, plan, runID string) (RunWriter, error)
 	// Runs lists a plan's runs, newest first.
 	Runs(ctx context.Context, plan string) ([]RunInfo, error)
 	Events(ctx context.Context, plan, runID string) ([]event.Event, error)
+	// FingerprintKey is this store's secret key for fingerprints of
+	// sensitive values (HMAC-SHA256), 32 random bytes made on first use:
+	// a record then tells nothing about a secret to someone without the
+	// key, not even to a dictionary.
+	FingerprintKey(ctx context.Context) ([]byte, error)
 	// Where says where the records are, for messages.
 	Where(plan string) string
 	Close() error
@@ -81,3 +94,59 @@ func IsLocked(err error) bool {
 	var le *LockedError
 	return errors.As(err, &le)
 }
+
+// Lease is a plan's lock while held. Lost is closed when the lock is lost
+// (the state database's connection dropped): another process may then take
+// it, so the holder must stop what the lock protected.
+type Lease struct {
+	lost    chan struct{}
+	lostErr error // why; written before lost is closed
+	loseMu  sync.Once
+
+	release func() error
+	relOnce sync.Once
+	relErr  error
+}
+
+func newLease(release func() error) *Lease {
+	return &Lease{lost: make(chan struct{}), release: release}
+}
+
+// Lost is closed when the lock is lost while held; never for a file lock.
+func (l *Lease) Lost() <-chan struct{} { return l.lost }
+
+// Err says why the lock was lost, nil while it is held.
+func (l *Lease) Err() error {
+	select {
+	case <-l.lost:
+		return l.lostErr
+	default:
+		return nil
+	}
+}
+
+func (l *Lease) lose(err error) {
+	l.loseMu.Do(func() {
+		l.lostErr = err
+		close(l.lost)
+	})
+}
+
+// Release gives the lock up; calling it again does nothing.
+func (l *Lease) Release() error {
+	l.relOnce.Do(func() { l.relErr = l.release() })
+	return l.relErr
+}
+
+// LockLostError says a held lock was lost.
+type LockLostError struct {
+	Plan  string
+	Where string
+	Err   error
+}
+
+func (e *LockLostError) Error() string {
+	return fmt.Sprintf("lost the lock on the state database (%s) for plan %q: %v; another apply may take it now", e.Where, e.Plan, e.Err)
+}
+
+func (e *LockLostError) Unwrap() error { return e.Err }

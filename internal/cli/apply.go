@@ -67,13 +67,16 @@ func runApply(c *CLI, args []string) int {
 		return ExitFailed
 	}
 	defer store.Close()
-	release, ok := c.lock(store, p)
+	lease, release, ok := c.lock(store, p)
 	if !ok {
 		return ExitLocked
 	}
 	defer release()
 
-	fps := fingerprints(p)
+	fps, ok := c.storeFingerprints(store, p)
+	if !ok {
+		return ExitFailed
+	}
 	resume, code, ok := c.resumePoint(store, p, sel, fps, af.restart)
 	if !ok {
 		return code
@@ -88,24 +91,46 @@ func runApply(c *CLI, args []string) int {
 			return ExitFailed
 		}
 	}
-	return c.execute(p, sel, af, store, resume, fps)
+	return c.execute(p, sel, af, store, lease, resume, fps)
 }
 
 // lock takes the plan's lock, or says who holds it.
-func (c *CLI) lock(store journal.Store, p *plan.Plan) (func(), bool) {
-	release, stale, err := store.Lock(c.ctx, p.Name, journal.Me(""))
+func (c *CLI) lock(store journal.Store, p *plan.Plan) (*journal.Lease, func(), bool) {
+	lease, stale, err := store.Lock(c.ctx, p.Name, journal.Me(""))
 	if err != nil {
 		fmt.Fprintf(c.stderr, "planrun: %v\n", err)
-		return nil, false
+		return nil, nil, false
 	}
 	if stale != nil {
 		fmt.Fprintf(c.stderr, "planrun: took over the lock left by %s, which is gone.\n", stale)
 	}
-	return func() {
-		if err := release(); err != nil {
+	return lease, func() {
+		if err := lease.Release(); err != nil {
 			fmt.Fprintf(c.stderr, "planrun: releasing the lock: %v\n", err)
 		}
 	}, true
+}
+
+// stopOnLoss cancels ctx, with the lease's error as the cause, when the
+// lock is lost: the engine then stops as on Ctrl-C (running steps are
+// cancelled, rollbacks run as configured), since another process may now
+// take the lock. stop ends the watch and waits for it.
+func stopOnLoss(lease *journal.Lease, cancel context.CancelCauseFunc) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-lease.Lost():
+			cancel(lease.Err())
+		case <-done:
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
 }
 
 // resumption is an earlier run that this apply continues.
@@ -182,13 +207,18 @@ func allReused(deps []string, reused map[string]any) bool {
 }
 
 // execute runs the engine with the journal and a renderer attached.
-func (c *CLI) execute(p *plan.Plan, sel func(*plan.Step) bool, af applyFlags, store journal.Store, resume *resumption, fps map[string]string) int {
+func (c *CLI) execute(p *plan.Plan, sel func(*plan.Step) bool, af applyFlags, store journal.Store, lease *journal.Lease, resume *resumption, fps map[string]string) int {
 	ctx := c.ctx
 	if af.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, af.timeout, fmt.Errorf("--timeout %s reached", af.timeout))
 		defer cancel()
 	}
+	// The run also stops when its lock is lost or its record cannot be
+	// written: it must neither overlap another apply nor go on unrecorded.
+	ctx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	defer stopOnLoss(lease, stopRun)()
 	rollbackCtx, stopRollbacks := c.secondInterrupt(ctx)
 	defer stopRollbacks()
 
@@ -223,8 +253,10 @@ func (c *CLI) execute(p *plan.Plan, sel func(*plan.Step) bool, af applyFlags, st
 			return
 		}
 		if err := rec.Record(ev); err != nil && journalErr == nil {
+			// Events come one at a time (the engine serialises them).
 			journalErr = err
-			fmt.Fprintf(c.stderr, "planrun: cannot write the run record: %s\n", red.String(err.Error()))
+			fmt.Fprintf(c.stderr, "planrun: %s; stopping the run\n", red.String(err.Error()))
+			stopRun(fmt.Errorf("the run record could not be written: %w", err))
 		}
 		render(ev)
 	}
@@ -256,8 +288,8 @@ func (c *CLI) execute(p *plan.Plan, sel func(*plan.Step) bool, af applyFlags, st
 	if res.Err != nil {
 		fmt.Fprintf(c.stderr, "\nError: %s\n", red.String(res.Err.Error()))
 	}
-	if journalErr != nil && res.Status == event.StatusSucceeded {
-		return ExitFailed
+	if journalErr != nil && !res.RollbackFailed {
+		return ExitFailed // not "interrupted": nobody asked it to stop
 	}
 	return exitCode(res)
 }

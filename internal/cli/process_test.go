@@ -235,7 +235,8 @@ func assertNoSecret(t *testing.T, dir, store string, state []string, secret stri
 	}
 	defer conn.Close(ctx)
 	var leaks, redacted int
-	if err := conn.QueryRow(ctx, "SELECT count(*) FILTER (WHERE event::text LIKE '%' || $1 || '%'), count(*) FILTER (WHERE event::text LIKE '%token (sensitive)%') FROM planrun.events", secret).Scan(&leaks, &redacted); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE e LIKE '%' || $1 || '%'), count(*) FILTER (WHERE e LIKE '%token (sensitive)%')
+		FROM (SELECT convert_from(coalesce(line, convert_to(event::text, 'UTF8')), 'UTF8') AS e FROM planrun.events) AS events`, secret).Scan(&leaks, &redacted); err != nil {
 		t.Fatal(err)
 	}
 	if leaks != 0 || redacted == 0 {

@@ -46,15 +46,19 @@ func runReport(c *CLI, args []string) int {
 	result := run.Status
 	if newest && result == event.StatusUnfinished {
 		// Like status: a live process holding the lock is still running it.
-		if release, _, err := store.Lock(c.ctx, p.Name, journal.Me("")); err != nil {
+		if lease, _, err := store.Lock(c.ctx, p.Name, journal.Me("")); err != nil {
 			if journal.IsLocked(err) {
 				result = event.StatusRunning
 			}
 		} else {
-			_ = release() // only probing
+			_ = lease.Release() // only probing
 		}
 	}
-	doc := report.Build(p, report.Now{Fingerprints: fingerprints(p), Vars: recordedVars(p, nil)}, run, result, events)
+	fps, ok := c.storeFingerprints(store, p)
+	if !ok {
+		return ExitFailed
+	}
+	doc := report.Build(p, report.Now{Fingerprints: fps, Vars: recordedVars(p, nil)}, run, result, events)
 
 	var buf bytes.Buffer
 	if format == "json" {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"strings"
@@ -27,7 +28,7 @@ func runRollback(c *CLI, args []string) int {
 		fmt.Fprintln(c.stderr, "planrun rollback: standard input is not a terminal, so there is no one to confirm. Run it with --auto-approve.")
 		return ExitUsage
 	}
-	release, ok := c.lock(store, p)
+	lease, release, ok := c.lock(store, p)
 	if !ok {
 		return ExitLocked
 	}
@@ -43,7 +44,10 @@ func runRollback(c *CLI, args []string) int {
 	}
 	var order, names []string
 	outputs := map[string]any{}
-	fps := fingerprints(p)
+	fps, ok := c.storeFingerprints(store, p)
+	if !ok {
+		return ExitFailed
+	}
 	var changed []string
 	for _, addr := range last.RollbackOrder() {
 		st := p.Step(addr)
@@ -90,6 +94,11 @@ func runRollback(c *CLI, args []string) int {
 	}
 	rctx, stop := c.secondInterrupt(c.ctx)
 	defer stop()
+	// Losing the lock, or the record, stops the rollbacks as a second Ctrl-C would.
+	rctx, stopRollbacks := context.WithCancelCause(rctx)
+	defer stopRollbacks(nil)
+	defer stopOnLoss(lease, stopRollbacks)()
+	var journalErr error
 	res := engine.Rollback(c.ctx, p, order, outputs, engine.Options{
 		Registry:        c.registry,
 		RunID:           last.ID,
@@ -101,8 +110,10 @@ func runRollback(c *CLI, args []string) int {
 		Fingerprints:    fps,
 		RollbackContext: rctx,
 		Events: func(ev event.Event) {
-			if err := rec.Record(ev); err != nil {
-				fmt.Fprintf(c.stderr, "planrun: cannot write the run record: %s\n", red.String(err.Error()))
+			if err := rec.Record(ev); err != nil && journalErr == nil {
+				journalErr = err
+				fmt.Fprintf(c.stderr, "planrun: %s; stopping the rollbacks\n", red.String(err.Error()))
+				stopRollbacks(fmt.Errorf("the run record could not be written: %w", err))
 			}
 			render(ev)
 		},
@@ -110,7 +121,12 @@ func runRollback(c *CLI, args []string) int {
 	if !jsonOut {
 		fmt.Fprintf(c.stdout, "\nRun %s: %s.\n", last.ID, res.Status)
 	}
+	if err := context.Cause(rctx); err != nil && lease.Err() != nil {
+		fmt.Fprintf(c.stderr, "planrun: %s\n", red.String(err.Error()))
+	}
 	switch {
+	case journalErr != nil && !res.RollbackInterrupted:
+		return ExitFailed
 	case res.RollbackInterrupted:
 		return ExitInterrupted
 	case res.RollbackFailed:

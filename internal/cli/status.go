@@ -55,14 +55,14 @@ func runStatus(c *CLI, args []string) int {
 	}
 	status := last.Status
 	var holder *journal.Holder
-	if release, _, err := store.Lock(c.ctx, p.Name, journal.Me("")); err != nil {
+	if lease, _, err := store.Lock(c.ctx, p.Name, journal.Me("")); err != nil {
 		var le *journal.LockedError
 		if errors.As(err, &le) {
 			holder = &le.Holder
 			status = event.StatusRunning
 		}
 	} else {
-		_ = release() // only probing whether a live process holds it
+		_ = lease.Release() // only probing whether a live process holds it
 	}
 	fmt.Fprintf(c.stdout, "Plan %q, run %s: %s\n", p.Name, last.ID, status)
 	by := ""
@@ -78,7 +78,11 @@ func runStatus(c *CLI, args []string) int {
 	} else if status == event.StatusUnfinished {
 		fmt.Fprintln(c.stdout, "  the process that ran it is gone: 'planrun apply' resumes it, 'planrun rollback' undoes what it did")
 	}
-	if changes := journal.Changes(last.Fingerprints, fingerprints(p)); len(changes) > 0 {
+	fps, ok := c.storeFingerprints(store, p)
+	if !ok {
+		return ExitFailed
+	}
+	if changes := journal.Changes(last.Fingerprints, fps); len(changes) > 0 {
 		fmt.Fprintf(c.stdout, "  the plan changed since: %s\n", joinMax(changes, 5))
 	}
 	fmt.Fprintln(c.stdout)

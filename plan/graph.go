@@ -2,7 +2,6 @@ package plan
 
 import (
 	"fmt"
-	"net/url"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -62,6 +61,9 @@ func (l *loader) buildGraph() hcl.Diagnostics {
 // (every string inside them) and passwords in database URLs.
 func (l *loader) collectSecrets() {
 	p := l.plan
+	if cs, ok := l.opts.Types.(ConnSecrets); ok {
+		p.secretsOf = cs.ConnSecrets
+	}
 	var secrets []string
 	scopes := []*Scope{p.root}
 	for _, lib := range l.libraries {
@@ -85,9 +87,7 @@ func (l *loader) collectSecrets() {
 				_, db := it.Element()
 				u, _ := db.GetAttr("url").UnmarkDeep()
 				if u.IsKnown() && !u.IsNull() && u.Type() == cty.String {
-					if pw := URLPassword(u.AsString()); pw != "" {
-						secrets = append(secrets, pw)
-					}
+					secrets = append(secrets, p.connSecrets(u.AsString())...)
 				}
 			}
 		}
@@ -138,27 +138,20 @@ func stringLeaves(v cty.Value) []string {
 	return nil
 }
 
-// URLPassword extracts the password from a postgres:// URL or a key=value
-// connection string; "" when there is none.
-func URLPassword(conn string) string {
-	if strings.Contains(conn, "://") {
-		u, err := url.Parse(conn)
-		if err == nil && u.User != nil {
-			if pw, ok := u.User.Password(); ok {
-				return pw
-			}
-		}
-		if err == nil {
-			if pw := u.Query().Get("password"); pw != "" {
-				return pw
-			}
-		}
-		return ""
+// ConnSecrets is what Types may also do: list the secrets in a database
+// connection string — its password as the driver reads it and as written
+// (percent-encoded, quoted). The step registry does, with pgx's own
+// parser; plan imports no database driver, so a Types without it leaves
+// the passwords of database URLs unregistered.
+type ConnSecrets interface {
+	ConnSecrets(conn string) []string
+}
+
+// connSecrets lists the secrets in a connection string, when the types
+// can say.
+func (p *Plan) connSecrets(conn string) []string {
+	if p.secretsOf == nil {
+		return nil
 	}
-	for _, field := range strings.Fields(conn) {
-		if k, v, ok := strings.Cut(field, "="); ok && k == "password" {
-			return strings.Trim(v, "'")
-		}
-	}
-	return ""
+	return p.secretsOf(conn)
 }

@@ -47,9 +47,11 @@ type Plan struct {
 	root    *Scope
 	byAddr  map[string]*Step
 	secrets []string
-	funcs   map[string]function.Function
-	environ []string
-	pathObj cty.Value
+	// secretsOf lists a connection string's secrets (see ConnSecrets).
+	secretsOf func(conn string) []string
+	funcs     map[string]function.Function
+	environ   []string
+	pathObj   cty.Value
 }
 
 // Downtime is the window the report measures: from the start of one step to
@@ -249,6 +251,11 @@ func (p *Plan) Step(addr string) *Step { return p.byAddr[addr] }
 // Secrets returns the strings that must never be shown: sensitive variable
 // values and database passwords known at load time.
 func (p *Plan) Secrets() []string { return append([]string(nil), p.secrets...) }
+
+// AddSecrets adds secrets the plan does not hold but whatever shows it must
+// hide (the password of --state-url). Not safe during a run: add them
+// before.
+func (p *Plan) AddSecrets(secrets ...string) { p.secrets = uniqueSorted(append(p.secrets, secrets...)) }
 
 // VarValues returns the resolved root variables (sensitive ones included, unmarked).
 func (p *Plan) VarValues() map[string]cty.Value { return p.root.vars }

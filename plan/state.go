@@ -30,8 +30,6 @@ func (p *Plan) StateURL() (string, hcl.Diagnostics) {
 		}}
 	}
 	url := v.AsString()
-	if pw := URLPassword(url); pw != "" {
-		p.secrets = uniqueSorted(append(p.secrets, pw))
-	}
+	p.secrets = uniqueSorted(append(p.secrets, p.connSecrets(url)...))
 	return url, nil
 }

@@ -202,22 +202,3 @@ step "call" {
 		}
 	}
 }
-
-func TestURLPassword(t *testing.T) {
-	tests := map[string]string{
-		"postgres://app:pw@host/db":                "pw",
-		"postgresql://app:p%40ss@host:5432/db?x=1": "p@ss",
-		"postgres://app@host/db?password=qpw":      "qpw",
-		"postgres://app@host/db":                   "",
-		"host=h user=u password=kv dbname=d":       "kv",
-		"host=h password='quoted' dbname=d":        "quoted",
-		"host=h dbname=d":                          "",
-		"":                                         "",
-		"postgres://%zz":                           "",
-	}
-	for conn, want := range tests {
-		if got := plan.URLPassword(conn); got != want {
-			t.Errorf("URLPassword(%q) = %q, want %q", conn, got, want)
-		}
-	}
-}

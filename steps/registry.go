@@ -8,6 +8,7 @@ package steps
 import (
 	"sort"
 
+	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/plan"
 	"github.com/planrun/planrun/steps/approve"
 	"github.com/planrun/planrun/steps/compare"
@@ -77,6 +78,9 @@ func (r *Registry) Type(name string) (steptype.Type, bool) {
 	t, ok := r.types[name]
 	return t, ok
 }
+
+// ConnSecrets implements plan.ConnSecrets with pgx's parser.
+func (r *Registry) ConnSecrets(conn string) []string { return pgkit.ConnSecrets(conn) }
 
 // Names lists the types, sorted.
 func (r *Registry) Names() []string {

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/planrun/planrun/internal/redact"
 	"github.com/planrun/planrun/internal/report"
 	"github.com/planrun/planrun/plan"
 )
@@ -18,8 +19,15 @@ import (
 // writePlan shows what apply would do: waves of steps that can run
 // together, each with its arguments as known now, its assertions and its
 // rollback. took, when given, holds each step's duration in a recorded
-// rehearsal.
+// rehearsal. Everything it shows is redacted of the plan's secrets: a
+// plain argument may carry one (command = ["echo", database.x.url]).
 func writePlan(w io.Writer, p *plan.Plan, selected func(*plan.Step) bool, took map[string]time.Duration) {
+	var b strings.Builder
+	writePlanText(&b, p, selected, took)
+	_, _ = io.WriteString(w, redact.New(p.Secrets()...).String(b.String()))
+}
+
+func writePlanText(w io.Writer, p *plan.Plan, selected func(*plan.Step) bool, took map[string]time.Duration) {
 	fmt.Fprintf(w, "Plan %q", p.Name)
 	if p.Description != "" {
 		fmt.Fprintf(w, ": %s", p.Description)

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"flag"
@@ -15,6 +14,8 @@ import (
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 
 	"github.com/planrun/planrun/internal/journal"
+	"github.com/planrun/planrun/internal/pgkit"
+	"github.com/planrun/planrun/internal/redact"
 	"github.com/planrun/planrun/plan"
 )
 
@@ -31,6 +32,10 @@ func (s *stateFlags) register(fs *flag.FlagSet) {
 // else .planrun/ beside the plan.
 func (c *CLI) openStore(ctx context.Context, p *plan.Plan, sf stateFlags) (journal.Store, bool) {
 	url := sf.url
+	if url != "" {
+		// The run's redactor and every message below hide its password too.
+		p.AddSecrets(pgkit.ConnSecrets(url)...)
+	}
 	if url == "" {
 		u, diags := p.StateURL()
 		if diags.HasErrors() {
@@ -44,11 +49,7 @@ func (c *CLI) openStore(ctx context.Context, p *plan.Plan, sf stateFlags) (journ
 	}
 	store, err := journal.OpenPG(ctx, url)
 	if err != nil {
-		secrets := p.Secrets()
-		if pw := plan.URLPassword(url); pw != "" {
-			secrets = append(secrets, pw)
-		}
-		fmt.Fprintf(c.stderr, "planrun: %s\n", redactWith(secrets, err.Error()))
+		fmt.Fprintf(c.stderr, "planrun: %s\n", redactWith(p.Secrets(), err.Error()))
 		return nil, false
 	}
 	return store, true
@@ -57,14 +58,13 @@ func (c *CLI) openStore(ctx context.Context, p *plan.Plan, sf stateFlags) (journ
 // fingerprints identify each step's content: its type, arguments (as known
 // before the run, variables included), when, dependencies, assertions and
 // rollback. A resumed run must see the same fingerprints, or the plan changed
-// under it. Sensitive values enter only as HMACs keyed with the store's
-// fingerprint key: a plain hash of a weak password falls to a dictionary.
-func fingerprints(p *plan.Plan, key []byte) map[string]string {
+// under it. Sensitive values enter only as hashes.
+func fingerprints(p *plan.Plan) map[string]string {
 	out := make(map[string]string, len(p.Steps))
 	for _, st := range p.Steps {
 		h := sha256.New()
 		fmt.Fprintf(h, "uses=%s\n", st.Uses)
-		writeArgsFingerprint(h, st.Args, key)
+		writeArgsFingerprint(h, st.Args)
 		if st.When != nil {
 			fmt.Fprintf(h, "when=%s\n", sourceText(p, st.When.Range()))
 		}
@@ -74,33 +74,22 @@ func fingerprints(p *plan.Plan, key []byte) map[string]string {
 		}
 		if rb := st.Rollback; rb != nil {
 			fmt.Fprintf(h, "rollback=%s\n", rb.Uses)
-			writeArgsFingerprint(h, rb.Args, key)
+			writeArgsFingerprint(h, rb.Args)
 		}
 		out[st.Addr] = hex.EncodeToString(h.Sum(nil))[:16]
 	}
 	return out
 }
 
-// storeFingerprints computes the fingerprints with the store's key; it
-// says why when the key cannot be read.
-func (c *CLI) storeFingerprints(store journal.Store, p *plan.Plan) (map[string]string, bool) {
-	key, err := store.FingerprintKey(c.ctx)
-	if err != nil {
-		fmt.Fprintf(c.stderr, "planrun: %v\n", err)
-		return nil, false
-	}
-	return fingerprints(p, key), true
-}
-
-func writeArgsFingerprint(w interface{ Write([]byte) (int, error) }, args []plan.Arg, key []byte) {
+func writeArgsFingerprint(w interface{ Write([]byte) (int, error) }, args []plan.Arg) {
 	sorted := append([]plan.Arg(nil), args...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
 	for _, a := range sorted {
-		fmt.Fprintf(w, "arg %s=%s\n", a.Name, valueFingerprint(a.Value, key))
+		fmt.Fprintf(w, "arg %s=%s\n", a.Name, valueFingerprint(a.Value))
 	}
 }
 
-func valueFingerprint(v cty.Value, key []byte) string {
+func valueFingerprint(v cty.Value) string {
 	sensitive := plan.IsSensitive(v)
 	v, _ = v.UnmarkDeep()
 	if !v.IsWhollyKnown() {
@@ -111,9 +100,8 @@ func valueFingerprint(v cty.Value, key []byte) string {
 		return "?"
 	}
 	if sensitive {
-		mac := hmac.New(sha256.New, key)
-		mac.Write(raw)
-		return "sensitive:" + hex.EncodeToString(mac.Sum(nil))
+		sum := sha256.Sum256(raw)
+		return "sensitive:" + hex.EncodeToString(sum[:])
 	}
 	return string(raw)
 }

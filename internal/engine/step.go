@@ -90,7 +90,7 @@ func (r *run) runStep(ctx context.Context, st *plan.Step) {
 		ev.Message = "skipped: when is false"
 	}
 	if err != nil {
-		ev.Error = r.errorText(err)
+		ev.Error = r.opts.Redactor.String(err.Error())
 	}
 	r.emit(ev)
 }
@@ -156,7 +156,7 @@ func (r *run) runAction(ctx context.Context, st *plan.Step, a *plan.Action) (any
 			sr.ran, sr.Attempts = true, attempt
 			r.mu.Unlock()
 		}
-		out, err := runType(actx, t, env, args)
+		out, err := t.Run(actx, env, args)
 		timedOut := errors.Is(actx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
 		cancel()
 		if err == nil {
@@ -176,8 +176,8 @@ func (r *run) runAction(ctx context.Context, st *plan.Step, a *plan.Action) (any
 				lastOut = norm
 			}
 		}
-		if _, panicked := errors.AsType[*PanicError](err); panicked || ctx.Err() != nil || attempt == attempts {
-			break // a panic is a bug in the type: running it again may redo work
+		if ctx.Err() != nil || attempt == attempts {
+			break
 		}
 		wait := backoff(a.Retry, attempt)
 		r.emit(event.Event{
@@ -231,6 +231,7 @@ func (r *run) env(st *plan.Step, a *plan.Action) *steptype.Env {
 		AutoApprove: r.opts.AutoApprove,
 		Prompt:      r.opts.Prompt,
 		Secrets:     r.opts.Redactor.Add,
+		Redact:      r.opts.Redactor.String,
 		Log: func(format string, args ...any) {
 			r.emit(event.Event{Type: event.StepLog, Step: st.Addr, Uses: a.Uses, Message: r.opts.Redactor.String(fmt.Sprintf(format, args...))})
 		},
@@ -255,7 +256,7 @@ func (r *run) env(st *plan.Step, a *plan.Action) *steptype.Env {
 		if err != nil {
 			return nil, err
 		}
-		out, err := runType(ctx, t, env, args)
+		out, err := t.Run(ctx, env, args)
 		if err != nil {
 			return nil, err
 		}
@@ -318,13 +319,13 @@ func (r *run) checkAssertions(st *plan.Step, a *plan.Action, out any) ([]event.A
 		if !res.Passed {
 			for _, read := range as.Reads {
 				val, err := expr.Run(read.Program, env)
-				shown := Show(val, 300)
+				shown := Show(val, 0)
 				if err != nil {
 					shown = "(" + err.Error() + ")"
 				}
-				res.Values = append(res.Values, event.ReadValue{Expr: read.Expr, Value: r.opts.Redactor.String(shown)})
+				res.Values = append(res.Values, event.ReadValue{Expr: read.Expr, Value: r.opts.Redactor.Cut(shown, 300)})
 			}
-			res.Message = r.opts.Redactor.String(renderMessage(as.Msg, env))
+			res.Message = r.opts.Redactor.Cut(renderMessage(as.Msg, env), 2000)
 			if as.Severity == plan.SeverityError && firstErr == nil {
 				firstErr = &AssertionError{Step: st.Addr, Result: res}
 			}
@@ -349,7 +350,7 @@ func renderMessage(parts []plan.MsgPart, env map[string]any) string {
 			if s, ok := v.(string); ok {
 				b.WriteString(s)
 			} else {
-				b.WriteString(Show(v, 500))
+				b.WriteString(Show(v, 0)) // the whole message is redacted, then cut
 			}
 		}
 	}

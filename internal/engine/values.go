@@ -168,8 +168,9 @@ func FromCty(v cty.Value) any {
 	return nil
 }
 
-// Show renders a value compactly for messages: strings bare, the rest as
-// JSON, cut at limit bytes.
+// Show renders a value compactly for messages: strings quoted, the rest as
+// JSON, cut at limit bytes (0: whole). A shown value that may hold a secret
+// is shown whole and cut by redact's Cut, which redacts first.
 func Show(v any, limit int) string {
 	var s string
 	switch x := v.(type) {

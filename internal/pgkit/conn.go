@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,8 +49,8 @@ func ConnConfig(env *steptype.Env, db *Database, readOnly bool) (*pgx.ConnConfig
 		// pgx's parse errors may quote the connection string: say only what is wrong.
 		return nil, fmt.Errorf("database %s: cannot parse the connection string (a postgres:// URL or key=value pairs): %s", db.Name, parseProblem(err))
 	}
-	if env != nil && env.Secrets != nil && cfg.Password != "" {
-		env.Secrets(cfg.Password)
+	if env != nil && env.Secrets != nil {
+		env.Secrets(append(ConnSecrets(db.URL), cfg.Password)...)
 	}
 	for k, v := range PinnedSettings {
 		cfg.RuntimeParams[k] = v
@@ -89,22 +88,18 @@ func Describe(cfg *pgx.ConnConfig) string {
 }
 
 // LibPQ returns what a libpq tool (pg_dump, pg_restore, psql) needs to reach
-// a database: a connection string without the password, and the environment
-// that carries the password, so that it never shows in `ps`.
+// a database: the user's connection string whole but for its password, and
+// the environment that carries the password, so that it never shows in
+// `ps`.
 func LibPQ(env *steptype.Env, db *Database) (conn string, environ []string, err error) {
 	cfg, err := ConnConfig(env, db, false)
 	if err != nil {
 		return "", nil, err
 	}
-	u := url.URL{Scheme: "postgresql", Host: fmt.Sprintf("%s:%d", cfg.Host, cfg.Port), Path: "/" + cfg.Database}
-	if cfg.User != "" {
-		u.User = url.User(cfg.User)
+	conn, err = withoutPassword(db.URL)
+	if err != nil {
+		return "", nil, fmt.Errorf("database %s: cannot parse the connection string: %w", db.Name, err)
 	}
-	q := url.Values{}
-	if mode := sslMode(db.URL); mode != "" {
-		q.Set("sslmode", mode)
-	}
-	u.RawQuery = q.Encode()
 	environ = []string{}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "PGPASSWORD=") {
@@ -114,23 +109,7 @@ func LibPQ(env *steptype.Env, db *Database) (conn string, environ []string, err 
 	if cfg.Password != "" {
 		environ = append(environ, "PGPASSWORD="+cfg.Password)
 	}
-	return u.String(), environ, nil
-}
-
-// sslMode reads sslmode from either connection string form.
-func sslMode(conn string) string {
-	if strings.Contains(conn, "://") {
-		if u, err := url.Parse(conn); err == nil {
-			return u.Query().Get("sslmode")
-		}
-		return ""
-	}
-	for _, f := range strings.Fields(conn) {
-		if k, v, ok := strings.Cut(f, "="); ok && k == "sslmode" {
-			return v
-		}
-	}
-	return ""
+	return conn, environ, nil
 }
 
 // BinDirEnv overrides where planrun looks for pg_dump, pg_restore and psql.

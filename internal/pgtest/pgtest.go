@@ -67,6 +67,10 @@ type Options struct {
 	Settings map[string]string
 	// Log, if set, receives a copy of the server log.
 	Log io.Writer
+	// Files are written into the data directory before the server starts,
+	// readable by the server's user only (as PostgreSQL wants a key file):
+	// server.crt and server.key for ssl = on, say.
+	Files map[string][]byte
 
 	// pickPort overrides free-port selection; tests use it to force a clash.
 	pickPort func() (int, error)
@@ -155,6 +159,17 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := s.initdb(ctx, conf); err != nil {
 		_ = s.Stop()
 		return nil, err
+	}
+	for name, data := range opts.Files {
+		path := filepath.Join(s.DataDir, filepath.Base(name))
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			_ = s.Stop()
+			return nil, fmt.Errorf("write %s: %w", name, err)
+		}
+		if err := s.chown(path); err != nil {
+			_ = s.Stop()
+			return nil, fmt.Errorf("write %s: %w", name, err)
+		}
 	}
 	pickPort := opts.pickPort
 	if pickPort == nil {

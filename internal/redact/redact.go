@@ -3,9 +3,15 @@
 package redact
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // Mask replaces every secret.
@@ -26,15 +32,18 @@ func New(secrets ...string) *Redactor {
 	return r
 }
 
-// Add registers more secrets. Empty strings are ignored.
+// Add registers more secrets, each in every form it can appear in (see
+// Forms). Empty strings are ignored.
 func (r *Redactor) Add(secrets ...string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	changed := false
-	for _, s := range secrets {
-		if s != "" && !r.secrets[s] {
-			r.secrets[s] = true
-			changed = true
+	for _, secret := range secrets {
+		for _, s := range Forms(secret) {
+			if !r.secrets[s] {
+				r.secrets[s] = true
+				changed = true
+			}
 		}
 	}
 	if !changed {
@@ -56,6 +65,98 @@ func (r *Redactor) Add(secrets ...string) {
 		pairs = append(pairs, s, Mask)
 	}
 	r.replacer = strings.NewReplacer(pairs...)
+}
+
+// Forms lists the ways a secret can be written where planrun or a tool
+// shows it: as it is; percent-encoded, as in a URL's user info or query
+// (upper- and lower-case hex); with a libpq key=value string's backslash
+// escapes; inside a Go-quoted or JSON string (HTML characters escaped or
+// not). Redacting every form is what keeps "p%40ss" out of a record when
+// only "p@ss" was registered.
+func Forms(secret string) []string {
+	if secret == "" {
+		return nil
+	}
+	forms := []string{secret}
+	add := func(f string) {
+		for _, have := range forms {
+			if have == f {
+				return
+			}
+		}
+		forms = append(forms, f)
+	}
+	for _, enc := range []string{url.QueryEscape(secret), url.PathEscape(secret),
+		strings.TrimPrefix(url.UserPassword("", secret).String(), ":"),
+		percentEncode(secret, "-._~"),      // RFC 3986 strict (Python's quote(s, safe=""))
+		percentEncode(secret, "-._~!'()*"), // JavaScript's encodeURIComponent
+	} {
+		add(enc)
+		add(lowerHex(enc))
+	}
+	add(strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(secret))
+	quoted := strconv.Quote(secret)
+	add(quoted[1 : len(quoted)-1])
+	if b, err := json.Marshal(secret); err == nil {
+		add(string(b[1 : len(b)-1]))
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(secret) == nil {
+		b := bytes.TrimSpace(buf.Bytes())
+		add(string(b[1 : len(b)-1]))
+	}
+	return forms
+}
+
+// percentEncode encodes every byte but ASCII letters, digits and keep.
+func percentEncode(s, keep string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(keep, c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "%%%02X", c)
+	}
+	return b.String()
+}
+
+// lowerHex writes a percent-encoding's hex digits in lower case, as some
+// clients do.
+func lowerHex(s string) string {
+	b := []byte(s)
+	for i := 0; i+2 < len(b); i++ {
+		if b[i] == '%' {
+			b[i+1] = toLower(b[i+1])
+			b[i+2] = toLower(b[i+2])
+		}
+	}
+	return string(b)
+}
+
+func toLower(c byte) byte {
+	if 'A' <= c && c <= 'F' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// Cut redacts s, then cuts it to at most limit bytes (at a rune start),
+// marking the cut with "…". Redacting first is what keeps a secret that a
+// cut would straddle from showing in part.
+func (r *Redactor) Cut(s string, limit int) string {
+	s = r.String(s)
+	if limit <= 0 || len(s) <= limit {
+		return s
+	}
+	i := limit
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
 }
 
 // String returns s with every secret replaced.

@@ -2,6 +2,7 @@ package redact
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -22,5 +23,46 @@ func TestStringAndValue(t *testing.T) {
 	var nilR *Redactor
 	if nilR.String("hunter2") != "hunter2" {
 		t.Fatal("nil redactor must pass text through")
+	}
+}
+
+// A password registered once is hidden in every form it is written in:
+// percent-encoded (either hex case), libpq-escaped, Go- and JSON-quoted.
+func TestEveryFormIsRedacted(t *testing.T) {
+	const pw = `p@ss/w0rd:#?&='\ "é<`
+	r := New(pw)
+	for _, shown := range []string{
+		`postgres://app:p%40ss%2Fw0rd%3A%23%3F%26%3D%27%5C%20%22%C3%A9%3C@db/x`,
+		`postgres://app:p%40ss%2fw0rd%3a%23%3f%26%3d%27%5c%20%22%c3%a9%3c@db/x`,
+		`host=db password='p@ss/w0rd:#?&=\'\\ "é<'`,
+		`"p@ss/w0rd:#?&='\\ \"é<"`,
+		`{"pw":"p@ss/w0rd:#?\u0026='\\ \"é\u003c"}`,
+		`postgres://app:p%40ss%2Fw0rd%3A%23%3F%26%3D'%5C%20%22%C3%A9%3C@db/x`,
+		`{"pw":"p@ss/w0rd:#?&='\\ \"é<"}`,
+	} {
+		got := r.String(shown)
+		if !strings.Contains(got, Mask) {
+			t.Errorf("not redacted: %s", got)
+		}
+		for _, part := range []string{"w0rd", "p%40ss", "p@ss"} {
+			if strings.Contains(got, part) {
+				t.Errorf("%q still shows %q: %s", shown, part, got)
+			}
+		}
+	}
+}
+
+// Cut redacts before it cuts: a secret the limit falls inside is hidden
+// whole, not shown up to the cut.
+func TestCutRedactsFirst(t *testing.T) {
+	secret := strings.Repeat("s3cr3t", 7)
+	r := New(secret)
+	text := strings.Repeat("x", 10) + secret + strings.Repeat("y", 400)
+	got := r.Cut(text, 30)
+	if strings.Contains(got, "s3cr") || !strings.HasPrefix(got, strings.Repeat("x", 10)+Mask) || !strings.HasSuffix(got, "…") {
+		t.Fatalf("Cut = %q", got)
+	}
+	if got := r.Cut("héllo", 2); got != "h…" {
+		t.Fatalf("cut inside a rune: %q", got)
 	}
 }

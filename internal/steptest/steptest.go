@@ -126,6 +126,13 @@ func ReadOnlyEnv(t *testing.T) *steptype.Env {
 	return &steptype.Env{PlanDir: t.TempDir(), Secrets: func(...string) {}, ReadOnly: true, Log: t.Logf}
 }
 
+// HostilePassword is a password made of every character that a
+// connection string must encode or quote — as production passwords are —
+// around unique, so that a test can grep for it.
+func HostilePassword(unique string) string {
+	return `p@ss:/w%rd#?&=' \"é` + unique
+}
+
 // Role creates a login role with a password on server, runs grant
 // (with %s for the role's name) in the database, and returns the
 // database's URL as that role. The role is dropped after the test.
@@ -133,8 +140,8 @@ func Role(t *testing.T, server *pgtest.Server, dbURL, grant string) string {
 	t.Helper()
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	name, password := "planrun_role_"+hex.EncodeToString(b), hex.EncodeToString(b)+"pw"
-	MustExec(t, dbURL, "CREATE ROLE "+name+" LOGIN PASSWORD '"+password+"'; "+strings.ReplaceAll(grant, "%s", name))
+	name, password := "planrun_role_"+hex.EncodeToString(b), HostilePassword(hex.EncodeToString(b))
+	MustExec(t, dbURL, "CREATE ROLE "+name+" LOGIN PASSWORD '"+strings.ReplaceAll(password, "'", "''")+"'; "+strings.ReplaceAll(grant, "%s", name))
 	t.Cleanup(func() {
 		// Privileges in the database would keep the role alive: drop them first.
 		if err := Exec(t, dbURL, "DROP OWNED BY "+name+"; DROP ROLE "+name); err != nil {

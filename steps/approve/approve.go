@@ -61,7 +61,7 @@ func runApprove(ctx context.Context, env *steptype.Env, a *ApproveArgs) (*Approv
 	}
 	// Only the whole word, like Terraform: "y" or "Yes, but..." is not a yes.
 	if strings.TrimSpace(answer) != "yes" {
-		return out, fmt.Errorf("approve: not approved (the answer was %q, not \"yes\")", cutAnswer(strings.TrimSpace(answer), 40))
+		return out, fmt.Errorf("approve: not approved (the answer was %q, not \"yes\")", env.Cut(strings.ToValidUTF8(strings.TrimSpace(answer), ""), 40))
 	}
 	out.Approved = true
 	return out, nil
@@ -77,11 +77,4 @@ func operator() string {
 		return name
 	}
 	return "unknown"
-}
-
-func cutAnswer(s string, n int) string {
-	if len(s) > n {
-		return strings.ToValidUTF8(s[:n], "") + "…"
-	}
-	return s
 }

@@ -138,7 +138,7 @@ func runHTTP(ctx context.Context, env *steptype.Env, a *HTTPArgs) (*HTTPOutput, 
 		out.JSON = parseResponseJSON(raw)
 	}
 	if resp.StatusCode >= 400 && (a.FailOnErrorStatus == nil || *a.FailOnErrorStatus) {
-		return out, fmt.Errorf("http %s: status %d%s", where, resp.StatusCode, bodyExcerpt(raw))
+		return out, fmt.Errorf("http %s: status %d%s", where, resp.StatusCode, bodyExcerpt(env, raw))
 	}
 	return out, nil
 }
@@ -253,13 +253,10 @@ func parseResponseJSON(raw []byte) any {
 
 // bodyExcerpt is the start of an error response, for the error message:
 // APIs usually say there what went wrong.
-func bodyExcerpt(raw []byte) string {
-	s := strings.TrimSpace(string(raw))
+func bodyExcerpt(env *steptype.Env, raw []byte) string {
+	s := strings.TrimSpace(strings.ToValidUTF8(string(raw), ""))
 	if s == "" {
 		return ""
 	}
-	if len(s) > 200 {
-		s = strings.ToValidUTF8(s[:200], "") + "…"
-	}
-	return ": " + s
+	return ": " + env.Cut(s, 200)
 }

@@ -196,7 +196,7 @@ func newReplication(env *steptype.Env, a *ReplicateArgs) (*replication, error) {
 		r.slot = defaultSlotName(r.sub, cfg.Database, fmt.Sprintf("%s:%d", cfg.Host, cfg.Port))
 	}
 	if a.SourceConninfo != "" {
-		if _, err := parseConninfo(a.SourceConninfo); err != nil {
+		if err := pgkit.CheckSyntax(a.SourceConninfo); err != nil {
 			return nil, fmt.Errorf("source_conninfo: %w", err)
 		}
 	}

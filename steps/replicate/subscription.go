@@ -84,7 +84,7 @@ func (r *replication) reuseSubscription(ctx context.Context, s *subInfo, conninf
 	// subconninfo is readable by superusers only; others skip this check.
 	var current string
 	if err := r.dst.QueryRow(ctx, "SELECT subconninfo FROM pg_subscription WHERE oid = $1", s.oid).Scan(&current); err == nil {
-		if have, want := conninfoWhere(current), conninfoWhere(conninfo); have != want {
+		if have, want := pgkit.Where(current), pgkit.Where(conninfo); have != want {
 			diffs = append(diffs, fmt.Sprintf("it connects to %s, not %s", have, want))
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"reflect"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -46,9 +47,30 @@ type Env struct {
 	// Secrets registers strings to redact from everything shown or recorded
 	// (a password found in a connection string).
 	Secrets func(secrets ...string)
+	// Redact replaces every registered secret in s; nil when nothing is
+	// redacted (a type run directly in a test). Use Cut for text that is
+	// shortened.
+	Redact func(s string) string
 	// StateDir is a directory the step may keep resumable state in across
 	// runs of the same plan; "" when there is none.
 	StateDir string
+}
+
+// Cut redacts s, then cuts it to at most limit bytes (marking the cut
+// with "…"): cutting first could leave part of a secret that the redactor
+// no longer recognises.
+func (e *Env) Cut(s string, limit int) string {
+	if e != nil && e.Redact != nil {
+		s = e.Redact(s)
+	}
+	if len(s) <= limit {
+		return s
+	}
+	i := limit
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
 }
 
 // Logf calls Log when set.

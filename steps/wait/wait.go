@@ -98,7 +98,7 @@ func runWait(ctx context.Context, env *steptype.Env, a *WaitArgs) (*WaitOutput, 
 		last, err := env.RunNested(pctx, a.Probe.Uses, a.Probe.Rest)
 		out.Seconds = time.Since(start).Seconds()
 		if ctx.Err() != nil {
-			return out, out.fail(lastErr, ctx.Err(), "stopped after %d attempts", out.Attempts)
+			return out, out.fail(env, lastErr, ctx.Err(), "stopped after %d attempts", out.Attempts)
 		}
 		var done, stop bool
 		if err == nil {
@@ -118,7 +118,7 @@ func runWait(ctx context.Context, env *steptype.Env, a *WaitArgs) (*WaitOutput, 
 		}
 		switch {
 		case stop:
-			return out, out.fail(nil, nil, "fail_fast (%s) is true after %d attempts", a.FailFast, out.Attempts)
+			return out, out.fail(env, nil, nil, "fail_fast (%s) is true after %d attempts", a.FailFast, out.Attempts)
 		case done:
 			return out, nil
 		case err != nil:
@@ -130,11 +130,11 @@ func runWait(ctx context.Context, env *steptype.Env, a *WaitArgs) (*WaitOutput, 
 		// No time left for another probe after the pause: give up now
 		// rather than sleep only to fail.
 		if !time.Now().Add(interval).Before(deadline) {
-			return out, out.fail(lastErr, nil, "gave up after %s (max_wait %s): until (%s) did not hold in %d attempts",
+			return out, out.fail(env, lastErr, nil, "gave up after %s (max_wait %s): until (%s) did not hold in %d attempts",
 				time.Since(start).Round(time.Millisecond), maxWait, a.Until, out.Attempts)
 		}
 		if err := steptype.Pause(ctx, interval); err != nil {
-			return out, out.fail(lastErr, err, "stopped after %d attempts", out.Attempts)
+			return out, out.fail(env, lastErr, err, "stopped after %d attempts", out.Attempts)
 		}
 	}
 }
@@ -162,14 +162,14 @@ func judgeProbe(env *steptype.Env, failFast, until *vm.Program, output any) (don
 // fail builds wait's error: what happened, the last output and the last
 // attempt's error, keeping the causes (the context's error, the probe's) for
 // errors.Is and errors.As.
-func (o *WaitOutput) fail(lastErr, ctxErr error, format string, args ...any) error {
+func (o *WaitOutput) fail(env *steptype.Env, lastErr, ctxErr error, format string, args ...any) error {
 	e := &waitError{msg: "wait: " + fmt.Sprintf(format, args...)}
 	if ctxErr != nil {
 		e.msg += ": " + ctxErr.Error()
 		e.causes = append(e.causes, ctxErr)
 	}
 	if o.Last != nil {
-		e.msg += "; last output: " + compactJSON(o.Last, 300)
+		e.msg += "; last output: " + compactJSON(env, o.Last, 300)
 	}
 	if lastErr != nil {
 		e.msg += "; last error: " + lastErr.Error()
@@ -237,14 +237,11 @@ func evalWaitCondition(prog *vm.Program, output any) (bool, error) {
 }
 
 // compactJSON renders a value compactly as JSON for messages, cut at limit bytes.
-func compactJSON(v any, limit int) string {
+func compactJSON(env *steptype.Env, v any, limit int) string {
 	b, err := json.Marshal(v)
 	s := string(b)
 	if err != nil {
 		s = fmt.Sprint(v)
 	}
-	if len(s) > limit {
-		s = s[:limit] + "…"
-	}
-	return s
+	return env.Cut(s, limit)
 }

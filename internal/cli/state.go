@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"flag"
@@ -58,13 +59,14 @@ func (c *CLI) openStore(ctx context.Context, p *plan.Plan, sf stateFlags) (journ
 // fingerprints identify each step's content: its type, arguments (as known
 // before the run, variables included), when, dependencies, assertions and
 // rollback. A resumed run must see the same fingerprints, or the plan changed
-// under it. Sensitive values enter only as hashes.
-func fingerprints(p *plan.Plan) map[string]string {
+// under it. Sensitive values enter only as HMACs keyed with the store's
+// fingerprint key: a plain hash of a weak password falls to a dictionary.
+func fingerprints(p *plan.Plan, key []byte) map[string]string {
 	out := make(map[string]string, len(p.Steps))
 	for _, st := range p.Steps {
 		h := sha256.New()
 		fmt.Fprintf(h, "uses=%s\n", st.Uses)
-		writeArgsFingerprint(h, st.Args)
+		writeArgsFingerprint(h, st.Args, key)
 		if st.When != nil {
 			fmt.Fprintf(h, "when=%s\n", sourceText(p, st.When.Range()))
 		}
@@ -74,22 +76,33 @@ func fingerprints(p *plan.Plan) map[string]string {
 		}
 		if rb := st.Rollback; rb != nil {
 			fmt.Fprintf(h, "rollback=%s\n", rb.Uses)
-			writeArgsFingerprint(h, rb.Args)
+			writeArgsFingerprint(h, rb.Args, key)
 		}
 		out[st.Addr] = hex.EncodeToString(h.Sum(nil))[:16]
 	}
 	return out
 }
 
-func writeArgsFingerprint(w interface{ Write([]byte) (int, error) }, args []plan.Arg) {
+// storeFingerprints computes the fingerprints with the store's key; it
+// says why when the key cannot be read.
+func (c *CLI) storeFingerprints(store journal.Store, p *plan.Plan) (map[string]string, bool) {
+	key, err := store.FingerprintKey(c.ctx)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "planrun: %v\n", err)
+		return nil, false
+	}
+	return fingerprints(p, key), true
+}
+
+func writeArgsFingerprint(w interface{ Write([]byte) (int, error) }, args []plan.Arg, key []byte) {
 	sorted := append([]plan.Arg(nil), args...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
 	for _, a := range sorted {
-		fmt.Fprintf(w, "arg %s=%s\n", a.Name, valueFingerprint(a.Value))
+		fmt.Fprintf(w, "arg %s=%s\n", a.Name, valueFingerprint(a.Value, key))
 	}
 }
 
-func valueFingerprint(v cty.Value) string {
+func valueFingerprint(v cty.Value, key []byte) string {
 	sensitive := plan.IsSensitive(v)
 	v, _ = v.UnmarkDeep()
 	if !v.IsWhollyKnown() {
@@ -100,8 +113,9 @@ func valueFingerprint(v cty.Value) string {
 		return "?"
 	}
 	if sensitive {
-		sum := sha256.Sum256(raw)
-		return "sensitive:" + hex.EncodeToString(sum[:])
+		mac := hmac.New(sha256.New, key)
+		mac.Write(raw)
+		return "sensitive:" + hex.EncodeToString(mac.Sum(nil))
 	}
 	return string(raw)
 }

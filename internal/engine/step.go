@@ -90,7 +90,7 @@ func (r *run) runStep(ctx context.Context, st *plan.Step) {
 		ev.Message = "skipped: when is false"
 	}
 	if err != nil {
-		ev.Error = r.opts.Redactor.String(err.Error())
+		ev.Error = r.errorText(err)
 	}
 	r.emit(ev)
 }
@@ -156,7 +156,7 @@ func (r *run) runAction(ctx context.Context, st *plan.Step, a *plan.Action) (any
 			sr.ran, sr.Attempts = true, attempt
 			r.mu.Unlock()
 		}
-		out, err := t.Run(actx, env, args)
+		out, err := runType(actx, t, env, args)
 		timedOut := errors.Is(actx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
 		cancel()
 		if err == nil {
@@ -176,8 +176,8 @@ func (r *run) runAction(ctx context.Context, st *plan.Step, a *plan.Action) (any
 				lastOut = norm
 			}
 		}
-		if ctx.Err() != nil || attempt == attempts {
-			break
+		if _, panicked := errors.AsType[*PanicError](err); panicked || ctx.Err() != nil || attempt == attempts {
+			break // a panic is a bug in the type: running it again may redo work
 		}
 		wait := backoff(a.Retry, attempt)
 		r.emit(event.Event{
@@ -256,7 +256,7 @@ func (r *run) env(st *plan.Step, a *plan.Action) *steptype.Env {
 		if err != nil {
 			return nil, err
 		}
-		out, err := t.Run(ctx, env, args)
+		out, err := runType(ctx, t, env, args)
 		if err != nil {
 			return nil, err
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os/exec"
 	"reflect"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -486,5 +487,32 @@ func TestCompareChecksumColumnHashes(t *testing.T) {
 		if equal != c.equal {
 			t.Errorf("%s and %s hash alike: %v, want %v\n%s", c.a, c.b, equal, c.equal, q)
 		}
+	}
+}
+
+// TestCompareKeylessDuplicatesAreBounded: a table without a key that
+// misses many copies of one row names only as many as the report holds,
+// and holds no more than that in memory (it kept one entry per missing
+// copy before cutting the list: a million copies, a million entries).
+func TestCompareKeylessDuplicatesAreBounded(t *testing.T) {
+	const copies = 300000
+	src, tgt := steptest.Pair(t, Source, Target, "CREATE TABLE dup (a int, b text)",
+		fmt.Sprintf("INSERT INTO dup SELECT 1, 'the same row' FROM generate_series(1, %d)", copies), "INSERT INTO dup VALUES (1, 'the same row')")
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	out := cmpChecksumT(t, src, tgt, 500)
+	runtime.ReadMemStats(&after)
+	got := cmpChecksumOf(out, "public.dup")
+	if got == nil || got.Match || len(got.DifferingKeys) != cmpMaxKeys || !strings.Contains(got.Note, "more rows differ") {
+		t.Fatalf("dup: %+v", got)
+	}
+	for _, k := range got.DifferingKeys {
+		if k.Kind != "missing" || k.Key != "a=1, b=the same row" {
+			t.Fatalf("key %+v", k)
+		}
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 20<<20 {
+		t.Errorf("the compare allocated %d MiB for %d missing copies of one row", alloc>>20, copies-1)
 	}
 }

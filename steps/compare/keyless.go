@@ -124,7 +124,15 @@ func (t *cmpTableSum) hashLeaf(ctx context.Context, pools [2]*cmpPool, cond stri
 	t.mu.Lock()
 	t.chunks += 2
 	t.mu.Unlock()
+	// Only as many rows as the report still has room for are read and
+	// kept: a million copies of one missing row are one count, not a
+	// million entries.
+	t.mu.Lock()
+	room := cmpMaxKeys - len(t.keys)
+	t.mu.Unlock()
 	var found []CompareKey
+	more := false
+sides:
 	for _, kind := range []string{"missing", "extra"} {
 		side := 0
 		if kind == "extra" {
@@ -138,20 +146,33 @@ func (t *cmpTableSum) hashLeaf(ctx context.Context, pools [2]*cmpPool, cond stri
 		}
 		slices.Sort(hashes)
 		for _, h := range hashes {
+			if len(found) >= room {
+				more = true
+				break sides
+			}
 			row, err := t.rowWithHash(ctx, pools[side], t.sides[side], cond, h)
 			if err != nil {
 				return err
 			}
-			for range counts[side][h] - counts[1-side][h] {
-				found = append(found, t.describeRow(row, kind))
+			described := t.describeRow(row, kind)
+			n := counts[side][h] - counts[1-side][h]
+			for ; n > 0 && len(found) < room; n-- {
+				found = append(found, described)
+			}
+			if n > 0 {
+				more = true
+				break sides
 			}
 		}
 	}
 	t.mu.Lock()
-	room := cmpMaxKeys - len(t.keys)
-	t.keys = append(t.keys, found[:min(room, len(found))]...)
-	t.mu.Unlock()
+	room = cmpMaxKeys - len(t.keys)
 	if len(found) > room {
+		found, more = found[:max(room, 0)], true
+	}
+	t.keys = append(t.keys, found...)
+	t.mu.Unlock()
+	if more {
 		t.addNote("more rows differ than the %d named", cmpMaxKeys)
 	}
 	return nil

@@ -179,7 +179,7 @@ func (c *CLI) resumePoint(store journal.Store, p *plan.Plan, sel func(*plan.Step
 			reused[addr] = norm
 		}
 	}
-	if changes := journal.Changes(last.Fingerprints, fps); len(changes) > 0 {
+	if changes := journal.Changes(last.Fingerprints, asRecorded(p, last.Fingerprints, fps)); len(changes) > 0 {
 		fmt.Fprintf(c.stderr, "planrun: the plan changed since run %s (%s): %s.\n", last.ID, last.Status, strings.Join(changes, ", "))
 		fmt.Fprintln(c.stderr, "Continuing it would mix two versions of the plan. Apply the plan as it was to resume, or start a fresh run with --restart.")
 		return nil, ExitUsage, false
@@ -287,6 +287,10 @@ func (c *CLI) execute(p *plan.Plan, sel func(*plan.Step) bool, af applyFlags, st
 	}
 	if res.Err != nil {
 		fmt.Fprintf(c.stderr, "\nError: %s\n", red.String(res.Err.Error()))
+	}
+	if lost := lease.Err(); lost != nil && errors.Is(context.Cause(ctx), lost) {
+		// The steps' errors only say they were cancelled: say why.
+		fmt.Fprintf(c.stderr, "planrun: the run was stopped: %s\n", red.String(lost.Error()))
 	}
 	if journalErr != nil && !res.RollbackFailed {
 		return ExitFailed // not "interrupted": nobody asked it to stop

@@ -58,7 +58,7 @@ func runReport(c *CLI, args []string) int {
 	if !ok {
 		return ExitFailed
 	}
-	doc := report.Build(p, report.Now{Fingerprints: fps, Vars: recordedVars(p, nil)}, run, result, events)
+	doc := report.Build(p, report.Now{Fingerprints: asRecorded(p, run.Fingerprints, fps), Vars: recordedVars(p, nil)}, run, result, events)
 
 	var buf bytes.Buffer
 	if format == "json" {

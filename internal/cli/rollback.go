@@ -49,12 +49,13 @@ func runRollback(c *CLI, args []string) int {
 		return ExitFailed
 	}
 	var changed []string
+	now := asRecorded(p, last.Fingerprints, fps)
 	for _, addr := range last.RollbackOrder() {
 		st := p.Step(addr)
 		if st == nil || st.Rollback == nil {
 			continue
 		}
-		if last.Fingerprints[addr] != fps[addr] {
+		if last.Fingerprints[addr] != now[addr] {
 			changed = append(changed, addr)
 		}
 		norm, err := engine.Normalize(last.Steps[addr].Output, plan.OutputShape(st.Type.Output()))

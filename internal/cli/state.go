@@ -94,6 +94,22 @@ func (c *CLI) storeFingerprints(store journal.Store, p *plan.Plan) (map[string]s
 	return fingerprints(p, key), true
 }
 
+// asRecorded is fps for comparing with recorded fingerprints: an older
+// planrun hashed sensitive values without a key, and a step whose recorded
+// fingerprint is that unkeyed one has not changed (a run it left unfinished
+// still resumes).
+func asRecorded(p *plan.Plan, recorded, fps map[string]string) map[string]string {
+	legacy := fingerprints(p, nil)
+	out := make(map[string]string, len(fps))
+	for addr, fp := range fps {
+		if old, ok := recorded[addr]; ok && old != fp && old == legacy[addr] {
+			fp = old
+		}
+		out[addr] = fp
+	}
+	return out
+}
+
 func writeArgsFingerprint(w interface{ Write([]byte) (int, error) }, args []plan.Arg, key []byte) {
 	sorted := append([]plan.Arg(nil), args...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
@@ -113,6 +129,10 @@ func valueFingerprint(v cty.Value, key []byte) string {
 		return "?"
 	}
 	if sensitive {
+		if key == nil { // how an older planrun fingerprinted: see asRecorded
+			sum := sha256.Sum256(raw)
+			return "sensitive:" + hex.EncodeToString(sum[:])
+		}
 		mac := hmac.New(sha256.New, key)
 		mac.Write(raw)
 		return "sensitive:" + hex.EncodeToString(mac.Sum(nil))

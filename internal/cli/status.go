@@ -82,7 +82,7 @@ func runStatus(c *CLI, args []string) int {
 	if !ok {
 		return ExitFailed
 	}
-	if changes := journal.Changes(last.Fingerprints, fps); len(changes) > 0 {
+	if changes := journal.Changes(last.Fingerprints, asRecorded(p, last.Fingerprints, fps)); len(changes) > 0 {
 		fmt.Fprintf(c.stdout, "  the plan changed since: %s\n", joinMax(changes, 5))
 	}
 	fmt.Fprintln(c.stdout)

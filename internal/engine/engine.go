@@ -367,7 +367,7 @@ func (r *run) rollback(ctx context.Context, res *Result) {
 		r.mu.Unlock()
 		ev := event.Event{Type: event.RollbackFinished, Step: st.Addr, Uses: st.Rollback.Uses, Status: rb.Status, Seconds: rb.Duration.Seconds(), Assertions: asserts, Message: note}
 		if err != nil {
-			ev.Error = r.errorText(err)
+			r.setError(&ev, err)
 		}
 		r.emit(ev)
 	}

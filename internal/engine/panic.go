@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 
+	"github.com/planrun/planrun/internal/event"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -37,13 +38,12 @@ func runType(ctx context.Context, t steptype.Type, env *steptype.Env, args any) 
 	return t.Run(ctx, env, args)
 }
 
-// errorText is an error as its event records it, redacted: a panic's
-// with its stack, which the error itself leaves out (it ends up in
-// one-line summaries).
-func (r *run) errorText(err error) string {
-	s := err.Error()
+// setError puts an error into its event, redacted; a panic's stack goes
+// into the event's Stack, for the record, not into the error the terminal
+// shows.
+func (r *run) setError(ev *event.Event, err error) {
+	ev.Error = r.opts.Redactor.String(err.Error())
 	if pe, ok := errors.AsType[*PanicError](err); ok {
-		s += "\n\n" + pe.Stack
+		ev.Stack = r.opts.Redactor.String(pe.Stack)
 	}
-	return r.opts.Redactor.String(s)
 }

@@ -90,7 +90,7 @@ func (r *run) runStep(ctx context.Context, st *plan.Step) {
 		ev.Message = "skipped: when is false"
 	}
 	if err != nil {
-		ev.Error = r.errorText(err)
+		r.setError(&ev, err)
 	}
 	r.emit(ev)
 }

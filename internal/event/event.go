@@ -38,16 +38,19 @@ const (
 // text or JSON lines; the journal records them. Everything in an event is
 // already redacted.
 type Event struct {
-	Time       time.Time      `json:"time"`
-	Type       string         `json:"type"`
-	Run        string         `json:"run,omitempty"`
-	Step       string         `json:"step,omitempty"`
-	Uses       string         `json:"uses,omitempty"`
-	Status     Status         `json:"status,omitempty"`
-	Attempt    int            `json:"attempt,omitempty"`
-	Seconds    float64        `json:"seconds,omitempty"`
-	Message    string         `json:"message,omitempty"`
-	Error      string         `json:"error,omitempty"`
+	Time    time.Time `json:"time"`
+	Type    string    `json:"type"`
+	Run     string    `json:"run,omitempty"`
+	Step    string    `json:"step,omitempty"`
+	Uses    string    `json:"uses,omitempty"`
+	Status  Status    `json:"status,omitempty"`
+	Attempt int       `json:"attempt,omitempty"`
+	Seconds float64   `json:"seconds,omitempty"`
+	Message string    `json:"message,omitempty"`
+	Error   string    `json:"error,omitempty"`
+	// Stack is a panicking step type's stack: recorded for whoever
+	// debugs it, not shown on the terminal.
+	Stack      string         `json:"stack,omitempty"`
 	Output     any            `json:"output,omitempty"`
 	Assertions []AssertResult `json:"assertions,omitempty"`
 	Progress   *Progress      `json:"progress,omitempty"`

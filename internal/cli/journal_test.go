@@ -95,17 +95,7 @@ func TestApplyStopsWhenTheLockIsLost(t *testing.T) {
 	state := stateArgs(t, "postgres")
 	p := startPlanrun(t, dir, append([]string{"apply", "--auto-approve", "plan.hcl"}, state...)...)
 	waitForLog(t, dir, "c-start")
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, state[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var n int
-	if err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
-		WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("terminated %d lock sessions: %v", n, err)
-	}
+	terminateLock(t, state[1])
 	start := time.Now()
 	code := p.wait(t)
 	if took := time.Since(start); took > 10*time.Second {
@@ -159,5 +149,57 @@ CREATE TRIGGER refuse BEFORE INSERT ON planrun.events FOR EACH ROW EXECUTE FUNCT
 	}
 	if got := logLines(t, dir); got["c-end"] != 0 || got["d"] != 0 {
 		t.Fatalf("the run went on unrecorded: %v", got)
+	}
+}
+
+// terminateLock ends the session that holds the plan's advisory lock.
+func terminateLock(t *testing.T, url string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+		WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("terminated %d lock sessions: %v", n, err)
+	}
+}
+
+func TestRollbackStopsWhenTheLockIsLost(t *testing.T) {
+	dir := t.TempDir()
+	src := `
+plan "slowundo" {}
+step "a" {
+  uses  = "exec"
+  shell = "echo a >> log.txt"
+  rollback {
+    uses  = "exec"
+    shell = "echo undo-start >> log.txt; sleep 30; echo undo-end >> log.txt"
+  }
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "plan.hcl"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := stateArgs(t, "postgres")
+	if code, out, errOut := runPlanrun(t, dir, append([]string{"apply", "--auto-approve", "plan.hcl"}, state...)...); code != 0 {
+		t.Fatalf("apply: exit %d\n%s%s", code, out, errOut)
+	}
+	p := startPlanrun(t, dir, append([]string{"rollback", "--auto-approve", "plan.hcl"}, state...)...)
+	waitForLog(t, dir, "undo-start")
+	terminateLock(t, state[1])
+	start := time.Now()
+	code := p.wait(t)
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("the rollback went on %s after losing its lock", took)
+	}
+	if code == 0 || !strings.Contains(p.stderr.String(), "lost the lock on the state database") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, p.stdout, p.stderr)
+	}
+	if got := logLines(t, dir); got["undo-end"] != 0 {
+		t.Fatalf("the rollback went on: %v", got)
 	}
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"strings"
@@ -122,12 +123,12 @@ func runRollback(c *CLI, args []string) int {
 	if !jsonOut {
 		fmt.Fprintf(c.stdout, "\nRun %s: %s.\n", last.ID, res.Status)
 	}
-	if err := context.Cause(rctx); err != nil && lease.Err() != nil {
-		fmt.Fprintf(c.stderr, "planrun: %s\n", red.String(err.Error()))
+	if lost := lease.Err(); lost != nil && errors.Is(context.Cause(rctx), lost) {
+		fmt.Fprintf(c.stderr, "planrun: the rollbacks were stopped: %s\n", red.String(lost.Error()))
 	}
 	switch {
-	case journalErr != nil && !res.RollbackInterrupted:
-		return ExitFailed
+	case journalErr != nil:
+		return ExitFailed // the rollbacks stopped because the record failed
 	case res.RollbackInterrupted:
 		return ExitInterrupted
 	case res.RollbackFailed:

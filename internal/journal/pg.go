@@ -151,6 +151,9 @@ func (s *PGStore) bounded(ctx context.Context) (context.Context, context.CancelF
 
 // cause prefers the bound's explanation to pgx's "timeout: context deadline exceeded".
 func cause(ctx context.Context, err error) error {
+	if err == nil {
+		return nil // a statement that made it just before the bound
+	}
 	if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
 		return fmt.Errorf("%w (%v)", c, err)
 	}

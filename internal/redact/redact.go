@@ -4,6 +4,7 @@ package redact
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -11,18 +12,27 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
 // Mask replaces every secret.
 const Mask = "(sensitive)"
 
+// ShortLen is the length under which a secret (or a form of one) is
+// replaced only where it stands alone, between characters that are not
+// letters or digits: a sensitive "out" must not turn "stdout" into
+// "std(sensitive)".
+const ShortLen = 6
+
 // Redactor replaces known secrets. It is safe for concurrent use; secrets
 // can be added while a run goes on (a password found in a connection string).
 type Redactor struct {
 	mu       sync.RWMutex
 	secrets  map[string]bool
-	replacer *strings.Replacer
+	replacer *strings.Replacer // forms of ShortLen bytes or more, replaced wherever they are
+	short    []string          // shorter forms, longest first, replaced where they stand alone
 }
 
 // New returns a redactor for the given secrets.
@@ -61,10 +71,33 @@ func (r *Redactor) Add(secrets ...string) {
 		return list[i] < list[j]
 	})
 	pairs := make([]string, 0, 2*len(list))
+	r.short = nil
 	for _, s := range list {
+		if len(s) < ShortLen {
+			r.short = append(r.short, s)
+			continue
+		}
 		pairs = append(pairs, s, Mask)
 	}
 	r.replacer = strings.NewReplacer(pairs...)
+}
+
+// asciiJSON writes a JSON string's non-ASCII characters as \u escapes
+// (UTF-16, surrogate pairs for the rest), hex digits formatted by hexFmt.
+func asciiJSON(j, hexFmt string) string {
+	var b strings.Builder
+	for _, r := range j {
+		switch {
+		case r < utf8.RuneSelf:
+			b.WriteRune(r)
+		case r > 0xFFFF:
+			r1, r2 := utf16.EncodeRune(r)
+			fmt.Fprintf(&b, `\u`+hexFmt+`\u`+hexFmt, r1, r2)
+		default:
+			fmt.Fprintf(&b, `\u`+hexFmt, r)
+		}
+	}
+	return b.String()
 }
 
 // Forms lists the ways a secret can be written where planrun or a tool
@@ -97,15 +130,41 @@ func Forms(secret string) []string {
 	add(strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(secret))
 	quoted := strconv.Quote(secret)
 	add(quoted[1 : len(quoted)-1])
+	// JSON as encoders write it: HTML characters escaped or not, "/" as
+	// "\/" (PHP's default), non-ASCII letters as \uXXXX in either case.
+	var jsons []string
 	if b, err := json.Marshal(secret); err == nil {
-		add(string(b[1 : len(b)-1]))
+		jsons = append(jsons, string(b[1:len(b)-1]))
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if enc.Encode(secret) == nil {
 		b := bytes.TrimSpace(buf.Bytes())
-		add(string(b[1 : len(b)-1]))
+		jsons = append(jsons, string(b[1:len(b)-1]))
+	}
+	for _, j := range jsons {
+		for _, ascii := range []string{j, asciiJSON(j, "%04x"), asciiJSON(j, "%04X")} {
+			add(ascii)
+			add(strings.ReplaceAll(ascii, "/", `\/`))
+		}
+	}
+	// Base64, standard and URL-safe, at each of the three alignments the
+	// secret can have inside a longer encoded text (a Basic auth header
+	// holds "user:password"): the characters that depend on the secret's
+	// bytes alone.
+	for _, e := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+		for pad := 0; pad < 3; pad++ {
+			encoded := e.EncodeToString(append(make([]byte, pad), secret...))
+			from := (pad*8 + 5) / 6 // past the characters the padding bytes touch
+			to := len(encoded) - 4  // short of the last group, which depends on what follows
+			if to-from >= ShortLen {
+				add(encoded[from:to])
+			}
+			if pad == 0 {
+				add(strings.TrimRight(encoded, "="))
+			}
+		}
 	}
 	return forms
 }
@@ -165,16 +224,49 @@ func (r *Redactor) String(s string) string {
 		return s
 	}
 	r.mu.RLock()
-	rep := r.replacer
+	rep, short := r.replacer, r.short
 	r.mu.RUnlock()
-	if rep == nil {
-		return s
+	if rep != nil {
+		s = rep.Replace(s)
 	}
-	return rep.Replace(s)
+	for _, sec := range short {
+		s = replaceAlone(s, sec)
+	}
+	return s
 }
 
+// replaceAlone replaces sec where neither the character before nor the
+// one after it is a letter or a digit.
+func replaceAlone(s, sec string) string {
+	var b strings.Builder
+	for from := 0; ; {
+		i := strings.Index(s[from:], sec)
+		if i < 0 {
+			if from == 0 {
+				return s
+			}
+			b.WriteString(s[from:])
+			return b.String()
+		}
+		i += from
+		end := i + len(sec)
+		before, _ := utf8.DecodeLastRuneInString(s[:i])
+		after, _ := utf8.DecodeRuneInString(s[end:])
+		b.WriteString(s[from:i])
+		if (i == 0 || !isWordRune(before)) && (end == len(s) || !isWordRune(after)) {
+			b.WriteString(Mask)
+		} else {
+			b.WriteString(sec)
+		}
+		from = end
+	}
+}
+
+func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
+
 // Value returns a copy of a JSON-like value (maps, slices, strings, numbers)
-// with every string redacted; map keys included.
+// with every string value redacted. Map keys are left as they are: they
+// are the output's structure, which a resumed run reads back.
 func (r *Redactor) Value(v any) any {
 	switch x := v.(type) {
 	case string:
@@ -182,7 +274,7 @@ func (r *Redactor) Value(v any) any {
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
-			out[r.String(k)] = r.Value(e)
+			out[k] = r.Value(e)
 		}
 		return out
 	case []any:

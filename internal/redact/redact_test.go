@@ -1,6 +1,7 @@
 package redact
 
 import (
+	"encoding/base64"
 	"reflect"
 	"strings"
 	"testing"
@@ -13,7 +14,7 @@ func TestStringAndValue(t *testing.T) {
 		t.Fatalf("String: %q", got)
 	}
 	v := map[string]any{"a": []any{"x hunter2", int64(3)}, "hunter2": true}
-	want := map[string]any{"a": []any{"x (sensitive)", int64(3)}, "(sensitive)": true}
+	want := map[string]any{"a": []any{"x (sensitive)", int64(3)}, "hunter2": true} // keys are structure
 	if got := r.Value(v); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Value: %#v", got)
 	}
@@ -64,5 +65,46 @@ func TestCutRedactsFirst(t *testing.T) {
 	}
 	if got := r.Cut("héllo", 2); got != "h…" {
 		t.Fatalf("cut inside a rune: %q", got)
+	}
+}
+
+// A short secret is replaced only where it stands alone: it must not eat
+// into words (a sensitive "out" and the output key "stdout").
+func TestShortSecretsStandAlone(t *testing.T) {
+	r := New("out", "x9")
+	for in, want := range map[string]string{
+		"stdout: out":          "stdout: (sensitive)",
+		"out,out;(out)":        "(sensitive),(sensitive);((sensitive))",
+		"layout x9 x99 ax9 x9": "layout (sensitive) x99 ax9 (sensitive)",
+		"é-out-é":              "é-(sensitive)-é",
+	} {
+		if got := r.String(in); got != want {
+			t.Errorf("%q: %q, want %q", in, got, want)
+		}
+	}
+	out := r.Value(map[string]any{"stdout": "out\n", "out": "x"})
+	if !reflect.DeepEqual(out, map[string]any{"stdout": "(sensitive)\n", "out": "x"}) {
+		t.Errorf("Value: %#v", out)
+	}
+}
+
+// Forms a secret takes when echoed by other programs: JSON with "\/" and
+// \u escapes (PHP, Python), base64 alone or inside a Basic auth header.
+func TestEscapedAndEncodedForms(t *testing.T) {
+	const token = "Tk7f3Q/ab+c=ä€𝄞"
+	r := New(token)
+	basic := base64.StdEncoding.EncodeToString([]byte("user:" + token))
+	for _, shown := range []string{
+		`{"error":"bad token Tk7f3Q\/ab+c=\u00e4\u20ac\ud834\udd1e"}`,
+		`{"error":"bad token Tk7f3Q\/ab+c=\u00E4\u20AC\uD834\uDD1E"}`,
+		`{"error":"bad token Tk7f3Q/ab+c=ä€𝄞"}`,
+		"Authorization: Basic " + basic,
+		"token=" + base64.URLEncoding.EncodeToString([]byte(token)),
+		"token=" + base64.RawStdEncoding.EncodeToString([]byte(token)),
+	} {
+		got := r.String(shown)
+		if !strings.Contains(got, Mask) || strings.Contains(got, "Tk7f3Q") {
+			t.Errorf("not redacted: %s -> %s", shown, got)
+		}
 	}
 }

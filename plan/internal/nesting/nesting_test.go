@@ -86,6 +86,7 @@ func FuzzEstimateBound(f *testing.F) {
 		"x = (1 + 2) * a.b[0]\n", "x = \"a${b}c%{if d}e%{endif}\"\n", "x = <<EOT\n${a.b}\")\nEOT\ny = [1, 2]\n",
 		"# ((\nx = /* ] */ f(1, 2)\n", "x = {\n a = 1 + 2\n b = [3]\n}\n", "x = \"\\\"(\" + (1)\n", "x = \"${ ( }\" + 1\n",
 		"x = <<-EOT\n  a\n  EOT\n", "x = \"a\nb\" + (((1)))\n", "x = $${a} + %%{b}\n",
+		"/*", "0 0 (0000000000}\"00000000000000000", // found by the fuzzer
 	} {
 		f.Add(s)
 	}

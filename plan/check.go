@@ -37,7 +37,7 @@ func (l *loader) validateContext(scope *Scope) (*hcl.EvalContext, hcl.Diagnostic
 			addrs = append(addrs, addr)
 		}
 	}
-	ctx, diags := scope.context(uniqueSorted(addrs), outputs, true)
+	ctx, diags := scope.context(l.ctx, uniqueSorted(addrs), outputs, true)
 	scope.validateCtx = ctx
 	return ctx, diags
 }
@@ -48,6 +48,9 @@ func (l *loader) checkSteps() hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	checked := map[*Scope]bool{}
 	for _, st := range l.plan.Steps {
+		if d := l.interrupted(); d != nil {
+			return append(diags, d...)
+		}
 		ctx, d := l.validateContext(st.Scope)
 		if !checked[st.Scope] {
 			diags = append(diags, d...) // locals and databases: reported once per scope

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"context"
 	"fmt"
 	"hash"
 	"sort"
@@ -17,8 +18,14 @@ import (
 
 // loader carries the state of one Load.
 type loader struct {
-	plan *Plan
-	opts Options
+	ctx    context.Context // stops the load; see LoadContext
+	limits limits
+	plan   *Plan
+	opts   Options
+
+	bytesRead       int64 // of every file read, for MaxFileBytes
+	nSteps, nLocals int   // declared so far, for MaxSteps and MaxLocals
+	tooBig          bool  // past a limit: decoding stops
 
 	vars      []*Variable
 	locals    []*Local
@@ -136,6 +143,9 @@ func (l *loader) declare(b *hcl.Block, d *declarations) (diags, fatal hcl.Diagno
 		attrs, ad := b.Body.JustAttributes()
 		diags = append(diags, ad...)
 		for _, a := range sortedAttrs(attrs) {
+			if tm := l.countDecl("locals", &l.nLocals, l.limits.locals, a.NameRange); tm != nil || l.tooBig {
+				return append(diags, tm...), append(fatal, tm...)
+			}
 			if prev, ok := d.seen["local."+a.Name]; ok {
 				diags = append(diags, &hcl.Diagnostic{
 					Severity: hcl.DiagError, Summary: "Duplicate local",
@@ -162,6 +172,9 @@ func (l *loader) declare(b *hcl.Block, d *declarations) (diags, fatal hcl.Diagno
 		}
 	case "step", "check":
 		// Steps and checks share one namespace so that addresses read unambiguously.
+		if tm := l.countDecl("steps and checks", &l.nSteps, l.limits.steps, b.DefRange); tm != nil || l.tooBig {
+			return append(diags, tm...), append(fatal, tm...)
+		}
 		if !dup("step:"+b.Labels[0], b.Type) {
 			st, sd := l.decodeStep(b)
 			diags = append(diags, sd...)
@@ -185,9 +198,15 @@ func (l *loader) decode(blocks hcl.Blocks) hcl.Diagnostics {
 	var diags, fatal hcl.Diagnostics
 	var decls declarations
 	for _, b := range blocks {
+		if d := l.interrupted(); d != nil {
+			return append(diags, d...)
+		}
 		d, f := l.declare(b, &decls)
 		diags = append(diags, d...)
 		fatal = append(fatal, f...)
+		if l.tooBig {
+			return diags
+		}
 	}
 	l.vars, l.locals, l.databases, l.steps, l.libraries = decls.vars, decls.locals, decls.databases, decls.steps, decls.libraries
 	var planBlock *hcl.Block
@@ -235,6 +254,9 @@ func (l *loader) decode(blocks hcl.Blocks) hcl.Diagnostics {
 	d = l.orderLocals()
 	diags = append(diags, d...)
 	fatal = append(fatal, d...)
+	if d := l.interrupted(); d != nil {
+		return append(diags, d...)
+	}
 	d, f := l.loadLibraries()
 	diags = append(diags, d...)
 	fatal = append(fatal, f...)
@@ -249,8 +271,11 @@ func (l *loader) decode(blocks hcl.Blocks) hcl.Diagnostics {
 			p.byAddr[st.Addr] = st
 		}
 	}
-	if fatal.HasErrors() {
+	if fatal.HasErrors() || l.tooBig {
 		return diags
+	}
+	if d := l.interrupted(); d != nil {
+		return append(diags, d...)
 	}
 	for _, lib := range l.libraries {
 		for i, dep := range lib.DependsOn {
@@ -277,6 +302,9 @@ func (l *loader) decode(blocks hcl.Blocks) hcl.Diagnostics {
 	}
 	if diags.HasErrors() {
 		return diags
+	}
+	if d := l.interrupted(); d != nil {
+		return append(diags, d...)
 	}
 	diags = append(diags, l.buildGraph()...)
 	l.collectSecrets()

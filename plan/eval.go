@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -198,7 +199,7 @@ func (s *Scope) stepObjects(addrs []string, outputs OutputFunc) map[string]cty.V
 
 // context builds an evaluation context for a scope. refs are the step and
 // check addresses the expressions read; marked keeps sensitive marks.
-func (s *Scope) context(refs []string, outputs OutputFunc, marked bool) (*hcl.EvalContext, hcl.Diagnostics) {
+func (s *Scope) context(stop context.Context, refs []string, outputs OutputFunc, marked bool) (*hcl.EvalContext, hcl.Diagnostics) {
 	p := s.plan
 	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{}, Functions: p.functions()}
 	ctx.Variables["var"] = s.varObject(marked)
@@ -210,16 +211,19 @@ func (s *Scope) context(refs []string, outputs OutputFunc, marked bool) (*hcl.Ev
 	for k, v := range s.stepObjects(all, outputs) {
 		ctx.Variables[k] = v
 	}
-	diags := s.evalLocalsAndDatabases(ctx)
+	diags := s.evalLocalsAndDatabases(stop, ctx)
 	return ctx, diags
 }
 
 // evalLocalsAndDatabases evaluates locals in dependency order, then the
-// databases, into ctx.
-func (s *Scope) evalLocalsAndDatabases(ctx *hcl.EvalContext) hcl.Diagnostics {
+// databases, into ctx; it stops (with a diagnostic) when stop is done.
+func (s *Scope) evalLocalsAndDatabases(stop context.Context, ctx *hcl.EvalContext) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	locals := make(map[string]cty.Value, len(s.localOrder))
 	for _, lo := range s.localOrder {
+		if d := interruptedDiags(stop); d != nil {
+			return append(diags, d...)
+		}
 		// Each local sees only the locals it reads: an object of every local
 		// so far, made per local, cost O(n²) for n locals.
 		reads := s.localReads[lo.Name]
@@ -255,7 +259,7 @@ func (s *Scope) evalLocalsAndDatabases(ctx *hcl.EvalContext) hcl.Diagnostics {
 // step itself or its rollback): real values, nothing marked, the outputs of
 // earlier steps.
 func (p *Plan) RunContext(st *Step, a *Action, outputs OutputFunc) (*hcl.EvalContext, hcl.Diagnostics) {
-	return st.Scope.context(a.refs, outputs, false)
+	return st.Scope.context(context.Background(), a.refs, outputs, false)
 }
 
 // Reads lists every step address a step's when, arguments and assertions read.

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
 	"sort"
@@ -20,6 +21,9 @@ type LibraryResolver func(name, source string) (files fs.FS, display string, err
 // so a problem inside one is reported at its own line.
 func (l *loader) loadLibraries() (diags, fatal hcl.Diagnostics) {
 	for _, lib := range l.libraries {
+		if d := l.interrupted(); d != nil {
+			return append(diags, d...), append(fatal, d...)
+		}
 		if lib.Source == "" {
 			continue // reported when the block was decoded
 		}
@@ -70,9 +74,15 @@ func (l *loader) loadLibrary(lib *Library, files fs.FS, display string) (diags, 
 	var decls declarations
 	syntaxOK := true
 	for _, n := range names {
-		src, err := fs.ReadFile(files, n)
-		if err != nil {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read library file", Detail: err.Error(), Subject: lib.sourceRange.Ptr()})
+		if d := l.interrupted(); d != nil {
+			return append(diags, d...), append(fatal, d...)
+		}
+		src, d := l.readSource(func() (io.ReadCloser, error) { return files.Open(n) }, path.Join(display, n))
+		if d != nil {
+			if d[0].Summary == "Cannot read plan file" {
+				d[0].Summary, d[0].Subject = "Cannot read library file", lib.sourceRange.Ptr()
+			}
+			diags = append(diags, d...)
 			syntaxOK = false
 			continue
 		}
@@ -148,7 +158,7 @@ func (l *loader) bindInputs(lib *Library, vars []*Variable, scope *Scope) hcl.Di
 				Subject: lib.Inputs.Range().Ptr(),
 			})
 		}
-		ctx, d := l.plan.root.context(nil, func(string) (cty.Value, bool) { return cty.DynamicVal, true }, true)
+		ctx, d := l.plan.root.context(l.ctx, nil, func(string) (cty.Value, bool) { return cty.DynamicVal, true }, true)
 		diags = append(diags, d...)
 		for _, kv := range pairs {
 			keyVal, d := kv.Key.Value(nil)

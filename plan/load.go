@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -10,9 +11,6 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
-
-	"github.com/planrun/planrun/plan/yamlhcl"
 )
 
 // Options control loading.
@@ -30,6 +28,17 @@ type Options struct {
 // variables, checks every step against its type, compiles the assertions and
 // builds the DAG. All problems come back at once as diagnostics.
 func Load(path string, opts Options) (*Plan, hcl.Diagnostics) {
+	return LoadContext(context.Background(), path, opts)
+}
+
+// LoadContext is Load that stops soon after ctx is done (between files,
+// blocks, locals and steps; a big file's parse is abandoned), returning an
+// "Interrupted" diagnostic: a plan of millions of lines takes a while.
+func LoadContext(ctx context.Context, path string, opts Options) (*Plan, hcl.Diagnostics) {
+	return load(ctx, path, opts, defaultLimits)
+}
+
+func load(ctx context.Context, path string, opts Options, lim limits) (*Plan, hcl.Diagnostics) {
 	if opts.Types == nil {
 		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "No step types", Detail: "plan.Load needs Options.Types."}}
 	}
@@ -60,16 +69,32 @@ func Load(path string, opts Options) (*Plan, hcl.Diagnostics) {
 	// Built now, so that concurrent RunContext calls only read them.
 	p.functions()
 	p.pathObject()
-	l := &loader{plan: p, opts: opts, stepIndex: map[string]*Step{}, hash: sha256.New()}
+	l := &loader{ctx: ctx, limits: lim, plan: p, opts: opts, stepIndex: map[string]*Step{}, hash: sha256.New()}
 
 	var blocks hcl.Blocks
 	var diags hcl.Diagnostics
 	syntaxOK := true
-	for _, name := range files {
-		src, err := os.ReadFile(name)
-		if err != nil {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read plan file", Detail: err.Error()})
+	// Every file is read before any is parsed, so that a plan too large
+	// is refused before the work.
+	srcs := make([][]byte, len(files))
+	for i, name := range files {
+		src, d := l.readSource(osOpen(name), name)
+		if d != nil {
+			diags = append(diags, d...)
 			syntaxOK = false
+			if l.tooBig {
+				return p, diags
+			}
+			continue
+		}
+		srcs[i] = src
+	}
+	for i, name := range files {
+		if d := l.interrupted(); d != nil {
+			return p, append(diags, d...)
+		}
+		src := srcs[i]
+		if src == nil {
 			continue
 		}
 		l.hashFile(filepath.Base(name), src)
@@ -174,8 +199,12 @@ var yamlBlockTypes = map[string]string{
 // parseFile returns a file's top-level blocks; ok is false when the file
 // does not parse at all.
 func (l *loader) parseFile(name string, src []byte) (hcl.Blocks, bool, hcl.Diagnostics) {
+	res, stopped := l.parseAbandonable(name, src)
+	if stopped != nil {
+		return nil, false, stopped
+	}
 	if isYAML(name) {
-		yf, diags := yamlhcl.Parse(src, name)
+		yf, diags := res.yaml, res.diags
 		l.plan.Files[name] = &hcl.File{Bytes: src}
 		if diags.HasErrors() {
 			return nil, false, diags
@@ -192,8 +221,9 @@ func (l *loader) parseFile(name string, src []byte) (hcl.Blocks, bool, hcl.Diagn
 		}
 		return content.Blocks, true, diags
 	}
-	f, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
+	f, diags := res.hcl, res.diags
 	if f == nil {
+		l.plan.Files[name] = &hcl.File{Bytes: src} // for the snippet of a refusal
 		return nil, false, diags
 	}
 	l.plan.Files[name] = f

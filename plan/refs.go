@@ -332,6 +332,9 @@ func (l *loader) orderScopeLocals(scope *Scope) hcl.Diagnostics {
 		return true
 	}
 	for _, lo := range scope.locals {
+		if d := l.interrupted(); d != nil {
+			return append(diags, d...)
+		}
 		visit(lo, nil)
 	}
 	var dynamic []string

@@ -2,7 +2,6 @@ package plan
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 
+	"github.com/planrun/planrun/plan/internal/nesting"
 	"github.com/planrun/planrun/plan/yamlhcl"
 )
 
@@ -232,14 +232,22 @@ type fileVar struct {
 
 // readVarFile reads a -var-file: HCL attributes, a JSON object or a YAML mapping.
 func (l *loader) readVarFile(path string) ([]fileVar, hcl.Diagnostics) {
-	src, err := os.ReadFile(path)
-	if err != nil {
-		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read variables file", Detail: err.Error()}}
+	src, d := l.readSource(osOpen(path), path)
+	if d != nil {
+		if d[0].Summary == "Cannot read plan file" {
+			d[0].Summary = "Cannot read variables file"
+		}
+		return nil, d
 	}
 	var body hcl.Body
 	var diags hcl.Diagnostics
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".json":
+		// hcljson's parser recurses too: JSON reads as an HCL expression.
+		if d := nesting.Check(src, path, hcl.InitialPos, nesting.Expression); d != nil {
+			l.plan.Files[path] = &hcl.File{Bytes: src}
+			return nil, hcl.Diagnostics{d}
+		}
 		f, d := hcljson.Parse(src, path)
 		diags = d
 		if f != nil {
@@ -254,8 +262,11 @@ func (l *loader) readVarFile(path string) ([]fileVar, hcl.Diagnostics) {
 			body = yf.Body(yf.Root)
 		}
 	default:
-		f, d := hclsyntax.ParseConfig(src, path, hcl.InitialPos)
+		f, d := parseHCL(src, path)
 		diags = d
+		if f == nil {
+			l.plan.Files[path] = &hcl.File{Bytes: src}
+		}
 		if f != nil {
 			body = f.Body
 			l.plan.Files[path] = f

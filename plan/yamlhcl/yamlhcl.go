@@ -22,6 +22,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"gopkg.in/yaml.v3"
+
+	"github.com/planrun/planrun/plan/internal/nesting"
 )
 
 // File is a parsed YAML file.
@@ -33,6 +35,7 @@ type File struct {
 
 	expanding map[*yaml.Node]bool // the anchors whose aliases are being expanded
 	aliases   int                 // aliases expanded so far
+	depth     int                 // of the collection expr is in, aliases expanded
 }
 
 // Parse parses YAML source. An empty document gives a File with a nil Root.
@@ -53,6 +56,9 @@ func Parse(src []byte, filename string) (*File, hcl.Diagnostics) {
 		return f, nil
 	}
 	f.Root = doc.Content[0]
+	if d := f.checkDepth(f.Root, 1); d != nil {
+		return f, hcl.Diagnostics{d}
+	}
 	if f.Root.Kind != yaml.MappingNode {
 		return f, hcl.Diagnostics{{
 			Severity: hcl.DiagError,
@@ -62,6 +68,31 @@ func Parse(src []byte, filename string) (*File, hcl.Diagnostics) {
 		}}
 	}
 	return f, nil
+}
+
+// checkDepth refuses a collection nested deeper than nesting.MaxDepth (as
+// HCL source is refused): the expressions it becomes are walked recursively.
+func (f *File) checkDepth(n *yaml.Node, depth int) *hcl.Diagnostic {
+	if n.Kind != yaml.MappingNode && n.Kind != yaml.SequenceNode {
+		return nil
+	}
+	if depth > nesting.MaxDepth {
+		return f.tooDeep(n)
+	}
+	for _, c := range n.Content {
+		if d := f.checkDepth(c, depth+1); d != nil {
+			return d
+		}
+	}
+	return nil
+}
+
+func (f *File) tooDeep(n *yaml.Node) *hcl.Diagnostic {
+	return &hcl.Diagnostic{
+		Severity: hcl.DiagError, Summary: "Too deeply nested",
+		Detail:  fmt.Sprintf("Lists and mappings nest more than %d levels deep here (aliases expanded). planrun refuses it rather than exhaust the stack.", nesting.MaxDepth),
+		Subject: f.openRange(n).Ptr(),
+	}
 }
 
 var yamlErrLine = regexp.MustCompile(`^line (\d+): (.*)$`)
@@ -213,6 +244,13 @@ func (f *File) Expr(n *yaml.Node) (hcl.Expression, hcl.Diagnostics) {
 }
 
 func (f *File) expr(n *yaml.Node) (hclsyntax.Expression, hcl.Diagnostics) {
+	if n.Kind == yaml.SequenceNode || n.Kind == yaml.MappingNode {
+		f.depth++
+		defer func() { f.depth-- }()
+		if f.depth > nesting.MaxDepth {
+			return &hclsyntax.LiteralValueExpr{Val: cty.DynamicVal, SrcRange: f.NodeRange(n)}, hcl.Diagnostics{f.tooDeep(n)}
+		}
+	}
 	switch n.Kind {
 	case yaml.AliasNode:
 		return f.aliasExpr(n)
@@ -320,6 +358,9 @@ func (f *File) scalarExpr(n *yaml.Node) (hclsyntax.Expression, hcl.Diagnostics) 
 		if n.Line < len(f.lines) {
 			start = f.Pos(n.Line+1, 1)
 		}
+	}
+	if d := nesting.Check([]byte(n.Value), f.Name, start, nesting.Template); d != nil {
+		return lit(cty.DynamicVal), hcl.Diagnostics{d}
 	}
 	tmpl, diags := hclsyntax.ParseTemplate([]byte(n.Value), f.Name, start)
 	return &StringExpr{Expression: tmpl, Raw: n.Value, file: f, start: start, rng: rng, quote: quote}, diags
@@ -470,6 +511,9 @@ func (e *StringExpr) AsTraversal() hcl.Traversal {
 		start = e.file.advance(start, offset)
 		src = strings.TrimSuffix(trimmed[2:], "}")
 	}
+	if nesting.Check([]byte(src), e.file.Name, start, nesting.Expression) != nil {
+		return nil // refused where the template was parsed
+	}
 	trav, diags := hclsyntax.ParseTraversalAbs([]byte(src), e.file.Name, start)
 	if diags.HasErrors() {
 		return nil
@@ -479,6 +523,9 @@ func (e *StringExpr) AsTraversal() hcl.Traversal {
 
 // ExprCall reads "list(string)" as a function call, for type expressions.
 func (e *StringExpr) ExprCall() *hcl.StaticCall {
+	if nesting.Check([]byte(e.Raw), e.file.Name, e.start, nesting.Expression) != nil {
+		return nil
+	}
 	expr, diags := hclsyntax.ParseExpression([]byte(e.Raw), e.file.Name, e.start)
 	if diags.HasErrors() {
 		return nil

@@ -1,6 +1,7 @@
 package yamlhcl
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -428,5 +429,29 @@ func TestAliases(t *testing.T) {
 	_, diags = f.Body(f.Root).JustAttributes()
 	if !diags.HasErrors() || diags[len(diags)-1].Summary != "Too many aliases" {
 		t.Fatalf("diags = %v", diags)
+	}
+}
+
+// TestTooDeep: collections nested past the limit are refused where they
+// nest too deep, whether written out or built by aliases.
+func TestTooDeep(t *testing.T) {
+	_, diags := Parse([]byte("x: "+strings.Repeat("[", 150)+"1"+strings.Repeat("]", 150)+"\n"), "p.yaml")
+	if len(diags) != 1 || diags[0].Summary != "Too deeply nested" || diags[0].Subject.Start.Line != 1 || diags[0].Subject.Start.Column != 103 {
+		t.Fatalf("written out: %v", diags)
+	}
+	// Each level is shallow; the alias of the alias of ... is not.
+	src := "a0: &a0 [1]\n"
+	for i := 1; i <= 120; i++ {
+		src += fmt.Sprintf("a%d: &a%d [*a%d]\n", i, i, i-1)
+	}
+	f := parse(t, src)
+	_, diags = f.Body(f.Root).JustAttributes()
+	if len(diags) != 21 { // a100 (101 levels) to a120
+		t.Fatalf("%d diagnostics: %v", len(diags), diags)
+	}
+	for _, d := range diags {
+		if d.Summary != "Too deeply nested" {
+			t.Errorf("%v", d)
+		}
 	}
 }

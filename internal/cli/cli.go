@@ -222,7 +222,7 @@ func (c *CLI) parsePlan(fs *flag.FlagSet, args []string, vf *varFlags, invalid i
 	}
 	p, ok := c.load(path, *vf)
 	if !ok {
-		return nil, path, invalid, false
+		return nil, path, c.unlessInterrupted(invalid), false
 	}
 	return p, path, 0, true
 }
@@ -243,13 +243,18 @@ func (c *CLI) loadWith(path string, vf varFlags, libs plan.LibraryResolver) (*pl
 		}
 		libs = resolver.Resolve
 	}
-	p, diags := plan.Load(path, plan.Options{
+	p, diags := plan.LoadContext(c.ctx, path, plan.Options{
 		Types:     c.registry,
 		Vars:      vf.vars,
 		VarFiles:  vf.varFiles,
 		Environ:   c.environ,
 		Libraries: libs,
 	})
+	if c.ctx.Err() != nil {
+		// The diagnostics so far are incomplete; the signal said stop.
+		fmt.Fprintln(c.stderr, "planrun: interrupted")
+		return nil, false
+	}
 	files := map[string]*hcl.File{}
 	if p != nil {
 		files = p.Files
@@ -260,6 +265,15 @@ func (c *CLI) loadWith(path string, vf varFlags, libs plan.LibraryResolver) (*pl
 	}
 	writeDiagnostics(c.stderr, files, diags, secrets)
 	return p, !diags.HasErrors() && p != nil
+}
+
+// unlessInterrupted returns code, or ExitInterrupted when a signal (or
+// --timeout) stopped the command.
+func (c *CLI) unlessInterrupted(code int) int {
+	if c.ctx.Err() != nil {
+		return ExitInterrupted
+	}
+	return code
 }
 
 // planDir is the directory a plan's relative paths (and lock file) live in.

@@ -10,6 +10,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclwrite"
+
+	"github.com/planrun/planrun/plan"
 )
 
 func runFmt(c *CLI, args []string) int {
@@ -47,9 +49,19 @@ func runFmt(c *CLI, args []string) int {
 	changed := 0
 	status := ExitOK
 	for _, path := range files {
+		if c.ctx.Err() != nil {
+			fmt.Fprintln(c.stderr, "planrun: interrupted")
+			return ExitInterrupted
+		}
 		src, err := os.ReadFile(path)
 		if err != nil {
 			fmt.Fprintf(c.stderr, "planrun fmt: %v\n", err)
+			status = ExitUsage
+			continue
+		}
+		// hclwrite's parser recurses without a limit: refuse what would crash it.
+		if diags := plan.CheckSource(src, path); diags.HasErrors() {
+			writeDiagnostics(c.stderr, map[string]*hcl.File{path: {Bytes: src}}, diags, nil)
 			status = ExitUsage
 			continue
 		}

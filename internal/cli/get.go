@@ -68,7 +68,7 @@ func runGet(c *CLI, args []string) int {
 		fmt.Fprintf(c.stdout, "Wrote %s.\n", relPath(resolver.Lock.Path))
 	}
 	if !loaded {
-		return ExitUsage
+		return c.unlessInterrupted(ExitUsage)
 	}
 	n := fmt.Sprintf("%d libraries", len(p.Libraries))
 	if len(p.Libraries) == 1 {

@@ -74,31 +74,49 @@ func BeginInSnapshot(ctx context.Context, conn *pgx.Conn, snapshot string) (pgx.
 	return tx, nil
 }
 
+// ClientGrace is how long pg_dump or pg_restore get to stop after SIGTERM
+// (they cancel their queries on the server) before SIGKILL.
+const ClientGrace = 10 * time.Second
+
 // RunClient runs pg_dump or pg_restore. Their stderr goes to stderr when
 // given; either way the last lines of it end up in the error. On
-// cancellation the tools get SIGTERM (they then cancel their queries on
-// the server), and SIGKILL if they are still there 10 seconds later.
+// cancellation the tools get SIGTERM, and SIGKILL if they are still there
+// ClientGrace later. When ctx has a deadline (a step's timeout) the grace
+// comes out of it rather than on top: the tool gets SIGTERM
+// min(ClientGrace, a quarter of the time left) before the deadline and
+// SIGKILL at it, and RunClient returns at the deadline with its error.
 func RunClient(ctx context.Context, bin string, argv, environ []string, stderr io.Writer) error {
-	cmd := exec.CommandContext(ctx, bin, argv...)
+	runCtx, grace := ctx, ClientGrace
+	if deadline, ok := ctx.Deadline(); ok {
+		grace = max(min(ClientGrace, time.Until(deadline)/4), time.Millisecond) // 0 would mean no limit
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithDeadline(ctx, deadline.Add(-grace))
+		defer cancel()
+	}
+	cmd := exec.CommandContext(runCtx, bin, argv...)
 	cmd.Env = environ
 	// Its own process group, so that parallel workers get the signal too;
 	// and stopped if planrun dies, so that a crashed run leaves no dump or
 	// restore going while the next apply resumes.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
+	cmd.WaitDelay = grace
 	tail := &pgStderrTail{}
 	cmd.Stderr = tail
 	if stderr != nil {
 		cmd.Stderr = io.MultiWriter(tail, stderr)
 	}
 	err := cmd.Run()
-	if ctx.Err() != nil {
+	if runCtx.Err() != nil {
 		if ps := cmd.ProcessState; ps != nil && ps.Success() {
 			// It ran to its end before the cancellation reached it: done
 			// (a resume would otherwise dump or restore again).
 			return nil
 		}
+		// Stopped ahead of the deadline: the step's own context says it
+		// timed out (at most the grace from now), so the engine reports a
+		// timeout, not a failure.
+		<-ctx.Done()
 		return fmt.Errorf("stopped: %w", ctx.Err())
 	}
 	if err != nil {

@@ -9,13 +9,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/planrun/planrun/internal/event"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/planrun/planrun/internal/event"
 	"github.com/planrun/planrun/internal/redact"
 	"github.com/planrun/planrun/plan"
 	"github.com/planrun/planrun/steps"
@@ -78,7 +79,10 @@ type StepResult struct {
 	Rollback   *RollbackResult
 
 	ran bool // Run was called at least once: there may be something to undo
-	cty cty.Value
+	// unchanged: every attempt was refused before it changed anything
+	// (steptype.Refusal), so there is nothing to undo.
+	unchanged bool
+	cty       cty.Value
 }
 
 // Duration is how long the step took.
@@ -332,6 +336,13 @@ func (r *run) rollback(ctx context.Context, res *Result) {
 	if rctx == nil {
 		rctx = context.WithoutCancel(ctx)
 	}
+	for i := len(res.Order) - 1; i >= 0; i-- {
+		st := r.plan.Step(res.Order[i])
+		if sr := r.result(st.Addr); st.Rollback != nil && sr.ran && sr.unchanged && !slices.Contains(r.opts.Earlier, st.Addr) {
+			r.emit(event.Event{Type: event.RollbackFinished, Step: st.Addr, Uses: st.Rollback.Uses, Status: event.StatusSkipped,
+				Message: "not run: the step failed before it changed anything"})
+		}
+	}
 	for _, addr := range r.undoOrder(res) {
 		st := r.plan.Step(addr)
 		sr := r.result(st.Addr)
@@ -386,8 +397,14 @@ func (r *run) undoOrder(res *Result) []string {
 			out = append(out, addr)
 		}
 	}
+	earlier := map[string]bool{}
+	for _, addr := range r.opts.Earlier {
+		earlier[addr] = true
+	}
 	for i := len(res.Order) - 1; i >= 0; i-- {
-		if sr := r.result(res.Order[i]); sr.ran {
+		// A refused step has nothing to undo, unless an earlier run's
+		// attempt at it may have left work behind.
+		if sr := r.result(res.Order[i]); sr.ran && (!sr.unchanged || earlier[res.Order[i]]) {
 			add(res.Order[i])
 		}
 	}

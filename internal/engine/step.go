@@ -7,15 +7,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/planrun/planrun/internal/event"
-	"github.com/planrun/planrun/steps/steptype"
-
 	"github.com/expr-lang/expr"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/planrun/planrun/internal/event"
 	"github.com/planrun/planrun/plan"
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // AssertionError is a step's failed error-severity assertion.
@@ -91,6 +90,7 @@ func (r *run) runStep(ctx context.Context, st *plan.Step) {
 	}
 	if err != nil {
 		r.setError(&ev, err)
+		ev.Unchanged = sr.unchanged
 	}
 	r.emit(ev)
 }
@@ -140,7 +140,8 @@ func (r *run) runAction(ctx context.Context, st *plan.Step, a *plan.Action) (any
 	attempts := max(1, a.Retry.Attempts)
 	env := r.env(st, a)
 	var lastErr error
-	var lastOut any // what a failed attempt produced (a 500's body): kept for the report
+	var lastOut any  // what a failed attempt produced (a 500's body): kept for the report
+	changed := false // an attempt got past the point where the type refuses
 	for attempt := 1; attempt <= attempts; attempt++ {
 		args, err := r.decodeArgs(st, a, t, a.Body)
 		if err != nil {
@@ -159,6 +160,12 @@ func (r *run) runAction(ctx context.Context, st *plan.Step, a *plan.Action) (any
 		out, err := runType(actx, t, env, args)
 		timedOut := errors.Is(actx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
 		cancel()
+		changed = changed || !steptype.IsRefusal(err)
+		if isStep {
+			r.mu.Lock()
+			r.results[st.Addr].unchanged = !changed
+			r.mu.Unlock()
+		}
 		if err == nil {
 			norm, err := Normalize(out, plan.OutputShape(t.Output()))
 			if err != nil {

@@ -50,7 +50,10 @@ type Event struct {
 	Error   string    `json:"error,omitempty"`
 	// Stack is a panicking step type's stack: recorded for whoever
 	// debugs it, not shown on the terminal.
-	Stack      string         `json:"stack,omitempty"`
+	Stack string `json:"stack,omitempty"`
+	// Unchanged: the step failed before it changed anything (step_finished),
+	// so there is nothing for its rollback to undo.
+	Unchanged  bool           `json:"unchanged,omitempty"`
 	Output     any            `json:"output,omitempty"`
 	Assertions []AssertResult `json:"assertions,omitempty"`
 	Progress   *Progress      `json:"progress,omitempty"`

@@ -19,6 +19,7 @@ type Run struct {
 	Order        []string      // steps in the order they finished (for rollbacks)
 	Segments     int           // how many times the run was started or resumed
 	By           *event.Runner // who started it; nil in a record of an older planrun
+	Torn         *TornError    // set by the reader when the record ends in a torn line
 }
 
 // StepState is what a run's events say about one step.
@@ -34,6 +35,7 @@ type StepState struct {
 	Rollback   event.Status         // the rollback's status, "" when none ran
 	Started    time.Time            // when it last started; zero if it never did
 	Assertions []event.AssertResult // the verdicts of its assertions when it last finished
+	Unchanged  bool                 // it failed before it changed anything: nothing to roll back
 }
 
 // Replay rebuilds a run from its events.
@@ -76,6 +78,7 @@ func Replay(id string, events []event.Event) *Run {
 			s.Status, s.Seconds, s.Error = ev.Status, ev.Seconds, ev.Error
 			s.Attempts = max(s.Attempts, ev.Attempt)
 			s.Output, s.Assertions = ev.Output, ev.Assertions
+			s.Unchanged = ev.Unchanged
 			s.RolledBack, s.Rollback = false, ""
 			r.Order = append(r.Order, ev.Step)
 		case event.RollbackFinished:
@@ -128,7 +131,7 @@ func (r *Run) RollbackOrder() []string {
 		s := r.Steps[addr]
 		switch s.Status {
 		case event.StatusSucceeded, event.StatusFailed, event.StatusCancelled:
-			if !s.RolledBack {
+			if !s.RolledBack && !s.Unchanged {
 				out = append(out, addr)
 			}
 		}

@@ -165,6 +165,9 @@ func (c *copyRun) run(ctx context.Context) (*CopyOutput, error) {
 
 	defer c.closeSnapshot(ctx)
 	if err := c.openSnapshot(ctx); err != nil {
+		if !c.state.resumed {
+			err = steptype.Refused(err) // nothing is written before the snapshot
+		}
 		return nil, err
 	}
 

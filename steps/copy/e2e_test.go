@@ -198,3 +198,43 @@ func TestCopyKilledProcessResumes(t *testing.T) {
 		}
 	}
 }
+
+// A copy that refuses a target which already holds its tables changed
+// nothing, so its rollback (which drops the tables) must not run: the
+// target's tables survive the failed run.
+func TestRefusedCopyIsNotRolledBack(t *testing.T) {
+	src, dst := copystep.Source.FreshDB(t), copystep.Target.FreshDB(t)
+	steptest.MustExec(t, src, "CREATE TABLE kept (id int PRIMARY KEY); INSERT INTO kept SELECT generate_series(1, 5)")
+	steptest.MustExec(t, dst, "CREATE TABLE kept (id int PRIMARY KEY); INSERT INTO kept VALUES (42)")
+	res, events := e2etest.Apply(t, "plan.hcl", `
+variable "src" { type = string }
+variable "dst" { type = string }
+database "src" { url = var.src }
+database "dst" { url = var.dst }
+step "copy" {
+  uses   = "copy"
+  source = database.src
+  target = database.dst
+  rollback {
+    uses     = "sql"
+    database = database.dst
+    query    = "DROP TABLE IF EXISTS kept CASCADE"
+  }
+}
+`, engine.Options{}, "src="+src, "dst="+dst)
+	if err := res.Steps["step.copy"].Err; err == nil || !strings.Contains(err.Error(), "already has 1 of the tables") {
+		t.Fatalf("copy: %v", err)
+	}
+	if got := steptest.Query(t, dst, "SELECT id FROM kept"); len(got) != 1 || got[0] != "42" {
+		t.Fatalf("the target's table was dropped or changed: %v", got)
+	}
+	var said string
+	for _, ev := range events {
+		if ev.Type == event.RollbackFinished && ev.Step == "step.copy" {
+			said = string(ev.Status) + ": " + ev.Message
+		}
+	}
+	if !strings.Contains(said, "before it changed anything") {
+		t.Errorf("the rollback's event says %q", said)
+	}
+}

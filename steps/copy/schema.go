@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/planrun/planrun/internal/pgkit"
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // The schema travels the way pg_dump and pg_restore move it, because they
@@ -28,7 +29,7 @@ func (c *copyRun) phaseSchema(ctx context.Context) error {
 		resuming := c.state.SchemaStarted
 		if !resuming && !c.o.clean {
 			if err := c.refuseExisting(ctx); err != nil {
-				return err
+				return steptype.Refused(err) // before anything is written
 			}
 		}
 		archive := filepath.Join(c.workDir, copyArchiveFile)

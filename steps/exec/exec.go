@@ -114,6 +114,8 @@ func runExec(ctx context.Context, env *steptype.Env, a *ExecArgs) (*ExecOutput, 
 		if !a.AllowFailure {
 			return out, fmt.Errorf("exec %s: exit code %d%s", argv[0], out.ExitCode, lastLine(out.Stderr))
 		}
+	case err != nil && cmd.ProcessState == nil:
+		return out, steptype.Refused(fmt.Errorf("exec %s: %w", argv[0], err)) // it never started
 	case err != nil:
 		return out, fmt.Errorf("exec %s: %w", argv[0], err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/planrun/planrun/internal/steptest"
 	"github.com/planrun/planrun/steps/exec"
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // runInBackground runs exec with a shell script and hands back its result.
@@ -67,5 +68,17 @@ func TestCancelledCommandIsCancelled(t *testing.T) {
 	}
 	if res.out != nil && strings.Contains(res.out.Stdout, "finished") {
 		t.Fatalf("the command should have been killed: %q", res.out.Stdout)
+	}
+}
+
+// A command that cannot start changed nothing: a refusal. One that ran and
+// failed is not.
+func TestExecRefusalOnlyWhenNotStarted(t *testing.T) {
+	env := steptest.Env(t)
+	if _, err := exec.Type.Run(context.Background(), env, &exec.ExecArgs{Command: []string{"/nonexistent/planrun-no-such-command"}}); err == nil || !steptype.IsRefusal(err) {
+		t.Errorf("not started: %v", err)
+	}
+	if _, err := exec.Type.Run(context.Background(), env, &exec.ExecArgs{Shell: "exit 3"}); err == nil || steptype.IsRefusal(err) {
+		t.Errorf("ran and failed: %v", err)
 	}
 }

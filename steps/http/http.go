@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -117,7 +118,12 @@ func runHTTP(ctx context.Context, env *steptype.Env, a *HTTPArgs) (*HTTPOutput, 
 	start := time.Now()
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, requestError(ctx, rctx, where, timeout, err)
+		sent := !notSent(err, req.URL.String())
+		err = requestError(ctx, rctx, where, timeout, err)
+		if !sent {
+			err = steptype.Refused(err)
+		}
+		return nil, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, steptype.MaxCapture+1))
@@ -253,6 +259,21 @@ func parseResponseJSON(raw []byte) any {
 
 // bodyExcerpt is the start of an error response, for the error message:
 // APIs usually say there what went wrong.
+// notSent says whether a request failed before it left: the connection to
+// its own URL (not a redirect's) could not be made, so the server cannot
+// have acted on it.
+func notSent(err error, reqURL string) bool {
+	uerr, ok := errors.AsType[*url.Error](err)
+	if !ok || uerr.URL != reqURL {
+		return false
+	}
+	if _, ok := errors.AsType[*tls.CertificateVerificationError](err); ok {
+		return true
+	}
+	op, ok := errors.AsType[*net.OpError](err)
+	return ok && op.Op == "dial"
+}
+
 func bodyExcerpt(env *steptype.Env, raw []byte) string {
 	s := strings.TrimSpace(strings.ToValidUTF8(string(raw), ""))
 	if s == "" {

@@ -274,3 +274,25 @@ func TestHTTPBadArguments(t *testing.T) {
 		t.Errorf("secrets = %q", s)
 	}
 }
+
+// A request that never left (nothing listens) is a refusal: its rollback
+// has nothing to undo. One the server answered, even with an error, or
+// one that timed out waiting, is not.
+func TestHTTPRefusalOnlyWhenNotSent(t *testing.T) {
+	closed := httptest.NewServer(http.NotFoundHandler())
+	url := closed.URL
+	closed.Close()
+	env, _ := steptest.SecretsEnv()
+	if _, err := runHTTP(context.Background(), env, &HTTPArgs{URL: url, Method: "POST"}); err == nil || !steptype.IsRefusal(err) {
+		t.Errorf("connection refused: %v (refusal %v)", err, steptype.IsRefusal(err))
+	}
+	srv, _ := httpRecordingServer(t, 500, "text/plain", "broke half way")
+	if _, err := runHTTP(context.Background(), env, &HTTPArgs{URL: srv.URL, Method: "POST"}); err == nil || steptype.IsRefusal(err) {
+		t.Errorf("answered 500: %v (refusal %v)", err, steptype.IsRefusal(err))
+	}
+	hang := steptest.HangingHTTP(t)
+	timeout := "200ms"
+	if _, err := runHTTP(context.Background(), env, &HTTPArgs{URL: hang.URL, Method: "POST", RequestTimeout: timeout}); err == nil || steptype.IsRefusal(err) {
+		t.Errorf("timed out after sending: %v (refusal %v)", err, steptype.IsRefusal(err))
+	}
+}

@@ -103,11 +103,11 @@ func (r *replication) startWithCopy(ctx context.Context) error {
 		return err
 	}
 	if slotExists {
-		return fmt.Errorf("source %s has a replication slot %s, and target %s has no subscription %s: an earlier start was cut off after creating it, "+
+		return steptype.Refused(fmt.Errorf("source %s has a replication slot %s, and target %s has no subscription %s: an earlier start was cut off after creating it, "+
 			"during the initial copy (or another target uses this slot). That copy cannot go on: its snapshot ended with it, and the slot streams only "+
 			"what was committed after that snapshot. Run replicate with action = \"stop\" (it drops the slot and the publication), empty the target "+
 			"(drop and create the database again, or set clean = true) and start again; nothing was created",
-			r.srcName, r.slot, r.dstName, r.sub)
+			r.srcName, r.slot, r.dstName, r.sub))
 	}
 	// What an earlier, failed attempt of this step left: its snapshot is
 	// gone, so the copy starts over (into a target the checks find empty).
@@ -275,8 +275,8 @@ ORDER BY 1`)
 			return fmt.Errorf("target %s: look for what it holds: %w", r.dstName, err)
 		}
 		if len(found) > 0 {
-			return fmt.Errorf("target %s is not empty (%s): initial_copy = \"copy\" creates the whole schema, into an empty database. "+
-				"Drop and create it again, or set clean = true to drop what the copy brings first; nothing was created", r.dstName, shortList(found, 5))
+			return steptype.Refused(fmt.Errorf("target %s is not empty (%s): initial_copy = \"copy\" creates the whole schema, into an empty database. "+
+				"Drop and create it again, or set clean = true to drop what the copy brings first; nothing was created", r.dstName, shortList(found, 5)))
 		}
 		return nil
 	}
@@ -301,12 +301,12 @@ ORDER BY 1`)
 		return fmt.Errorf("target %s: %w", r.dstName, err)
 	}
 	if len(noSchema) > 0 {
-		return fmt.Errorf("target %s lacks the schema of %s: with tables, the copy creates the tables, not their schemas and types (as copy's tables does); "+
-			"create them first, or leave tables out to copy the whole database; nothing was created", r.dstName, shortList(noSchema, 5))
+		return steptype.Refused(fmt.Errorf("target %s lacks the schema of %s: with tables, the copy creates the tables, not their schemas and types (as copy's tables does); "+
+			"create them first, or leave tables out to copy the whole database; nothing was created", r.dstName, shortList(noSchema, 5)))
 	}
 	if len(existing) > 0 {
-		return fmt.Errorf("target %s already has %s: initial_copy = \"copy\" creates the tables; drop them, or set clean = true; nothing was created",
-			r.dstName, shortList(existing, 5))
+		return steptype.Refused(fmt.Errorf("target %s already has %s: initial_copy = \"copy\" creates the tables; drop them, or set clean = true; nothing was created",
+			r.dstName, shortList(existing, 5)))
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/planrun/planrun/internal/pgkit"
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // publish creates the publication if absent (or checks that the one there
@@ -75,10 +76,10 @@ func (r *replication) publish(ctx context.Context, forCopy bool) error {
 		return fmt.Errorf("source %s: check replica identities: %w", r.srcName, err)
 	}
 	if len(keyless) > 0 {
-		return fmt.Errorf("source %s: %d table(s) have no primary key and no replica identity: %s. Once published, every UPDATE and DELETE on them "+
+		return steptype.Refused(fmt.Errorf("source %s: %d table(s) have no primary key and no replica identity: %s. Once published, every UPDATE and DELETE on them "+
 			"would fail on the source (\"cannot update table because it does not have a replica identity and publishes updates\"). "+
 			"Add a primary key, or ALTER TABLE ... REPLICA IDENTITY FULL (every change then carries the whole row), or leave them out with tables = [...]; "+
-			"nothing was created", r.srcName, len(keyless), strings.Join(keyless, ", "))
+			"nothing was created", r.srcName, len(keyless), strings.Join(keyless, ", ")))
 	}
 
 	rows, err := tx.Query(ctx, `SELECT format('%I.%I', schemaname, tablename) FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1`, r.pub)
@@ -121,9 +122,9 @@ func (r *replication) checkTargetHas(ctx context.Context, published []string) er
 		return fmt.Errorf("target %s: look for the published tables: %w", r.dstName, err)
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("target %s lacks %d published table(s): %s. Logical replication copies rows, not the schema: "+
+		return steptype.Refused(fmt.Errorf("target %s lacks %d published table(s): %s. Logical replication copies rows, not the schema: "+
 			"restore the schema first (pg_dump --schema-only, then pg_restore), or let initial_copy = \"copy\" create it in an empty target; nothing was created",
-			r.dstName, len(missing), strings.Join(missing, ", "))
+			r.dstName, len(missing), strings.Join(missing, ", ")))
 	}
 	return nil
 }

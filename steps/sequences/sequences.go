@@ -65,12 +65,12 @@ func syncSequences(ctx context.Context, env *steptype.Env, a *SequencesArgs) (*S
 	}
 	src, err := pgkit.Connect(ctx, env, a.Source, true)
 	if err != nil {
-		return nil, err
+		return nil, steptype.Refused(err)
 	}
 	defer src.Close(ctx)
 	dst, err := pgkit.Connect(ctx, env, a.Target, false)
 	if err != nil {
-		return nil, err
+		return nil, steptype.Refused(err)
 	}
 	defer dst.Close(ctx)
 

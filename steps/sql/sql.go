@@ -63,7 +63,7 @@ func runSQL(ctx context.Context, env *steptype.Env, a *SqlArgs) (*SqlOutput, err
 	}
 	conn, err := pgkit.Connect(ctx, env, a.Database, env.ReadOnly)
 	if err != nil {
-		return nil, fmt.Errorf("sql: %w", err)
+		return nil, steptype.Refused(fmt.Errorf("sql: %w", err))
 	}
 	defer conn.Close(ctx)
 

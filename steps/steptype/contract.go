@@ -7,6 +7,7 @@ package steptype
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"time"
 	"unicode/utf8"
@@ -54,6 +55,30 @@ type Env struct {
 	// StateDir is a directory the step may keep resumable state in across
 	// runs of the same plan; "" when there is none.
 	StateDir string
+}
+
+// Refusal is an error a type returns before it changed anything — a
+// check that refuses to write, a connection that could not be made — so
+// that the engine does not run the step's rollback: undoing work that was
+// never done can destroy what was there (a rollback that drops the tables
+// of a target the copy refused to write into).
+type Refusal struct{ Err error }
+
+func (r *Refusal) Error() string { return r.Err.Error() }
+func (r *Refusal) Unwrap() error { return r.Err }
+
+// Refused marks err as a refusal; nil stays nil.
+func Refused(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &Refusal{Err: err}
+}
+
+// IsRefusal says whether err is a refusal: nothing was changed.
+func IsRefusal(err error) bool {
+	_, ok := errors.AsType[*Refusal](err)
+	return ok
 }
 
 // Cut redacts s, then cuts it to at most limit bytes (marking the cut

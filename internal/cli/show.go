@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/internal/redact"
 	"github.com/planrun/planrun/internal/report"
 	"github.com/planrun/planrun/plan"
@@ -139,9 +140,27 @@ func writeArgs(w io.Writer, args []plan.Arg, indent string) {
 		val := showValue(a.Value, indent+strings.Repeat(" ", width+3))
 		if a.Ref != "" {
 			val = a.Ref
+			if where := databaseWhere(a.Value); where != "" {
+				val += " (" + where + ")" // so that whoever types yes knows where it goes
+			}
 		}
 		fmt.Fprintf(w, "%s%-*s = %s\n", indent, width, a.Name, val)
 	}
+}
+
+// databaseWhere names the server a database argument leads to —
+// user@host:port/dbname, never the password — or "" while its URL is not
+// known.
+func databaseWhere(v cty.Value) string {
+	v, _ = v.UnmarkDeep()
+	if v.IsNull() || !v.IsKnown() || !v.Type().IsObjectType() || !v.Type().HasAttribute("url") {
+		return ""
+	}
+	u := v.GetAttr("url")
+	if u.IsNull() || !u.IsKnown() || u.Type() != cty.String {
+		return ""
+	}
+	return pgkit.Where(u.AsString())
 }
 
 // showValue renders a value as HCL, or says why it cannot be shown. A

@@ -160,7 +160,19 @@ func runPreflight(ctx context.Context, env *steptype.Env, a *PreflightArgs) (*Pr
 	}
 	p.out.OK = p.out.Errors == 0
 	p.out.Seconds = time.Since(start).Seconds()
-	env.Logf("%d errors, %d warnings, %d findings in all", p.out.Errors, p.out.Warnings, len(p.out.Findings))
+	// Errors and warnings are said, not only recorded: the output is read
+	// by assertions, the log by whoever watches the run.
+	for _, f := range p.out.Findings {
+		if f.Severity == "info" {
+			continue
+		}
+		what := f.Message
+		if f.Object != "" {
+			what = f.Object + ": " + what
+		}
+		env.Logf("%s: %s (fix: %s)", f.Severity, what, f.Fix)
+	}
+	env.Logf("%s, %s, %s in all", plural(p.out.Errors, "error"), plural(p.out.Warnings, "warning"), plural(len(p.out.Findings), "finding"))
 	return p.out, nil
 }
 
@@ -377,7 +389,7 @@ func (p *preflight) target(ctx context.Context, srcConn, tgtConn *pgx.Conn, src,
 	p.add("statistics", "info", "", "pg_restore does not copy the planner's statistics (unless pg_dump 18+ ran with --with-statistics): until ANALYZE runs, the target may pick slow plans",
 		"run vacuumdb --analyze-in-stages (or ANALYZE) on the target right after the restore, inside the window")
 	if tables > 0 {
-		p.add("target_not_empty", "info", "", fmt.Sprintf("the target already holds %d tables (%s...): is it the right database?", tables, some),
+		p.add("target_not_empty", "warning", "", fmt.Sprintf("the target already holds %s (%s...): is it the right database?", plural(int(tables), "table"), some),
 			"restore with --clean --if-exists to replace them, or into an empty database")
 	}
 	return nil
@@ -427,4 +439,12 @@ func (p *preflight) extensions(ctx context.Context, srcConn, tgtConn *pgx.Conn) 
 		}
 	}
 	return nil
+}
+
+// plural writes n thing, or n things.
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }

@@ -92,9 +92,20 @@ func TestPreflightFindings(t *testing.T) {
 	// A plain role: since PostgreSQL 15 it may not create in schema public.
 	tgt := &pgkit.Database{Name: "target", URL: steptest.Role(t, Target, Target.URL(name), "")}
 
-	out := preflightT(t, &PreflightArgs{Source: src, Target: tgt})
+	env := steptest.ReadOnlyEnv(t)
+	var logged []string
+	env.Log = func(format string, args ...any) { logged = append(logged, fmt.Sprintf(format, args...)) }
+	out, err := runPreflight(steptest.Ctx(t), env, &PreflightArgs{Source: src, Target: tgt})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, f := range out.Findings {
 		t.Logf("%s %s %q: %s; fix: %s", f.Severity, f.Check, f.Object, f.Message, f.Fix)
+	}
+	// Errors and warnings are said on the terminal too, not only recorded.
+	log := strings.Join(logged, "\n")
+	if !strings.Contains(log, "warning: the target already holds 1 table (") || !strings.Contains(log, "error: public.accounts: ") {
+		t.Errorf("the log does not say the findings:\n%s", log)
 	}
 	for _, w := range []struct{ check, severity, object, says string }{
 		{"row_level_security", "error", "public.accounts", "BYPASSRLS"},
@@ -108,7 +119,7 @@ func TestPreflightFindings(t *testing.T) {
 		{"locale", "warning", "LC_CTYPE", "C.UTF-8"},
 		{"target_privileges", "warning", "public", "GRANT CREATE ON SCHEMA public"},
 		{"target_privileges", "warning", "database", "GRANT CREATE ON DATABASE"},
-		{"target_not_empty", "info", "", "public.leftover"},
+		{"target_not_empty", "warning", "", "public.leftover"},
 	} {
 		f := pfFinding(out, w.check, w.object)
 		if f == nil {

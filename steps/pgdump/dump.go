@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -24,7 +26,7 @@ import (
 // PgDumpArgs are the arguments of pg_dump.
 type PgDumpArgs struct {
 	Database       *pgkit.Database `hcl:"database" doc:"The database to dump."`
-	Path           string          `hcl:"path" doc:"Where to write the dump, relative to the plan's directory: a directory for the directory format, a file otherwise."`
+	Path           string          `hcl:"path" doc:"Where to write the dump, relative to the plan's directory: a directory for the directory format, a file otherwise. pg_dump writes beside it (path.planrun-partial-*) and the dump is renamed to path only once complete, so an interrupted run leaves path as it was; the next run removes the partial."`
 	Format         string          `hcl:"format,optional" doc:"directory (the default; allows jobs), custom (one file) or plain (an SQL script)."`
 	Jobs           *int            `hcl:"jobs,optional" doc:"How many tables to dump at once; directory format only."`
 	SchemaOnly     bool            `hcl:"schema_only,optional" doc:"Dump only the schema, no data."`
@@ -51,7 +53,7 @@ type PgDumpOutput struct {
 }
 
 var DumpType = steptype.Def[PgDumpArgs, PgDumpOutput]{
-	Summary:   "Dumps a database with pg_dump (directory, custom or plain format; parallel jobs; schema or data only; selected tables).",
+	Summary:   "Dumps a database with pg_dump (directory, custom or plain format; parallel jobs; schema or data only; selected tables). The step's timeout includes pg_dump's time to stop: it gets SIGTERM min(10s, a quarter of the timeout) before the timeout and SIGKILL at it, and leaves no dump.",
 	Fn:        runPgDump,
 	ArgChecks: map[string]func(string) error{"format": steptype.CheckOneOf("", "directory", "custom", "plain")},
 }
@@ -106,20 +108,32 @@ func pgDump(ctx context.Context, env *steptype.Env, a *PgDumpArgs) (*PgDumpOutpu
 	if err != nil {
 		return nil, err
 	}
-	// Only now that the dump can run does an earlier one make way.
-	if err := clearDumpPath(env, path, a.Overwrite); err != nil {
+	// Refuse now rather than after the dump; the earlier dump itself makes
+	// way only once the new one is complete.
+	if _, err := checkDumpPath(env, path, a.Overwrite); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
+	if err := removePartials(env, path); err != nil {
+		return nil, err
+	}
+	partial, err := partialName(path)
+	if err != nil {
+		return nil, err
+	}
 
-	argv := pgDumpArgv(a, format, path, dsn)
+	argv := pgDumpArgv(a, format, partial, dsn)
 	env.Logf("dumping database %s with pg_dump %s (%s format) to %s", a.Database.Name, version, format, path)
 	start := time.Now()
 	if err := pgkit.RunClient(ctx, bin, argv, environ, nil); err != nil {
 		// Leave nothing half-written behind, so that a retry starts clean.
-		_ = os.RemoveAll(path)
+		_ = os.RemoveAll(partial)
+		return nil, err
+	}
+	if err := putInPlace(env, partial, path, a.Overwrite); err != nil {
+		_ = os.RemoveAll(partial)
 		return nil, err
 	}
 	out := &PgDumpOutput{Path: path, Format: format, Seconds: time.Since(start).Seconds(), PgDumpVersion: version}
@@ -190,40 +204,132 @@ func pgDumpArgv(a *PgDumpArgs, format, path, dsn string) []string {
 	return append(argv, "--dbname="+dsn)
 }
 
-// clearDumpPath makes room for a new dump. It deletes only what looks like
-// an earlier dump (a file, or a directory holding toc.dat) and only when
-// asked, so that a wrong path never costs someone their files.
-func clearDumpPath(env *steptype.Env, path string, overwrite bool) error {
+// checkDumpPath says whether path may take a new dump, and what is in
+// the way: nothing, an empty file or directory, or (only with overwrite)
+// what looks like an earlier dump (a file, or a directory holding
+// toc.dat), so that a wrong path never costs someone their files.
+func checkDumpPath(env *steptype.Env, path string, overwrite bool) (inTheWay bool, err error) {
 	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	if !fi.IsDir() {
 		if fi.Size() > 0 && !overwrite {
-			return fmt.Errorf("%s already exists; set overwrite = true to replace it", path)
+			return false, fmt.Errorf("%s already exists; set overwrite = true to replace it", path)
 		}
-		return os.Remove(path)
+		return true, nil
 	}
 	entries, err := os.ReadDir(path)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if len(entries) == 0 {
-		return os.Remove(path)
+		return true, nil
 	}
 	if !overwrite {
-		return fmt.Errorf("%s already exists and is not empty; set overwrite = true to replace an earlier dump", path)
+		return false, fmt.Errorf("%s already exists and is not empty; set overwrite = true to replace an earlier dump", path)
 	}
 	if rel, err := filepath.Rel(path, env.PlanDir); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
-		return fmt.Errorf("%s holds the plan itself: planrun will not delete it", path)
+		return false, fmt.Errorf("%s holds the plan itself: planrun will not delete it", path)
 	}
 	if _, err := os.Stat(filepath.Join(path, "toc.dat")); err != nil {
-		return fmt.Errorf("%s is not a pg_dump directory (no toc.dat): planrun will not delete it, even with overwrite = true", path)
+		return false, fmt.Errorf("%s is not a pg_dump directory (no toc.dat): planrun will not delete it, even with overwrite = true", path)
 	}
-	return os.RemoveAll(path)
+	return true, nil
+}
+
+// The dump is written beside path under a name of its own and renamed
+// into place once pg_dump exited 0: a run killed mid-dump (kill -9, a
+// crash, a lost machine) leaves path as it was, and the partial under a
+// name that says whose it is, which the next run removes (a partial
+// directory cannot be told from a whole one by its toc.dat: pg_dump writes
+// that before the data). The name is
+// new for each attempt, so a pg_dump that outlived its planrun cannot
+// write into the next attempt's directory.
+const partialMark = ".planrun-partial-"
+
+func partialName(path string) (string, error) {
+	b := make([]byte, 4)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return path + partialMark + hex.EncodeToString(b), nil
+}
+
+// pgDumpDirFile is a file pg_dump writes in a directory-format dump: the
+// table of contents, one file per table's data, large objects; with the
+// suffix of its compression.
+var pgDumpDirFile = regexp.MustCompile(`^(toc\.dat|blobs(_\d+)?\.toc|(blob_)?\d+\.dat)(\.gz|\.lz4|\.zst)?$`)
+
+// removePartials removes what interrupted dumps to path left beside it: a
+// file, or a directory holding only what pg_dump writes. Anything else
+// with such a name is left alone (planrun did not make it).
+func removePartials(env *steptype.Env, path string) error {
+	dir, prefix := filepath.Dir(path), filepath.Base(path)+partialMark
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), prefix) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if !isPartialDump(p, e) {
+			env.Logf("leaving %s alone: it is not a partial dump of planrun's", p)
+			continue
+		}
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("remove the partial dump of an interrupted run: %w", err)
+		}
+		env.Logf("removed %s, the partial dump of an interrupted run", p)
+	}
+	return nil
+}
+
+func isPartialDump(path string, e fs.DirEntry) bool {
+	if e.Type().IsRegular() {
+		return true
+	}
+	if !e.IsDir() {
+		return false
+	}
+	files, err := os.ReadDir(path)
+	if err != nil {
+		return false
+	}
+	for _, f := range files {
+		if !f.Type().IsRegular() || !pgDumpDirFile.MatchString(f.Name()) {
+			return false
+		}
+	}
+	return true
+}
+
+// putInPlace renames a complete dump to path, first removing what is in
+// the way there (checked again: the dump took a while).
+func putInPlace(env *steptype.Env, partial, path string, overwrite bool) error {
+	inTheWay, err := checkDumpPath(env, path, overwrite)
+	if err != nil {
+		return err
+	}
+	if inTheWay {
+		if err := os.RemoveAll(path); err != nil {
+			return fmt.Errorf("remove the earlier dump: %w", err)
+		}
+	}
+	if err := os.Rename(partial, path); err != nil {
+		return fmt.Errorf("put the dump in place: %w", err)
+	}
+	// pg_dump synced its files; make the rename last as well.
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
 }
 
 var pgVersionRe = regexp.MustCompile(`\(PostgreSQL\) (\S+)`)

@@ -43,7 +43,7 @@ type PgRestoreOutput struct {
 }
 
 var RestoreType = steptype.Def[PgRestoreArgs, PgRestoreOutput]{
-	Summary: "Restores a pg_dump archive with pg_restore, failing only on errors that leave the restore incomplete.",
+	Summary: "Restores a pg_dump archive with pg_restore, failing only on errors that leave the restore incomplete. The step's timeout includes pg_restore's time to stop: it gets SIGTERM min(10s, a quarter of the timeout) before the timeout and SIGKILL at it; what it restored until then stays, unless single_transaction.",
 	Fn:      runPgRestore,
 }
 

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 
@@ -86,6 +87,9 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 // Main dispatches to a subcommand.
 func (c *CLI) Main(args []string) int {
+	if len(args) == 2 && args[0] == "help" {
+		args = []string{args[1], "-h"} // planrun help CMD: that command's help
+	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		c.usage(c.stdout)
 		if len(args) == 0 {
@@ -117,8 +121,38 @@ func (c *CLI) usage(w io.Writer) {
 }
 
 func runVersion(c *CLI, _ []string) int {
-	fmt.Fprintf(c.stdout, "planrun %s\n", Version)
+	fmt.Fprintf(c.stdout, "planrun %s\n", versionText())
 	return ExitOK
+}
+
+// versionText is the version set at build time, or the module's, and the
+// commit it was built from (go build records it from git).
+func versionText() string {
+	version := Version
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return version
+	}
+	if version == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		version = info.Main.Version
+	}
+	var commit, when, dirty string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			commit = s.Value
+		case "vcs.time":
+			when = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = ", with uncommitted changes"
+			}
+		}
+	}
+	if commit == "" {
+		return version + " (" + info.GoVersion + ")"
+	}
+	return fmt.Sprintf("%s (commit %.12s, %s%s; %s)", version, commit, when, dirty, info.GoVersion)
 }
 
 // isTerminal reports whether r is an interactive terminal (not /dev/null,
@@ -150,7 +184,7 @@ func (c *CLI) newFlags(name, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(c.stderr, "Usage: planrun %s %s\n\nFlags:\n", name, usage)
+		fmt.Fprintf(fs.Output(), "Usage: planrun %s %s\n\nFlags:\n", name, usage)
 		fs.PrintDefaults()
 	}
 	return fs
@@ -175,6 +209,9 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 // parseFlags parses and reports usage errors; ok is false when the command
 // should exit with code.
 func (c *CLI) parseFlags(fs *flag.FlagSet, args []string, maxPositional int) ([]string, int, bool) {
+	if asksHelp(args) {
+		fs.SetOutput(c.stdout) // asked for, help is output; after a bad flag it is an error's
+	}
 	pos, err := parse(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil, ExitOK, false
@@ -187,6 +224,19 @@ func (c *CLI) parseFlags(fs *flag.FlagSet, args []string, maxPositional int) ([]
 		return nil, ExitUsage, false
 	}
 	return pos, 0, true
+}
+
+// asksHelp says whether the arguments ask for help (before any "--").
+func asksHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
 }
 
 // planPath picks the plan: the argument, or the only plan file in the

@@ -53,6 +53,11 @@ func runFmt(c *CLI, args []string) int {
 			fmt.Fprintln(c.stderr, "planrun: interrupted")
 			return ExitInterrupted
 		}
+		if ext := filepath.Ext(path); ext == ".yaml" || ext == ".yml" || ext == ".json" {
+			fmt.Fprintf(c.stderr, "planrun fmt: %s: fmt rewrites HCL plans only; a %s file is left as written\n", path, ext)
+			status = ExitUsage
+			continue
+		}
 		src, err := os.ReadFile(path)
 		if err != nil {
 			fmt.Fprintf(c.stderr, "planrun fmt: %v\n", err)

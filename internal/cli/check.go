@@ -65,6 +65,52 @@ func runCheck(c *CLI, args []string) int {
 			}
 		}
 	}
+	// Without --target, a check that depends on a step this plan has not
+	// completed yet is a check for after the migration: skipped, and said.
+	var waiting []string
+	if sel == nil {
+		var unrun func(addr string, seen map[string]bool) string
+		unrun = func(addr string, seen map[string]bool) string {
+			for _, d := range p.Step(addr).Deps {
+				dep := p.Step(d)
+				if dep == nil || seen[d] {
+					continue
+				}
+				seen[d] = true
+				if _, done := recorded[d]; dep.Kind == plan.KindStep && !done {
+					return d
+				}
+				if dep.Kind == plan.KindCheck {
+					if u := unrun(d, seen); u != "" {
+						return u
+					}
+				}
+			}
+			return ""
+		}
+		skip := map[string]bool{}
+		for _, st := range p.Steps {
+			if st.Kind != plan.KindCheck {
+				continue
+			}
+			if u := unrun(st.Addr, map[string]bool{}); u != "" {
+				skip[st.Addr] = true
+				waiting = append(waiting, fmt.Sprintf("%s: skipped: it depends on %s, which has not completed (name it with --target to run it anyway)", st.Addr, u))
+			}
+		}
+		if len(skip) > 0 {
+			all := onlyChecks
+			onlyChecks = func(st *plan.Step) bool { return all(st) && !skip[st.Addr] }
+			n -= len(skip)
+		}
+	}
+	for _, w := range waiting {
+		fmt.Fprintln(c.stdout, w)
+	}
+	if n == 0 {
+		fmt.Fprintf(c.stdout, "No check can run before the steps it depends on: apply the plan first.\n")
+		return ExitOK
+	}
 	red := redact.New(p.Secrets()...)
 	render := textRenderer(c.stdout, "Checking")
 	if *jsonOut {

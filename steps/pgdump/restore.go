@@ -53,6 +53,11 @@ func runPgRestore(ctx context.Context, env *steptype.Env, a *PgRestoreArgs) (*Pg
 		name = a.Database.Name
 	}
 	out, err := pgRestore(ctx, env, a)
+	if err != nil && out == nil {
+		// pgRestore returns no output only when it failed before starting
+		// pg_restore (no dump, no connection, no tool): nothing was restored.
+		err = steptype.Refused(err)
+	}
 	if err != nil {
 		return out, fmt.Errorf("pg_restore %s: %w", name, err)
 	}

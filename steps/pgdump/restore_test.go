@@ -3,6 +3,8 @@ package pgdump
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -245,5 +247,23 @@ pg_restore: warning: errors ignored on restore: 7
 		if _, got := pgkit.IgnorableRestoreError(c.text, pgkit.RestoreOptions{Clean: c.clean}); got != c.want {
 			t.Errorf("ignorable(%q, clean=%v) = %v", c.text, c.clean, got)
 		}
+	}
+}
+
+// pg_restore that could not start — no dump, no connection — restored
+// nothing: a refusal, so the step's rollback does not run.
+func TestPgRestoreRefusalsBeforeStarting(t *testing.T) {
+	env := steptest.Env(t)
+	url := Target.FreshDB(t)
+	if _, err := runPgRestore(steptest.Ctx(t), env, &PgRestoreArgs{Database: steptest.DB(url), Path: "no-such-dump"}); err == nil || !steptype.IsRefusal(err) {
+		t.Errorf("no dump: %v", err)
+	}
+	dump := filepath.Join(env.PlanDir, "d")
+	if err := os.Mkdir(dump, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(url, ":"+Target.Password+"@", ":wrong-pw@", 1)
+	if _, err := runPgRestore(steptest.Ctx(t), env, &PgRestoreArgs{Database: steptest.DB(bad), Path: "d"}); err == nil || !steptype.IsRefusal(err) {
+		t.Errorf("no connection: %v", err)
 	}
 }

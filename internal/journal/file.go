@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/planrun/planrun/internal/event"
 )
@@ -29,6 +30,9 @@ import (
 // DIR/PLAN/runs/RUN.jsonl, and the plan's lock in DIR/PLAN/lock.
 type FileStore struct {
 	Dir string
+	// LockCheck is how often a held lock checks that its directory is
+	// still in place (0: DefaultFileLockCheck).
+	LockCheck time.Duration
 }
 
 var _ Store = (*FileStore)(nil)
@@ -38,48 +42,6 @@ func (s *FileStore) Where(plan string) string { return filepath.Join(s.planDir(p
 
 // Close does nothing: files are opened per use.
 func (s *FileStore) Close() error { return nil }
-
-// Lock takes an exclusive flock on DIR/PLAN/lock. The kernel drops a flock
-// when its process dies, so a dead holder can never block a plan; the
-// holder written into the file tells who holds it, and a holder found in a
-// file whose lock was free is a process that died (taken over as stale).
-// A flock is never lost while held, so the lease's Lost stays open.
-func (s *FileStore) Lock(_ context.Context, plan string, me Holder) (*Lease, *Holder, error) {
-	dir := s.planDir(plan)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, nil, fmt.Errorf("lock: %w", err)
-	}
-	f, err := flock(plan, filepath.Join(dir, "lock"))
-	if err != nil {
-		return nil, nil, err
-	}
-	path := f.Name()
-	var stale *Holder
-	if prev := readHolder(f); prev.PID != 0 {
-		stale = &prev
-	}
-	raw, _ := json.Marshal(me) // a Holder always marshals
-	if err := writeHolder(f, raw); err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	release := func() error {
-		// Empty the file first, so that a clean release is not taken for a dead holder.
-		err := writeHolder(f, nil)
-		if uerr := syscall.Flock(int(f.Fd()), syscall.LOCK_UN); err == nil {
-			err = uerr
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		return err
-	}
-	if err := s.migrate(plan); err != nil {
-		_ = release()
-		return nil, nil, err
-	}
-	return newLease(release), stale, nil
-}
 
 // flock opens path and takes its flock without waiting: a *LockedError
 // naming the holder written in it when another process has it.
@@ -123,7 +85,20 @@ func writeHolder(f *os.File, raw []byte) error {
 // RunWriter appends events to one run's record.
 type RunWriter interface {
 	Record(ev event.Event) error
+	// Check says whether the record is still in place: a
+	// *RecordGoneError when it was removed while being written.
+	Check() error
 	Close() error
+}
+
+// RecordGoneError says a run's record was removed (or replaced) while the
+// run wrote it: what it wrote after is lost.
+type RecordGoneError struct {
+	Path string
+}
+
+func (e *RecordGoneError) Error() string {
+	return fmt.Sprintf("the run record %s was removed during the run", e.Path)
 }
 
 // RunInfo summarises a recorded run.
@@ -134,6 +109,12 @@ type RunInfo struct {
 	Status   event.Status // "" while unfinished (or crashed)
 	Started  string
 	Finished string
+	// Torn is set when the record ends in a torn line: it was read up to
+	// its last complete event.
+	Torn *TornError
+	// Damaged is set when the record cannot be read: the run is known
+	// by its id alone.
+	Damaged error
 }
 
 func (s *FileStore) planDir(plan string) string {
@@ -324,13 +305,40 @@ func (s *FileStore) Create(_ context.Context, plan, runID string) (RunWriter, er
 	return &fileWriter{f: f}, nil
 }
 
-// Append continues an existing run record (resume).
+// Append continues an existing run record (resume). A torn last line (a
+// crash mid-write) is cut off first, so that the record reads whole again.
 func (s *FileStore) Append(_ context.Context, plan, runID string) (RunWriter, error) {
-	f, err := os.OpenFile(s.runFile(plan, runID), os.O_WRONLY|os.O_APPEND, 0o644)
+	path := s.runFile(plan, runID)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
+	if err := mend(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
 	return &fileWriter{f: f}, nil
+}
+
+// mend ends a record with a newline: a last line that lacks one is kept
+// and ended when it is a whole event, else (torn) cut off.
+func mend(f *os.File) error {
+	raw, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<62))
+	if err != nil {
+		return err
+	}
+	if len(raw) == 0 || raw[len(raw)-1] == '\n' {
+		return nil
+	}
+	cut := bytes.LastIndexByte(raw, '\n') + 1
+	if _, err := decodeEvent(raw[cut:]); err == nil {
+		_, err := f.Write([]byte{'\n'})
+		return err
+	}
+	if err := f.Truncate(int64(cut)); err != nil {
+		return err
+	}
+	return f.Sync()
 }
 
 type fileWriter struct {
@@ -354,6 +362,18 @@ func (w *fileWriter) Record(ev event.Event) error {
 		if err := w.f.Sync(); err != nil {
 			return fmt.Errorf("journal: %w", err)
 		}
+	}
+	return nil
+}
+
+// Check says whether the file written is still the one at its path.
+func (w *fileWriter) Check() error {
+	held, err := w.f.Stat()
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if now, err := os.Stat(w.f.Name()); err != nil || !os.SameFile(held, now) {
+		return &RecordGoneError{Path: w.f.Name()}
 	}
 	return nil
 }
@@ -385,20 +405,41 @@ func (s *FileStore) Runs(ctx context.Context, plan string) ([]RunInfo, error) {
 	return summarizeRuns(ctx, s, plan, ids)
 }
 
-// Events reads a run's events. A damaged record (a torn last line, garbage)
-// is an error that names the file and line: never a silent fresh start.
-func (s *FileStore) Events(_ context.Context, plan, runID string) ([]event.Event, error) {
+// Events reads a run's events. A torn last line is left out (Runs says
+// so); other damage is an error that names the file and line: never a
+// silent fresh start.
+func (s *FileStore) Events(ctx context.Context, plan, runID string) ([]event.Event, error) {
+	events, _, err := s.readEvents(ctx, plan, runID)
+	return events, err
+}
+
+func (s *FileStore) readEvents(_ context.Context, plan, runID string) ([]event.Event, *TornError, error) {
 	path := s.runFile(plan, runID)
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
+		return nil, nil, fmt.Errorf("journal: %w", err)
 	}
-	return parseEvents(path, raw)
+	events, torn, err := parseEvents(path, raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	if torn > 0 {
+		return events, &TornError{Run: runID, Path: path, Line: torn}, nil
+	}
+	return events, nil, nil
 }
 
-func parseEvents(path string, raw []byte) ([]event.Event, error) {
-	var events []event.Event
-	sc := bufio.NewScanner(bytes.NewReader(raw))
+// parseEvents reads a record's lines. A last line without its newline is
+// what a crash in the middle of a write leaves: when it is not a whole
+// event it is left out and its number returned as torn; a line that does
+// not parse anywhere else is damage.
+func parseEvents(path string, raw []byte) (events []event.Event, torn int, err error) {
+	body, tail := raw, []byte(nil)
+	if len(raw) > 0 && raw[len(raw)-1] != '\n' {
+		cut := bytes.LastIndexByte(raw, '\n') + 1
+		body, tail = raw[:cut], raw[cut:]
+	}
+	sc := bufio.NewScanner(bytes.NewReader(body))
 	sc.Buffer(make([]byte, 0, 64*1024), 64*1024*1024)
 	line := 0
 	for sc.Scan() {
@@ -407,29 +448,57 @@ func parseEvents(path string, raw []byte) ([]event.Event, error) {
 		if len(text) == 0 {
 			continue
 		}
-		var ev event.Event
-		dec := json.NewDecoder(bytes.NewReader(text))
-		dec.DisallowUnknownFields()
-		dec.UseNumber() // keep 64-bit integers in outputs exact
-		if err := dec.Decode(&ev); err != nil || ev.Type == "" {
-			reason := "not an event"
-			if err != nil {
-				reason = err.Error()
-			}
-			return nil, &DamagedError{Path: path, Line: line, Reason: reason}
+		ev, err := decodeEvent(text)
+		if err != nil {
+			return nil, 0, &DamagedError{Path: path, Line: line, Reason: err.Error()}
 		}
 		events = append(events, ev)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("journal %s: %w", path, err)
+		return nil, 0, fmt.Errorf("journal %s: %w", path, err)
 	}
-	if len(raw) > 0 && raw[len(raw)-1] != '\n' {
-		return nil, &DamagedError{Path: path, Line: line, Reason: "the last record is incomplete (the process was killed mid-write?)"}
+	if len(bytes.TrimSpace(tail)) > 0 {
+		line++
+		if ev, err := decodeEvent(tail); err == nil {
+			events = append(events, ev) // whole, but for its newline
+		} else {
+			torn = line
+		}
+	}
+	if len(events) == 0 && torn > 0 {
+		return nil, torn, nil // torn in its first line: the run did nothing
 	}
 	if len(events) == 0 || events[0].Type != event.RunStarted {
-		return nil, &DamagedError{Path: path, Line: 1, Reason: "a run record starts with run_started"}
+		return nil, 0, &DamagedError{Path: path, Line: 1, Reason: "a run record starts with run_started"}
 	}
-	return events, nil
+	return events, torn, nil
+}
+
+func decodeEvent(text []byte) (event.Event, error) {
+	var ev event.Event
+	dec := json.NewDecoder(bytes.NewReader(bytes.TrimSpace(text)))
+	dec.DisallowUnknownFields()
+	dec.UseNumber() // keep 64-bit integers in outputs exact
+	if err := dec.Decode(&ev); err != nil {
+		return ev, err
+	}
+	if ev.Type == "" {
+		return ev, errors.New("not an event")
+	}
+	return ev, nil
+}
+
+// TornError says a run's record ends in a torn line: a crash while writing
+// it. The run is read up to its last complete event, so it is an unfinished
+// run; resuming it cuts the torn line off.
+type TornError struct {
+	Run  string
+	Path string
+	Line int
+}
+
+func (e *TornError) Error() string {
+	return fmt.Sprintf("run %s's record ends in a torn line (a crash while writing): it is read up to its last complete event", e.Run)
 }
 
 // DamagedError says a journal file cannot be trusted.

@@ -364,6 +364,9 @@ func (w *pgWriter) Record(ev event.Event) error {
 	return nil
 }
 
+// Check is nil: rows are not removed behind a writer's back.
+func (w *pgWriter) Check() error { return nil }
+
 func (w *pgWriter) Close() error { return nil }
 
 // WriteError says an event could not be recorded.
@@ -403,6 +406,13 @@ func (s *PGStore) Runs(ctx context.Context, plan string) ([]RunInfo, error) {
 // Events reads a run's events in order: the lines as recorded, or for rows
 // of an older planrun the jsonb as text.
 func (s *PGStore) Events(ctx context.Context, plan, runID string) ([]event.Event, error) {
+	events, _, err := s.readEvents(ctx, plan, runID)
+	return events, err
+}
+
+// readEvents reads a run's rows. Each row is one whole insert, so a
+// record here is never torn.
+func (s *PGStore) readEvents(ctx context.Context, plan, runID string) ([]event.Event, *TornError, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ctx, cancel := s.bounded(ctx)
@@ -410,15 +420,16 @@ func (s *PGStore) Events(ctx context.Context, plan, runID string) ([]event.Event
 	rows, err := s.conn.Query(ctx, `SELECT coalesce(line, convert_to(event::text, 'UTF8'))
 		FROM planrun.events WHERE plan = $1 AND run_id = $2 ORDER BY seq`, plan, runID)
 	if err != nil {
-		return nil, fmt.Errorf("journal: %w", cause(ctx, err))
+		return nil, nil, fmt.Errorf("journal: %w", cause(ctx, err))
 	}
 	lines, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
 	if err != nil {
-		return nil, fmt.Errorf("journal: %w", cause(ctx, err))
+		return nil, nil, fmt.Errorf("journal: %w", cause(ctx, err))
 	}
 	var raw []byte
 	for _, l := range lines {
 		raw = append(append(raw, l...), '\n')
 	}
-	return parseEvents(fmt.Sprintf("%s (run %s)", s.where, runID), raw)
+	events, _, err := parseEvents(fmt.Sprintf("%s (run %s)", s.where, runID), raw) // every line ends in '\n': never torn
+	return events, nil, err
 }

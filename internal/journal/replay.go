@@ -19,6 +19,7 @@ type Run struct {
 	Order        []string      // steps in the order they finished (for rollbacks)
 	Segments     int           // how many times the run was started or resumed
 	By           *event.Runner // who started it; nil in a record of an older planrun
+	Torn         *TornError    // set by the reader when the record ends in a torn line
 }
 
 // StepState is what a run's events say about one step.

@@ -11,12 +11,23 @@ import (
 	"github.com/planrun/planrun/internal/event"
 )
 
+// runReader reads a run's events and says whether its record ends torn.
+type runReader interface {
+	readEvents(ctx context.Context, plan, runID string) ([]event.Event, *TornError, error)
+}
+
 // summarizeRuns reads and summarizes the runs of a plan a store lists, in
-// the order given.
-func summarizeRuns(ctx context.Context, s Store, plan string, ids []string) ([]RunInfo, error) {
+// the order given. A damaged record is confined to its run: listed by id,
+// with the damage, while the others still read.
+func summarizeRuns(ctx context.Context, s runReader, plan string, ids []string) ([]RunInfo, error) {
 	var out []RunInfo
 	for _, id := range ids {
-		events, err := s.Events(ctx, plan, id)
+		events, torn, err := s.readEvents(ctx, plan, id)
+		var damaged *DamagedError
+		if errors.As(err, &damaged) {
+			out = append(out, RunInfo{ID: id, Damaged: err})
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -26,6 +37,7 @@ func summarizeRuns(ctx context.Context, s Store, plan string, ids []string) ([]R
 			// unsafe characters ("a b", "a_b") in one directory.
 			continue
 		}
+		info.Torn = torn
 		out = append(out, info)
 	}
 	return out, nil
@@ -63,7 +75,13 @@ type Holder struct {
 }
 
 func (h Holder) String() string {
-	s := fmt.Sprintf("pid %d on %s since %s", h.PID, h.Host, h.Since.Local().Format("2006-01-02 15:04:05"))
+	s := fmt.Sprintf("pid %d on %s", h.PID, h.Host)
+	if h.PID == 0 {
+		s = h.Host // only a description is known
+	}
+	if !h.Since.IsZero() {
+		s += " since " + h.Since.Local().Format("2006-01-02 15:04:05")
+	}
 	if h.Run != "" {
 		s += " (run " + h.Run + ")"
 	}
@@ -96,9 +114,11 @@ func IsLocked(err error) bool {
 }
 
 // Lease is a plan's lock while held. Lost is closed when the lock is lost
-// (the state database's connection dropped): another process may then take
-// it, so the holder must stop what the lock protected.
+// (the state database's connection dropped, the lock's directory was
+// removed): another process may then take it, so the holder must stop what
+// the lock protected.
 type Lease struct {
+	check   func() error // checks at once; nil: Err
 	lost    chan struct{}
 	lostErr error // why; written before lost is closed
 	loseMu  sync.Once
@@ -112,8 +132,17 @@ func newLease(release func() error) *Lease {
 	return &Lease{lost: make(chan struct{}), release: release}
 }
 
-// Lost is closed when the lock is lost while held; never for a file lock.
+// Lost is closed when the lock is lost while held.
 func (l *Lease) Lost() <-chan struct{} { return l.lost }
+
+// Check checks now that the lock is still held, rather than at the next
+// periodic check, and returns Err: a run calls it before each step.
+func (l *Lease) Check() error {
+	if l.check != nil {
+		return l.check()
+	}
+	return l.Err()
+}
 
 // Err says why the lock was lost, nil while it is held.
 func (l *Lease) Err() error {
@@ -146,6 +175,9 @@ type LockLostError struct {
 }
 
 func (e *LockLostError) Error() string {
+	if errors.Is(e.Err, errRemoved) {
+		return fmt.Sprintf("lost the lock: %s %v (plan %q)", e.Where, e.Err, e.Plan)
+	}
 	return fmt.Sprintf("lost the lock on the state database (%s) for plan %q: %v; another apply may take it now", e.Where, e.Plan, e.Err)
 }
 

@@ -153,6 +153,9 @@ func (c *CLI) resumePoint(store journal.Store, p *plan.Plan, sel func(*plan.Step
 		fmt.Fprintf(c.stderr, "planrun: %v\n", err)
 		return nil, ExitFailed, false
 	}
+	if last != nil {
+		c.warnTorn(last.Torn)
+	}
 	// Continue the last run while any of its work stands — a completed
 	// step, or one that failed, was cancelled or was running when the
 	// process died, and was not rolled back — so that a step can pick up
@@ -252,6 +255,13 @@ func (c *CLI) execute(p *plan.Plan, sel func(*plan.Step) bool, af applyFlags, st
 			render(ev) // shown live, not recorded: it would swamp the journal
 			return
 		}
+		if ev.Type == event.StepStarted {
+			// Before each step, not only at the lease's next check: the
+			// step then starts cancelled rather than beside another apply.
+			if err := lease.Check(); err != nil {
+				stopRun(err)
+			}
+		}
 		if err := rec.Record(ev); err != nil && journalErr == nil {
 			// Events come one at a time (the engine serialises them).
 			journalErr = err
@@ -281,9 +291,16 @@ func (c *CLI) execute(p *plan.Plan, sel func(*plan.Step) bool, af applyFlags, st
 			return filepath.Join(p.Dir, ".planrun", "state", runID, addr)
 		},
 	})
+	record := "Record: " + relPath(store.Where(p.Name))
+	var gone *journal.RecordGoneError
+	if errors.As(rec.Check(), &gone) {
+		record = fmt.Sprintf("The run record %s was removed during the run.", relPath(gone.Path))
+	}
 	if !af.json {
 		writeSummary(c.stdout, p, res, sel)
-		fmt.Fprintf(c.stdout, "\nRun %s %s in %s. Record: %s\n", runID, res.Status, report.FormatDuration(res.Finished.Sub(res.Started)), relPath(store.Where(p.Name)))
+		fmt.Fprintf(c.stdout, "\nRun %s %s in %s. %s\n", runID, res.Status, report.FormatDuration(res.Finished.Sub(res.Started)), record)
+	} else if gone != nil {
+		fmt.Fprintf(c.stderr, "planrun: %s\n", red.String(gone.Error()))
 	}
 	if res.Err != nil {
 		fmt.Fprintf(c.stderr, "\nError: %s\n", red.String(res.Err.Error()))

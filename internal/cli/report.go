@@ -134,6 +134,11 @@ func (c *CLI) reportEvents(store journal.Store, p *plan.Plan, want string) (stri
 		}
 	}
 	id := runs[idx].ID
+	if runs[idx].Damaged != nil {
+		fmt.Fprintf(c.stderr, "planrun: %v\n", runs[idx].Damaged)
+		return "", false, nil, ExitFailed, false
+	}
+	c.warnTorn(runs[idx].Torn)
 	events, err := store.Events(c.ctx, p.Name, id)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "planrun: %v\n", err)

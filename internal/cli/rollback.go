@@ -43,6 +43,7 @@ func runRollback(c *CLI, args []string) int {
 		fmt.Fprintf(c.stdout, "Nothing to roll back: plan %q has not been applied.\n", p.Name)
 		return ExitOK
 	}
+	c.warnTorn(last.Torn)
 	var order, names []string
 	outputs := map[string]any{}
 	fps, ok := c.storeFingerprints(store, p)

@@ -150,9 +150,14 @@ func latestRun(ctx context.Context, store journal.Store, p *plan.Plan) (*journal
 	if err != nil || len(runs) == 0 {
 		return nil, err
 	}
+	if runs[0].Damaged != nil {
+		return nil, runs[0].Damaged
+	}
 	events, err := store.Events(ctx, p.Name, runs[0].ID)
 	if err != nil {
 		return nil, err
 	}
-	return journal.Replay(runs[0].ID, events), nil
+	r := journal.Replay(runs[0].ID, events)
+	r.Torn = runs[0].Torn
+	return r, nil
 }

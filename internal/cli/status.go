@@ -53,6 +53,7 @@ func runStatus(c *CLI, args []string) int {
 		fmt.Fprintf(c.stdout, "Plan %q has not been applied yet.\n", p.Name)
 		return ExitOK
 	}
+	c.warnTorn(last.Torn)
 	status := last.Status
 	var holder *journal.Holder
 	if lease, _, err := store.Lock(c.ctx, p.Name, journal.Me("")); err != nil {
@@ -110,6 +111,13 @@ func runStatus(c *CLI, args []string) int {
 	return ExitOK
 }
 
+// warnTorn says that a run's record ends in a torn line, when it does.
+func (c *CLI) warnTorn(torn *journal.TornError) {
+	if torn != nil {
+		fmt.Fprintf(c.stderr, "planrun: warning: %v\n", torn)
+	}
+}
+
 func joinMax(items []string, n int) string {
 	if len(items) <= n {
 		return fmt.Sprint(items)
@@ -134,7 +142,16 @@ func runHistory(c *CLI, args []string) int {
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RUN\tSTATUS\tSTARTED\tFINISHED\tPLAN HASH")
+	code = ExitOK
 	for _, r := range runs {
+		c.warnTorn(r.Torn)
+		if r.Damaged != nil {
+			// Confined to its run: the others still list.
+			fmt.Fprintf(c.stderr, "planrun: %v\n", r.Damaged)
+			fmt.Fprintf(tw, "%s\tdamaged\t-\t-\t-\n", r.ID)
+			code = ExitFailed
+			continue
+		}
 		status := r.Status
 		if status == "" {
 			status = event.StatusUnfinished
@@ -150,5 +167,5 @@ func runHistory(c *CLI, args []string) int {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, status, r.Started, finished, hash)
 	}
 	tw.Flush()
-	return ExitOK
+	return code
 }

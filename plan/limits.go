@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -80,7 +81,7 @@ func (l *loader) readSource(open func() (io.ReadCloser, error), name string) ([]
 // one, and hclsyntax spends a diagnostic on each (minutes for a file of
 // zeros).
 func binary(src []byte, name string) *hcl.Diagnostic {
-	i := bytes.IndexByte(src, 0)
+	i, what := notText(src)
 	if i < 0 {
 		return nil
 	}
@@ -89,9 +90,39 @@ func binary(src []byte, name string) *hcl.Diagnostic {
 	pos := hcl.Pos{Line: line, Column: col, Byte: i}
 	return &hcl.Diagnostic{
 		Severity: hcl.DiagError, Summary: "Not a text file",
-		Detail:  fmt.Sprintf("%s holds a NUL byte: a plan file is text (HCL or YAML).", name),
+		Detail:  fmt.Sprintf("%s holds %s: a plan file is text (HCL or YAML, in UTF-8).", name, what),
 		Subject: &hcl.Range{Filename: name, Start: pos, End: hcl.Pos{Line: line, Column: col + 1, Byte: i + 1}},
 	}
+}
+
+// notText finds the first byte that no plan file holds — a NUL, another
+// control character (tabs and line breaks aside), bytes that are not
+// UTF-8 — and says what it is; -1 when there is none. One diagnostic for
+// the file, early, instead of one per byte of garbage (whose control
+// characters would reach the terminal).
+func notText(src []byte) (int, string) {
+	for i := 0; i < len(src); {
+		c := src[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
+				if c == 0 {
+					return i, "a NUL byte"
+				}
+				return i, fmt.Sprintf("the control character 0x%02x", c)
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(src[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i, "bytes that are not UTF-8"
+		}
+		if r >= 0x80 && r < 0xa0 {
+			return i, fmt.Sprintf("the control character U+%04X", r)
+		}
+		i += n
+	}
+	return -1, ""
 }
 
 func osOpen(name string) func() (io.ReadCloser, error) {

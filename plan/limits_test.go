@@ -63,7 +63,19 @@ func TestRefusals(t *testing.T) {
 			name:    "a binary file",
 			files:   map[string]string{"plan.hcl": "step \"s\" {\n  uses = \"exec\"\x00\x01\n}\n"},
 			summary: "Not a text file", at: "plan.hcl:2:16",
-			detail: "plan.hcl holds a NUL byte: a plan file is text (HCL or YAML).",
+			detail: "plan.hcl holds a NUL byte: a plan file is text (HCL or YAML, in UTF-8).",
+		},
+		{
+			name:    "a terminal escape in a step name",
+			files:   map[string]string{"plan.hcl": "step \"s\x1b[2J\" {\n  uses = \"exec\"\n}\n"},
+			summary: "Not a text file", at: "plan.hcl:1:8",
+			detail: "plan.hcl holds the control character 0x1b: a plan file is text (HCL or YAML, in UTF-8).",
+		},
+		{
+			name:    "bytes that are not UTF-8",
+			files:   map[string]string{"plan.yaml": "steps:\n  s:\n    uses: \xff\xfe\n"},
+			summary: "Not a text file", at: "plan.yaml:3:11",
+			detail: "plan.yaml holds bytes that are not UTF-8: a plan file is text (HCL or YAML, in UTF-8).",
 		},
 		{
 			name:    "parentheses in HCL",

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -15,7 +16,11 @@ import (
 // the enclosing block, the source line and a caret under the problem.
 func writeDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnostics, secrets []string) {
 	red := redact.New(secrets...)
-	for _, d := range diags {
+	for i, d := range diags {
+		if i == maxDiagnostics {
+			fmt.Fprintf(w, "... and %d more (the first %d are shown)\n", len(diags)-i, maxDiagnostics)
+			return
+		}
 		var b bytes.Buffer
 		sev := "Error"
 		if d.Severity == hcl.DiagWarning {
@@ -42,8 +47,35 @@ func writeDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnos
 			fmt.Fprintf(&b, "\n%s\n", d.Detail)
 		}
 		b.WriteString("\n")
-		io.WriteString(w, red.String(b.String()))
+		io.WriteString(w, visible(red.String(b.String())))
 	}
+}
+
+// maxDiagnostics is how many diagnostics are shown: past a few dozen they
+// are one mistake repeated, or a file that is not a plan at all.
+const maxDiagnostics = 30
+
+// visible writes control characters from the input (a terminal escape in a
+// plan) as escapes, so that they never reach the terminal as themselves.
+func visible(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\t' || !unicode.IsControl(r) {
+			return r
+		}
+		return -1
+	}, strings.NewReplacer(controlEscapes()...).Replace(s))
+}
+
+// controlEscapes pairs each control character (line breaks and tabs aside)
+// with its \xNN escape.
+func controlEscapes() []string {
+	var pairs []string
+	for r := rune(0); r < 0xa0; r++ {
+		if unicode.IsControl(r) && r != '\n' && r != '\t' {
+			pairs = append(pairs, string(r), fmt.Sprintf("\\x%02x", r))
+		}
+	}
+	return pairs
 }
 
 func writeSnippet(b *bytes.Buffer, src []byte, rng hcl.Range) {

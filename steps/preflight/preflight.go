@@ -139,6 +139,10 @@ func runPreflight(ctx context.Context, env *steptype.Env, a *PreflightArgs) (*Pr
 		}
 	}
 
+	if err := p.settings(ctx, srcConn, tgtConn); err != nil {
+		return nil, fmt.Errorf("preflight: %w", err)
+	}
+
 	rank := map[string]int{"error": 0, "warning": 1, "info": 2}
 	sort.SliceStable(p.out.Findings, func(i, j int) bool {
 		a, b := p.out.Findings[i], p.out.Findings[j]
@@ -258,8 +262,8 @@ var pfSourceLists = []pfList{{
 		WHERE v.name = e.extname AND v.version = e.extversion AND v.schema = n.nspname)
 `,
 	global:  true,
-	message: "extension %[1]s is installed in schema %[3]s, not public: the restore runs CREATE EXTENSION %[1]s WITH SCHEMA %[3]s, which fails where that schema does not exist (Heroku's heroku_ext), and so does every table, index or function that uses the extension",
-	fix:     "create the schema on the target before the restore (CREATE SCHEMA %[3]s), or move the extension on the source first (ALTER EXTENSION %[2]s SET SCHEMA public)",
+	message: "extension %[1]s is installed in schema %[3]s, not public (on Heroku every extension lives in schema heroku_ext): the restore creates schema %[3]s on the target and the extension in it, so the restore works; but the application finds the extension's functions and types unqualified only through a search_path that names %[3]s, usually set with ALTER DATABASE ... SET search_path, which pg_dump and pg_restore do not carry: on the target, such calls fail with \"function ... does not exist\"",
+	fix:     "carry the source database's search_path to the target (see the database_settings finding: ALTER DATABASE <target> SET search_path = \"$user\", public, %[3]s, as the target database's owner; copy carries it), or qualify the calls (%[3]s.function(...))",
 }, {
 	check: "primary_key", severity: "warning",
 	sql: `SELECT format('%s.%s', n.nspname, c.relname), format('%I.%I', n.nspname, c.relname), ''
@@ -287,17 +291,39 @@ var pfSourceLists = []pfList{{
 	fix:     "nothing for a cache; ALTER TABLE %[2]s SET LOGGED if its rows matter",
 }}
 
-// pfRowSecurity lists tables whose rows row-level security hides from the
-// role: it is not their owner, or they FORCE it even on the owner.
-var pfRowSecurity = pfList{
-	check: "row_level_security", severity: "error",
-	sql: `SELECT format('%s.%s', n.nspname, c.relname), format('%I.%I', n.nspname, c.relname), ''
+// pfRowSecuritySQL lists tables whose rows row-level security hides from the
+// source role: FORCE'd tables it owns, and tables it does not own. The fix
+// must be one the role can run: BYPASSRLS is granted only by a superuser,
+// which Heroku never hands out ("must be superuser to change bypassrls
+// attribute"), while an owner may turn FORCE off and on again.
+const pfRowSecuritySQL = `SELECT format('%s.%s', n.nspname, c.relname), format('%I.%I', n.nspname, c.relname),
+		pg_has_role(c.relowner, 'USAGE'), c.relforcerowsecurity
 	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 	WHERE c.relkind IN ('r', 'p') AND c.relrowsecurity
-		AND (c.relforcerowsecurity OR NOT pg_has_role(c.relowner, 'USAGE')) AND` + pgkit.UserScope,
-	message: "row-level security is on for %[1]s and the role is neither superuser nor BYPASSRLS (nor an exempt owner): pg_dump stops with \"query would be affected by row-level security policy\", and tools that copy with row security on (pg_dump --enable-row-security, COPY, most replication tools) silently copy only the rows the role may see",
-	fix:     "connect as a superuser or a role with BYPASSRLS (ALTER ROLE ... BYPASSRLS), or as the owner of %[2]s when it does not FORCE row level security",
+		AND (c.relforcerowsecurity OR NOT pg_has_role(c.relowner, 'USAGE')) AND` + pgkit.UserScope
+
+// pfRowSecurityFinding words the finding of a table pfRowSecuritySQL lists.
+func pfRowSecurityFinding(object, ident string, owner, forced bool, role string) (message, fix string) {
+	message = fmt.Sprintf("row-level security applies to role %s on %s (%s), and the role is neither superuser nor BYPASSRLS: pg_dump and copy stop with \"query would be affected by row-level security policy\", and tools that read with row security on (pg_dump --enable-row-security, COPY, most replication tools) silently copy only the rows the role may see", role, object, map[bool]string{true: "it FORCEs row level security, which binds even its owner", false: "the role is not its owner"}[owner])
+	noForce := fmt.Sprintf("ALTER TABLE %[1]s NO FORCE ROW LEVEL SECURITY", ident)
+	force := fmt.Sprintf("ALTER TABLE %[1]s FORCE ROW LEVEL SECURITY", ident)
+	switch {
+	case owner:
+		fix = fmt.Sprintf("as the table's owner (this role), run %s on the source before the move, and %s on the source and on the target once the move is verified; BYPASSRLS is no way out where no superuser is at hand (Heroku: \"must be superuser to change bypassrls attribute\")", noForce+";", force+";")
+	case forced:
+		fix = fmt.Sprintf("connect as the owner of %s and run %s on the source before the move, and %s on both sides once it is verified (BYPASSRLS needs a superuser to grant, which Heroku does not give)", ident, noForce+";", force+";")
+	default:
+		fix = fmt.Sprintf("connect as the owner of %s, which row-level security exempts, or GRANT the owner's role to this one (BYPASSRLS needs a superuser to grant, which Heroku does not give)", ident)
+	}
+	return message, fix
 }
+
+// pfTargetRowSecuritySQL lists the source tables that FORCE row-level
+// security: the restore (and copy) recreate FORCE on the target, on tables
+// the target role then owns, so that role reads them filtered.
+const pfTargetRowSecuritySQL = `SELECT format('%s.%s', n.nspname, c.relname), format('%I.%I', n.nspname, c.relname), c.relforcerowsecurity
+	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE c.relkind IN ('r', 'p') AND c.relrowsecurity AND c.relforcerowsecurity AND` + pgkit.UserScope
 
 func (p *preflight) list(ctx context.Context, conn *pgx.Conn, l pfList) error {
 	var object, ident, detail string
@@ -326,8 +352,15 @@ func (p *preflight) source(ctx context.Context, conn *pgx.Conn, src *pfServer) e
 		}
 	}
 	if !src.superuser && !src.bypassRLS {
-		if err := p.list(ctx, conn, pfRowSecurity); err != nil {
-			return err
+		var object, ident string
+		var owner, forced bool
+		err := pgkit.Each(ctx, conn, pfRowSecuritySQL, []any{[]string{}, []string{}}, []any{&object, &ident, &owner, &forced}, func() error {
+			msg, fix := pfRowSecurityFinding(object, ident, owner, forced, src.role)
+			p.add("row_level_security", "error", object, msg, fix)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("row_level_security check: %w", err)
 		}
 	}
 	var largeObjects int64
@@ -376,6 +409,19 @@ func (p *preflight) target(ctx context.Context, srcConn, tgtConn *pgx.Conn, src,
 	}
 	if err := p.extensions(ctx, srcConn, tgtConn); err != nil {
 		return err
+	}
+	if !tgt.superuser && !tgt.bypassRLS {
+		var object, ident string
+		var forced bool
+		err := pgkit.Each(ctx, srcConn, pfTargetRowSecuritySQL, []any{[]string{}, []string{}}, []any{&object, &ident, &forced}, func() error {
+			p.add("target_row_level_security", "warning", object,
+				fmt.Sprintf("%s FORCEs row-level security on the source; the restore (and copy) recreate FORCE on the target, where role %s will own the table without BYPASSRLS: whatever reads it as that role (compare, a check, the application) sees only the rows the policies let through, so compare fails at the end of the window although every row arrived", object, tgt.role),
+				fmt.Sprintf("as the table's owner on the target, run ALTER TABLE %[1]s NO FORCE ROW LEVEL SECURITY; after the restore, before compare reads it, and ALTER TABLE %[1]s FORCE ROW LEVEL SECURITY; once the move is verified (on the source too when its FORCE was turned off for the move: then the restore brings no FORCE, and only the second statement is needed on the target)", ident))
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("target_row_level_security check: %w", err)
+		}
 	}
 	var tables int64
 	var some string

@@ -110,7 +110,7 @@ func TestPreflightFindings(t *testing.T) {
 	for _, w := range []struct{ check, severity, object, says string }{
 		{"row_level_security", "error", "public.accounts", "BYPASSRLS"},
 		{"privileges", "error", "public.secret", "permission denied"},
-		{"extension_schema", "warning", "citext", "CREATE SCHEMA heroku_ext"},
+		{"extension_schema", "warning", "citext", "creates schema heroku_ext"},
 		{"primary_key", "warning", "public.logs", "REPLICA IDENTITY FULL"},
 		{"large_objects", "warning", "", "1 large object(s)"},
 		{"invalid_index", "warning", "public.dupes_v_key on public.dupes", "leaves invalid indexes out"},

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bytes"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/planrun/planrun/internal/event"
@@ -31,6 +33,10 @@ func runPlan(c *CLI, args []string) int {
 	}
 	defer store.Close()
 	took, from := c.rehearsal(store, p)
+	sel, done := c.whatApplyWouldDo(store, p, sel)
+	if done {
+		return ExitOK
+	}
 	writePlan(c.stdout, p, sel, took)
 	if from != "" {
 		fmt.Fprintf(c.stdout, "\nTimings from run %s.\n", from)
@@ -64,4 +70,45 @@ func (c *CLI) rehearsal(store journal.Store, p *plan.Plan) (map[string]time.Dura
 		return took, info.ID
 	}
 	return nil, ""
+}
+
+// whatApplyWouldDo says, before the plan is shown, what apply would do with
+// the record as it is: start afresh (sel unchanged), resume the last run
+// (sel narrowed to what is left, the reused steps named), refuse a changed
+// plan, or nothing at all (done) — as Terraform's "No changes".
+func (c *CLI) whatApplyWouldDo(store journal.Store, p *plan.Plan, sel func(*plan.Step) bool) (func(*plan.Step) bool, bool) {
+	if runs, err := store.Runs(c.ctx, p.Name); err != nil || len(runs) == 0 {
+		return sel, false
+	}
+	fps, ok := c.storeFingerprints(store, p)
+	if !ok {
+		return sel, false
+	}
+	// resumePoint is apply's own decision; what it would say goes here.
+	var said bytes.Buffer
+	quiet := *c
+	quiet.stdout, quiet.stderr = &said, &said
+	resume, code, ok := quiet.resumePoint(store, p, sel, fps, false)
+	switch {
+	case !ok && code == ExitOK:
+		fmt.Fprintf(c.stdout, "No changes. %s", strings.Replace(said.String(), "Nothing to do: ", "apply has nothing to do: ", 1))
+		return sel, true
+	case !ok:
+		fmt.Fprintf(c.stdout, "Note: apply would refuse to resume as the plan stands:\n%s\n", strings.TrimSpace(said.String()))
+		return sel, false
+	case resume == nil:
+		return sel, false
+	}
+	var reused []string
+	for _, st := range p.Steps {
+		if _, ok := resume.reused[st.Addr]; ok && (sel == nil || sel(st)) {
+			reused = append(reused, st.Addr)
+		}
+	}
+	fmt.Fprintf(c.stdout, "apply would resume run %s: %s completed earlier and %s reused (%s); the rest is shown below.\n\n",
+		resume.id, plural(len(reused), "step"), map[bool]string{true: "is", false: "are"}[len(reused) == 1], strings.Join(reused, ", "))
+	return func(st *plan.Step) bool {
+		_, done := resume.reused[st.Addr]
+		return !done && (sel == nil || sel(st))
+	}, false
 }

@@ -49,6 +49,11 @@ type From struct {
 	// leaves out of the schema it brings (the caller's means of
 	// replicating, not part of the database moved).
 	SkipPublication string
+	// SkipSchema is a schema in the snapshot that the copy leaves out
+	// whole (its tables, rows, functions), and SkipTriggerPrefix the
+	// triggers on copied tables, named so, that call into it: capture's
+	// change log and its triggers.
+	SkipSchema, SkipTriggerPrefix string
 	// Tables, when set, replaces the tables argument: each an exact
 	// "schema.table" (see ExactTable).
 	Tables []string
@@ -66,6 +71,10 @@ func (p *Prepared) Run(ctx context.Context, env *steptype.Env, from From) (*Copy
 	o := *p.o
 	o.importSnapshot, o.imported = from.Snapshot, from.Imported
 	o.skipPublication = from.SkipPublication
+	o.skipSchema, o.skipTriggerPrefix = from.SkipSchema, from.SkipTriggerPrefix
+	if o.skipSchema != "" {
+		o.excludeTables = append(append([]string(nil), o.excludeTables...), ExactTable(o.skipSchema, "")+"*")
+	}
 	if from.Tables != nil {
 		o.tables = from.Tables
 	}

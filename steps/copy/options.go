@@ -35,6 +35,11 @@ type copyOptions struct {
 	// skipPublication is a publication of the source left out of the
 	// copy: the one replicate streams through.
 	skipPublication string
+	// skipSchema and skipTriggerPrefix leave out a schema of the source
+	// (its tables, functions, everything) and the triggers whose names
+	// start with the prefix: capture's change log and the triggers that
+	// feed it.
+	skipSchema, skipTriggerPrefix string
 }
 
 func newCopyOptions(a *CopyArgs) (*copyOptions, error) {

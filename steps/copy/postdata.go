@@ -191,6 +191,8 @@ SELECT 'TRIGGER', n.nspname, t.relname || ' ' || tg.tgname FROM pg_catalog.pg_tr
 			b.WriteString(";") // commented out: pg_restore skips it
 		} else if c.o.skipPublication != "" && isPublicationEntry(e.line, c.o.skipPublication) {
 			b.WriteString(";")
+		} else if c.o.skipTriggerPrefix != "" && kind == "TRIGGER" && strings.HasPrefix(e.tag[strings.LastIndexByte(e.tag, ' ')+1:], c.o.skipTriggerPrefix) {
+			b.WriteString(";")
 		}
 		b.WriteString(e.line)
 		b.WriteString("\n")

@@ -153,6 +153,9 @@ func (c *copyRun) dumpSchema(ctx context.Context, archive string) error {
 		for _, p := range c.seqsOut {
 			argv = append(argv, "--exclude-table="+p)
 		}
+		if c.o.skipSchema != "" {
+			argv = append(argv, "--exclude-schema="+`"`+strings.ReplaceAll(c.o.skipSchema, `"`, `""`)+`"`)
+		}
 	}
 	argv = append(argv, "--dbname="+dsn)
 	c.env.Logf("schema: dumping the schema of %s in the snapshot", c.o.src.Name)

@@ -250,11 +250,10 @@ func (c *CLI) execute(p *plan.Plan, sel func(*plan.Step) bool, af applyFlags, st
 		render = textRenderer(c.stdout, "Applying")
 	}
 	var journalErr error
+	// Progress is shown live but recorded only now and then: all of it
+	// would swamp the journal; samples draw the report's charts.
+	progress := newProgressSampler(progressEvery)
 	events := func(ev event.Event) {
-		if ev.Type == event.StepProgress {
-			render(ev) // shown live, not recorded: it would swamp the journal
-			return
-		}
 		if ev.Type == event.StepStarted {
 			// Before each step, not only at the lease's next check: the
 			// step then starts cancelled rather than beside another apply.
@@ -262,11 +261,13 @@ func (c *CLI) execute(p *plan.Plan, sel func(*plan.Step) bool, af applyFlags, st
 				stopRun(err)
 			}
 		}
-		if err := rec.Record(ev); err != nil && journalErr == nil {
-			// Events come one at a time (the engine serialises them).
-			journalErr = err
-			fmt.Fprintf(c.stderr, "planrun: %s; stopping the run\n", red.String(err.Error()))
-			stopRun(fmt.Errorf("the run record could not be written: %w", err))
+		for _, kept := range progress.keep(ev) {
+			if err := rec.Record(kept); err != nil && journalErr == nil {
+				// Events come one at a time (the engine serialises them).
+				journalErr = err
+				fmt.Fprintf(c.stderr, "planrun: %s; stopping the run\n", red.String(err.Error()))
+				stopRun(fmt.Errorf("the run record could not be written: %w", err))
+			}
 		}
 		render(ev)
 	}

@@ -10,7 +10,7 @@ const (
 	StepStarted      = "step_started"
 	StepLog          = "step_log"
 	StepRetrying     = "step_retrying"
-	StepProgress     = "step_progress" // frequent; rendered live, not recorded
+	StepProgress     = "step_progress" // frequent; rendered live, recorded now and then (the CLI samples it)
 	StepFinished     = "step_finished"
 	RollbackStarted  = "rollback_started"
 	RollbackFinished = "rollback_finished"

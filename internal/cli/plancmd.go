@@ -33,10 +33,7 @@ func runPlan(c *CLI, args []string) int {
 	}
 	defer store.Close()
 	took, from := c.rehearsal(store, p)
-	sel, done := c.whatApplyWouldDo(store, p, sel)
-	if done {
-		return ExitOK
-	}
+	sel = c.whatApplyWouldDo(store, p, sel)
 	writePlan(c.stdout, p, sel, took)
 	if from != "" {
 		fmt.Fprintf(c.stdout, "\nTimings from run %s.\n", from)
@@ -75,14 +72,15 @@ func (c *CLI) rehearsal(store journal.Store, p *plan.Plan) (map[string]time.Dura
 // whatApplyWouldDo says, before the plan is shown, what apply would do with
 // the record as it is: start afresh (sel unchanged), resume the last run
 // (sel narrowed to what is left, the reused steps named), refuse a changed
-// plan, or nothing at all (done) — as Terraform's "No changes".
-func (c *CLI) whatApplyWouldDo(store journal.Store, p *plan.Plan, sel func(*plan.Step) bool) (func(*plan.Step) bool, bool) {
+// plan, or nothing at all — as Terraform's "No changes" (the plan is still
+// shown, with its rehearsal timings, for a run elsewhere).
+func (c *CLI) whatApplyWouldDo(store journal.Store, p *plan.Plan, sel func(*plan.Step) bool) func(*plan.Step) bool {
 	if runs, err := store.Runs(c.ctx, p.Name); err != nil || len(runs) == 0 {
-		return sel, false
+		return sel
 	}
 	fps, ok := c.storeFingerprints(store, p)
 	if !ok {
-		return sel, false
+		return sel
 	}
 	// resumePoint is apply's own decision; what it would say goes here.
 	var said bytes.Buffer
@@ -91,13 +89,13 @@ func (c *CLI) whatApplyWouldDo(store journal.Store, p *plan.Plan, sel func(*plan
 	resume, code, ok := quiet.resumePoint(store, p, sel, fps, false)
 	switch {
 	case !ok && code == ExitOK:
-		fmt.Fprintf(c.stdout, "No changes. %s", strings.Replace(said.String(), "Nothing to do: ", "apply has nothing to do: ", 1))
-		return sel, true
+		fmt.Fprintf(c.stdout, "No changes. %s\n", strings.Replace(said.String(), "Nothing to do: ", "apply has nothing to do: ", 1))
+		return sel
 	case !ok:
-		fmt.Fprintf(c.stdout, "Note: apply would refuse to resume as the plan stands:\n%s\n", strings.TrimSpace(said.String()))
-		return sel, false
+		fmt.Fprintf(c.stdout, "Note: apply would refuse to resume as the plan stands:\n%s\n\n", strings.TrimSpace(said.String()))
+		return sel
 	case resume == nil:
-		return sel, false
+		return sel
 	}
 	var reused []string
 	for _, st := range p.Steps {
@@ -110,5 +108,5 @@ func (c *CLI) whatApplyWouldDo(store journal.Store, p *plan.Plan, sel func(*plan
 	return func(st *plan.Step) bool {
 		_, done := resume.reused[st.Addr]
 		return !done && (sel == nil || sel(st))
-	}, false
+	}
 }

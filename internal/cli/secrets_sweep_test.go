@@ -173,7 +173,7 @@ func sweepSecrets(t *testing.T, store string) {
 		t.Fatalf("the run did not get to the hook, or shows nothing redacted:\n%s", out)
 	}
 	run("main", false, "apply", "--auto-approve", "--json", "--restart", "-var-file", vars, "plan.hcl")
-	for _, args := range [][]string{{"report"}, {"report", "--format", "json"}, {"report", "-o", "report.md"}, {"status"}, {"history"}} {
+	for _, args := range [][]string{{"report"}, {"report", "--format", "json"}, {"report", "-o", "report.md"}, {"report", "--format", "html", "-o", "report.html"}, {"status"}, {"history"}} {
 		run("main", true, append(args, append([]string{"-var-file", vars}, "plan.hcl")...)...)
 	}
 	run("sql", false, "apply", "--auto-approve", "-var-file", badVars, "plan.hcl")

@@ -319,8 +319,12 @@ func downtimeText(d *Doc, tl *timeline) string {
 	switch {
 	case tl.Window == nil:
 		return fmt.Sprintf("not opened: %s never started (%s)", w.From, span)
-	case w.Seconds != nil:
-		return fmt.Sprintf("%s, %s (+%s → +%s)", FormatDuration(secs(*w.Seconds)), span, FormatDuration(secs(tl.Window.From)), FormatDuration(secs(tl.Window.To)))
+	case tl.Window.Closed:
+		length := secs(tl.Window.To - tl.Window.From)
+		if w.Seconds != nil {
+			length = secs(*w.Seconds) // as the run measured it
+		}
+		return fmt.Sprintf("%s, from the start of %s to %s (+%s → +%s)", FormatDuration(length), w.From, tl.Window.By, FormatDuration(secs(tl.Window.From)), FormatDuration(secs(tl.Window.To)))
 	case !tl.Window.Closed:
 		return fmt.Sprintf("opened at +%s and never closed: %s did not succeed (%s)", FormatDuration(secs(tl.Window.From)), w.To, span)
 	}

@@ -44,7 +44,10 @@ type tlMark struct {
 
 type tlWindow struct {
 	From, To float64
-	Closed   bool // the window's last step finished
+	// Closed: the window's last step succeeded, or the first one's
+	// rollback (maintenance off again) closed it; By says which.
+	Closed bool
+	By     string
 }
 
 // sample is one recorded progress event of a step.
@@ -136,8 +139,11 @@ func buildTimeline(d *Doc, events []event.Event) *timeline {
 				msg = ev.Message
 			}
 			closeBar(ev.Step, ev.Time, string(ev.Status), msg)
+			if d.Downtime != nil && ev.Step == d.Downtime.From && ev.Status == event.StatusSkipped {
+				win = nil // the window never opened
+			}
 			if d.Downtime != nil && ev.Step == d.Downtime.To && ev.Status == event.StatusSucceeded && win != nil && !win.Closed {
-				win.To, win.Closed = at(ev.Time), true
+				win.To, win.Closed, win.By = at(ev.Time), true, "the end of "+ev.Step
 			}
 		case event.RollbackStarted:
 			row, ok := rowOf["rollback "+ev.Step]
@@ -153,6 +159,9 @@ func buildTimeline(d *Doc, events []event.Event) *timeline {
 				msg = ev.Message
 			}
 			closeBar("rollback "+ev.Step, ev.Time, string(ev.Status), msg)
+			if d.Downtime != nil && ev.Step == d.Downtime.From && ev.Status == event.StatusRolledBack && win != nil && !win.Closed {
+				win.To, win.Closed, win.By = at(ev.Time), true, "the end of the rollback of "+ev.Step
+			}
 		case event.StepProgress:
 			if p := ev.Progress; p != nil {
 				tl.Samples[ev.Step] = append(tl.Samples[ev.Step], sample{At: at(ev.Time), Unit: p.Unit, Done: p.Done, Total: p.Total, Rate: p.Rate, Phase: p.Message})

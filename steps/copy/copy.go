@@ -41,6 +41,8 @@ type CopyOutput struct {
 	Seconds        float64     `json:"seconds" doc:"How long the copy took, every phase included (in this run; a resumed copy counts only its own time)."`
 	BytesPerSecond float64     `json:"bytes_per_second" doc:"bytes divided by the seconds of the data phase."`
 	Phases         CopyPhases  `json:"phases" doc:"Seconds spent in each phase (0 for a phase that a resumed run found done)."`
+	Settings       []string    `json:"settings" doc:"The source database's settings this run gave the target database, as the statements it ran: ALTER DATABASE ... SET (search_path, say) and ALTER ROLE ... IN DATABASE ... SET for roles the target has. pg_dump/pg_restore carry neither."`
+	SettingsLeft   []string    `json:"settings_left" doc:"Statements for the source's settings that the target role may not run (ALTER DATABASE needs the database's owner; another role's setting a superuser or CREATEROLE) or whose role the target lacks: to run as a role that may. Also in the log."`
 	Resumed        bool        `json:"resumed" doc:"This run continued a copy interrupted earlier: tables it had finished were not copied again, and the rest were read from a new snapshot. Rows the application wrote in between would make the target a mix of two instants: keep the source in maintenance mode during a copy, and check it with compare."`
 }
 
@@ -134,6 +136,7 @@ type copyRun struct {
 	progress  *copyProgress
 	fin       *copyFinisher // builds indexes during the data phase; nil when there is nothing for it
 	out       *CopyOutput
+	settings  []pgkit.DBSetting // the source database's, carried to the target
 }
 
 // run goes through the phases in order, skipping those an earlier run of
@@ -154,7 +157,7 @@ func (c *copyRun) run(ctx context.Context) (*CopyOutput, error) {
 	if c.env.StateDir == "" {
 		defer os.RemoveAll(c.workDir)
 	}
-	c.out = &CopyOutput{Resumed: c.state.resumed, Tables: []CopyTable{}, Indexes: []CopyIndex{}}
+	c.out = &CopyOutput{Resumed: c.state.resumed, Tables: []CopyTable{}, Indexes: []CopyIndex{}, Settings: []string{}, SettingsLeft: []string{}}
 	if c.state.resumed {
 		c.env.Logf("resuming an interrupted copy: %s; what is left is copied from a new snapshot", c.state.summary())
 	}
@@ -196,6 +199,10 @@ func (c *copyRun) run(ctx context.Context) (*CopyOutput, error) {
 	c.closeSnapshot(ctx)
 
 	if err := c.phasePostData(ctx); err != nil {
+		return c.finish(), err
+	}
+	// Before ANALYZE, whose completion a resumed run would not repeat.
+	if err := c.phaseSettings(ctx); err != nil {
 		return c.finish(), err
 	}
 	if err := c.phaseAnalyze(ctx); err != nil {
@@ -280,8 +287,16 @@ func (c *copyRun) openSnapshot(ctx context.Context) error {
 			return fmt.Errorf("source %s: %w", c.o.src.Name, err)
 		}
 	}
+	// Before the lock, which would stop at the first table it may not
+	// take, and before the first write.
+	if err := c.checkReadable(ctx); err != nil {
+		return err
+	}
 	// As pg_dump does: no one may drop or alter a table while it is read.
 	if err := c.snap.lock(ctx, c.all); err != nil {
+		return err
+	}
+	if err := c.readSettings(ctx, c.snap.tx); err != nil {
 		return err
 	}
 	if err := c.snap.tx.QueryRow(ctx, "SELECT current_setting('block_size')::int8").Scan(&c.blockSize); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/plan"
 	"github.com/planrun/planrun/steps/approve"
+	"github.com/planrun/planrun/steps/capture"
 	"github.com/planrun/planrun/steps/compare"
 	copystep "github.com/planrun/planrun/steps/copy"
 	"github.com/planrun/planrun/steps/exec"
@@ -34,6 +35,7 @@ type Registry struct {
 func Builtin() *Registry {
 	return New(map[string]steptype.Type{
 		"approve":    approve.Type,
+		"capture":    capture.Type,
 		"compare":    compare.Type,
 		"copy":       copystep.Type,
 		"exec":       exec.Type,

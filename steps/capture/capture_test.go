@@ -1,0 +1,192 @@
+package capture
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/planrun/planrun/internal/steptest"
+	"github.com/planrun/planrun/steps/steptype"
+)
+
+const typesSchema = `
+CREATE SCHEMA app;
+CREATE TABLE app.items (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text, big text, data bytea, tags text[], doc jsonb,
+	n numeric, f float8, at timestamptz, gen int GENERATED ALWAYS AS (length(name)) STORED);
+CREATE TABLE app.pairs (a int, b text, v text, PRIMARY KEY (a, b));
+CREATE TABLE app.uniq (code text NOT NULL UNIQUE, v int);
+INSERT INTO app.items (name, data, tags, doc, n, f, at) SELECT 'i' || g, '\x00ff'::bytea, ARRAY['a', NULL, 'c,d'], '{"k": [1, null]}', g / 3.0, g / 7.0, '2024-01-01'::timestamptz + g * interval '1 hour'
+	FROM generate_series(1, 50) g;
+INSERT INTO app.pairs SELECT g % 5, 'b' || g, 'v' FROM generate_series(1, 20) g;
+INSERT INTO app.uniq SELECT 'c' || g, g FROM generate_series(1, 10) g;
+`
+
+// dump reads every captured table in a fixed order, as text.
+const dumpItems = "SELECT t::text FROM app.items t ORDER BY id"
+const dumpPairs = "SELECT t::text FROM app.pairs t ORDER BY a, b"
+const dumpUniq = "SELECT t::text FROM app.uniq t ORDER BY code"
+
+func TestCaptureReplaysEveryKindOfChange(t *testing.T) {
+	t.Parallel()
+	src, dst, _ := ownerPair(t, typesSchema)
+	start := mustRun(t, src, dst, "start", nil)
+	if strings.Join(start.Tables, ",") != "app.items,app.pairs,app.uniq" || start.Copy == nil || start.Boundary == "" {
+		t.Fatalf("start: %+v", start)
+	}
+	steptest.MustExec(t, src, `
+INSERT INTO app.items (name, big, data, tags, doc, n, f, at) VALUES
+	(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+	('toast', (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 4000) g), decode(repeat('00ff10', 5000), 'hex'),
+	 ARRAY['x''y', '"q"', '{}'], '{"nested": {"a": [1, 2.5, "three", null, true]}, "s": "é\u00e9"}', 12345678901234567890.123456789, 1e-300, '1999-12-31 23:59:59.999999+05');
+UPDATE app.items SET name = 'renamed', tags = tags || 'e'::text WHERE id <= 5;
+UPDATE app.items SET n = -1 WHERE name = 'toast';            -- the TOASTed value stays, unchanged
+UPDATE app.items SET big = NULL, doc = 'null' WHERE id = 6;
+DELETE FROM app.items WHERE id BETWEEN 10 AND 14;
+UPDATE app.pairs SET a = a + 100 WHERE b IN ('b1', 'b2');     -- the key changes
+UPDATE app.pairs SET b = 'moved' WHERE a = 3 AND b = 'b3';
+DELETE FROM app.pairs WHERE a = 4;
+`)
+	// Each on its own: a ROLLBACK inside a multi-statement string would
+	// undo the statements before it too.
+	steptest.MustExec(t, src, `BEGIN; INSERT INTO app.pairs VALUES (999, 'rolled back', 'no'); UPDATE app.items SET name = 'no' WHERE id = 1; DELETE FROM app.uniq; ROLLBACK`)
+	steptest.MustExec(t, src, `BEGIN; INSERT INTO app.pairs VALUES (998, 'kept', 'yes'); SAVEPOINT s; INSERT INTO app.pairs VALUES (997, 'sub rolled back', 'no'); ROLLBACK TO s; COMMIT`)
+	steptest.MustExec(t, src, `TRUNCATE app.uniq;
+INSERT INTO app.uniq VALUES ('after truncate', 1);
+UPDATE app.uniq SET code = 'renamed code' WHERE code = 'after truncate';
+`)
+	up := mustRun(t, src, dst, "catch_up", func(a *CaptureArgs) { a.BatchRows = ptr(7) })
+	if up.Applied == 0 || up.LagRows != 0 || !up.CaughtUp {
+		t.Errorf("catch_up: %+v", up)
+	}
+	items := same(t, src, dst, dumpItems)
+	same(t, src, dst, dumpPairs)
+	same(t, src, dst, dumpUniq)
+	if got := steptest.Query(t, dst, "SELECT count(*) FROM app.pairs WHERE v = 'no'"); got[0] != "0" {
+		t.Errorf("rolled-back rows on the target: %v", got)
+	}
+	if len(items) != 47 {
+		t.Errorf("%d items", len(items))
+	}
+	if got := steptest.Query(t, dst, "SELECT length(big), length(data) FROM app.items WHERE name = 'toast'"); got[0] != "128000\t15000" {
+		t.Errorf("TOASTed values: %v", got)
+	}
+
+	cut := mustRun(t, src, dst, "cutover", nil)
+	if !cut.Fenced || !cut.CaughtUp || cut.Sequences != 1 {
+		t.Errorf("cutover: %+v", cut)
+	}
+	err := steptest.Exec(t, src, "INSERT INTO app.pairs VALUES (1, 'fenced', 'no')")
+	if err == nil || !strings.Contains(err.Error(), "fenced") {
+		t.Errorf("a write through the fence: %v", err)
+	}
+	// The target's sequence hands out what the source's would.
+	same(t, src, dst, "SELECT last_value FROM app.items_id_seq")
+	mustRun(t, src, dst, "unfence", nil)
+	steptest.MustExec(t, src, "INSERT INTO app.pairs VALUES (1, 'unfenced', 'yes')")
+	stop := mustRun(t, src, dst, "stop", nil)
+	if len(stop.Dropped) != 2 {
+		t.Errorf("stop: %v", stop.Dropped)
+	}
+	if left := append(leftOn(t, src), leftOn(t, dst)...); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
+	// Stop again: nothing to do, no error.
+	mustRun(t, src, dst, "stop", nil)
+}
+
+func TestCaptureRefusesTableWithoutKey(t *testing.T) {
+	t.Parallel()
+	src, dst, _ := ownerPair(t, `CREATE SCHEMA app; CREATE TABLE app.keyed (id int PRIMARY KEY); CREATE TABLE app.loose (a int, b text);
+		CREATE TABLE app.nullable_unique (a int UNIQUE); CREATE TABLE app.unique_ok (a int NOT NULL UNIQUE, b text);`)
+	_, err := capRun(t, steptest.Ctx(t), nil, src, dst, "start", nil)
+	if !steptype.IsRefusal(err) || !strings.Contains(err.Error(), "app.loose, app.nullable_unique have no primary key") {
+		t.Fatalf("want a refusal naming app.loose and app.nullable_unique: %v", err)
+	}
+	if left := leftOn(t, src); len(left) != 0 {
+		t.Errorf("a refusal left %v", left)
+	}
+	steptest.MustExec(t, dst, "CREATE SCHEMA app") // with tables, the copy brings only the tables
+	out := mustRun(t, src, dst, "start", func(a *CaptureArgs) { a.Tables = []string{"app.keyed", "app.unique_ok"} })
+	if strings.Join(out.Tables, ",") != "app.keyed,app.unique_ok" {
+		t.Errorf("tables: %v", out.Tables)
+	}
+	_, err = capRun(t, steptest.Ctx(t), nil, src, dst, "start", nil)
+	if !steptype.IsRefusal(err) || !strings.Contains(err.Error(), "already has a schema planrun_capture") {
+		t.Errorf("a second start: %v", err)
+	}
+	mustRun(t, src, dst, "stop", nil)
+	if left := append(leftOn(t, src), leftOn(t, dst)...); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}
+
+func TestCaptureDDLDuringSyncFailsLoudly(t *testing.T) {
+	t.Parallel()
+	src, dst, _ := ownerPair(t, typesSchema)
+	mustRun(t, src, dst, "start", nil)
+	steptest.MustExec(t, src, "UPDATE app.pairs SET v = 'x'")
+	mustRun(t, src, dst, "catch_up", nil)
+	steptest.MustExec(t, src, "ALTER TABLE app.pairs ADD COLUMN extra int DEFAULT 7; UPDATE app.pairs SET v = 'y'")
+	_, err := capRun(t, steptest.Ctx(t), nil, src, dst, "catch_up", nil)
+	if err == nil || !strings.Contains(err.Error(), "DDL during the sync") || !strings.Contains(err.Error(), "app.pairs changed") {
+		t.Fatalf("want the DDL named: %v", err)
+	}
+	if got := steptest.Query(t, dst, "SELECT count(*) FROM app.pairs WHERE v = 'y'"); got[0] != "0" {
+		t.Errorf("changes after the DDL were applied: %v", got)
+	}
+	_, err = capRun(t, steptest.Ctx(t), nil, src, dst, "cutover", nil)
+	if err == nil || !strings.Contains(err.Error(), "DDL during the sync") {
+		t.Errorf("cutover after DDL: %v", err)
+	}
+	if got := steptest.Query(t, src, "SELECT count(*) FROM pg_trigger WHERE tgname = 'planrun_capture_fence'"); got[0] != "0" {
+		t.Errorf("a cutover that refused the DDL fenced anyway: %v", got)
+	}
+	mustRun(t, src, dst, "stop", nil)
+	if left := append(leftOn(t, src), leftOn(t, dst)...); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}
+
+// TestCaptureCrashDuringApply cuts a catch_up off inside a batch's target
+// transaction, in the middle of an epoch several batches long: the next
+// catch_up applies every change exactly once.
+func TestCaptureCrashDuringApply(t *testing.T) {
+	t.Parallel()
+	src, dst, _ := ownerPair(t, typesSchema)
+	mustRun(t, src, dst, "start", nil)
+	// 3000 changes: 1500 inserts, 1000 updates, 500 deletes.
+	steptest.MustExec(t, src, `INSERT INTO app.pairs SELECT 1000 + g, 'n', 'new' FROM generate_series(1, 1000) g;
+		UPDATE app.pairs SET v = 'updated' WHERE a > 1000;
+		DELETE FROM app.pairs WHERE a > 1500;
+		INSERT INTO app.pairs SELECT 3000 + g, 'n', 'new' FROM generate_series(1, 500) g;`)
+	const changes = 3000
+	env := steptest.Env(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	batches := 0
+	defer hookApplied(env, func(int) {
+		batches++
+		if batches == 3 {
+			cancel() // a crash after two committed batches, during the third
+		}
+	})()
+	_, err := capRun(t, ctx, env, src, dst, "catch_up", func(a *CaptureArgs) { a.BatchRows = ptr(400) })
+	if err == nil {
+		t.Fatal("the cut-off catch_up succeeded")
+	}
+	if got := steptest.Query(t, dst, "SELECT applied, epoch_to IS NOT NULL, after_pos > 0 FROM planrun_capture.state"); got[0] != "800\ttrue\ttrue" {
+		t.Errorf("after the crash: %v", got)
+	}
+	out := mustRun(t, src, dst, "catch_up", func(a *CaptureArgs) { a.BatchRows = ptr(400) })
+	if out.AppliedTotal != changes || out.Applied != changes-800 {
+		t.Errorf("applied %d in all, %d after the crash; want %d, %d", out.AppliedTotal, out.Applied, changes, changes-800)
+	}
+	same(t, src, dst, dumpPairs)
+	if got := steptest.Query(t, src, "SELECT count(*) FROM planrun_capture.log"); got[0] != "0" {
+		t.Errorf("the applied changes are still in the source's log: %v", got)
+	}
+	mustRun(t, src, dst, "stop", nil)
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,27 @@
+// Package capture is the capture step type: trigger-based change capture
+// for a zero-downtime move off a source that cannot publish (Heroku
+// Postgres: no superuser, no REPLICATION). The table owner's rights are
+// enough. start creates, in a schema of its own on the source
+// (planrun_capture), a change log and triggers on the chosen tables, then
+// fills the target with copy's exported entry point (copy.Prepare, then
+// Prepared.Run) in one snapshot whose pg_snapshot is the first replay
+// boundary; catch_up replays the log onto the target; cutover fences the
+// source's writes, drains the log and sets the sequences; unfence lifts
+// the fence; stop (also start's rollback) removes everything.
+//
+// Commit order. A log row carries its transaction's id (xid8). The replay
+// proceeds in epochs, each the difference of two snapshots of the source,
+// S0 then S1: it applies the rows whose transaction is visible in S1 and
+// not in S0 (pg_visible_in_snapshot), ordered by log position. Every
+// transaction of an epoch committed before every transaction of the next
+// (visible in S1 means committed before S1 was taken; not visible means
+// committed after, or not yet), so epochs follow commit order; inside an
+// epoch, two transactions that touched the same row did so one after
+// the other (the second waited for the first's row lock, then logged a
+// later position), so position order is their order. A bigserial alone is
+// not: a position handed out early may commit late. The first S0 is the
+// copy's own snapshot, so a change is in the copy or replayed, never both
+// and never neither. The target keeps S0 (and, inside a long epoch, S1
+// and the last position applied) in the same transaction as the changes
+// it applied: a crash loses nothing and applies nothing twice.
+package capture

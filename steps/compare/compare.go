@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/steps/steptype"
@@ -45,6 +46,7 @@ type CompareOutput struct {
 	SequencesBehind []string           `json:"sequences_behind" doc:"Sequences the target lacks or that would hand out values the source already handed out."`
 	Extensions      CompareDefs        `json:"extensions" doc:"Extension differences (name, version and schema)."`
 	Views           CompareObjects     `json:"views" doc:"View and materialized view differences."`
+	Settings        CompareDefs        `json:"settings" doc:"Differences in the settings each database gives its sessions: ALTER DATABASE ... SET (\"search_path = ...\") and ALTER ROLE ... IN DATABASE ... SET (\"role alice: work_mem = ...\"), a role's only where the role exists on both sides. pg_dump/pg_restore carry neither: a lost search_path breaks unqualified calls into the schemas it names (Heroku's heroku_ext)."`
 	Checksums       []CompareChecksum  `json:"checksums" doc:"With data = \"checksum\": every table on either side with whether its data matches and, when not, where it differs (empty with data = \"counts\")."`
 	Equal           bool               `json:"equal" doc:"Nothing differs: every count, checksum and sequence matches and every list of differences is empty."`
 	Seconds         float64            `json:"seconds" doc:"How long the comparison took."`
@@ -385,9 +387,23 @@ func cmpCountWorker(ctx context.Context, env *steptype.Env, db *pgkit.Database, 
 		// ONLY: a parent's rows are counted once, here, and its
 		// children's in their own queries.
 		if err := tx.QueryRow(ctx, "SELECT count(*) FROM ONLY "+pgkit.Qualified(t.schema, t.name)).Scan(&n); err != nil {
-			return fmt.Errorf("count the rows of %s in database %s: %w", t.key(), db.Name, err)
+			return fmt.Errorf("count the rows of %s in database %s: %w%s", t.key(), db.Name, err, cmpRowSecurityHint(err, t))
 		}
 		record(t, n)
 	}
 	return nil
+}
+
+// cmpRowSecurityHint explains a count that row-level security refused
+// (compare reads with row_security off, so that it fails rather than count
+// filtered rows). After a restore the target role owns the table, and a
+// FORCE that the restore recreated binds it: the fix is the owner's.
+func cmpRowSecurityHint(err error, t cmpRelation) string {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "42501" || !strings.Contains(pe.Message, "row-level security") {
+		return ""
+	}
+	q := pgkit.Qualified(t.schema, t.name)
+	return fmt.Sprintf(" (row-level security binds the role compare connects as: it does not own the table, or the table FORCEs row level security on its owner, "+
+		"as after a restore that recreated FORCE on a table the target role owns without BYPASSRLS; as the owner, run ALTER TABLE %[1]s NO FORCE ROW LEVEL SECURITY; before compare, and ALTER TABLE %[1]s FORCE ROW LEVEL SECURITY; once it passed, or compare as a role with BYPASSRLS)", q)
 }

@@ -5,6 +5,9 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
+
+	"github.com/planrun/planrun/internal/pgkit"
 )
 
 // cmpDiff compares what was read on both sides.
@@ -121,16 +124,42 @@ func cmpDiff(src, tgt *cmpSide) *CompareOutput {
 	}
 	out.Views.Missing, out.Views.Extra = cmpOneSided(views(sc), views(tc))
 
+	// A role's settings count only where both servers have the role: the
+	// roles of a managed service are its own (Heroku's u..., RDS's master
+	// user), and copy names the statements for the others.
+	settings := func(c, other *cmpCatalog) map[string]pgkit.DBSetting {
+		return cmpFilter(c.settings, func(s pgkit.DBSetting) bool { return s.Role == "" || other.roles[s.Role] })
+	}
+	ss, ts := settings(sc, tc), settings(tc, sc)
+	missing, extra := cmpOneSided(ss, ts)
+	out.Settings.Missing, out.Settings.Extra = cmpSettingList(missing, ss), cmpSettingList(extra, ts)
+	out.Settings.Changed = cmpChanged(ss, ts, func(s pgkit.DBSetting) string { return strings.TrimPrefix(s.Assignment(), s.Name+" = ") })
+
 	for _, l := range [][]string{
 		out.Mismatched, out.Columns.Missing, out.Columns.Extra, out.Columns.TypeChanged, out.Columns.NotNullChanged,
 		out.Columns.DefaultChanged, out.Indexes.Missing, out.Indexes.Extra, out.Indexes.Changed,
 		out.Constraints.Missing, out.Constraints.Extra, out.Constraints.Changed,
 		out.ForeignKeys.Missing, out.ForeignKeys.Extra, out.ForeignKeys.Changed, out.SequencesBehind,
 		out.Extensions.Missing, out.Extensions.Extra, out.Extensions.Changed, out.Views.Missing, out.Views.Extra,
+		out.Settings.Missing, out.Settings.Extra, out.Settings.Changed,
 	} {
 		equal = equal && len(l) == 0
 	}
 	out.Equal = equal
+	return out
+}
+
+// cmpSettingList writes settings by key as "search_path = ..." or
+// "role alice: work_mem = '64MB'".
+func cmpSettingList(keys []string, m map[string]pgkit.DBSetting) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		s := m[k]
+		out[i] = s.Assignment()
+		if s.Role != "" {
+			out[i] = "role " + s.Role + ": " + out[i]
+		}
+	}
 	return out
 }
 

@@ -95,13 +95,15 @@ SELECT e.extname, e.extversion, n.nspname FROM pg_extension e JOIN pg_namespace 
 
 // cmpCatalog is one side's schema objects, keyed by their display names.
 type cmpCatalog struct {
-	relations   map[string]cmpRelation   // schema.name
-	columns     map[string]cmpColumn     // schema.table.column
-	indexes     map[string]cmpIndex      // schema.index on schema.table
-	constraints map[string]cmpConstraint // schema.name on schema.table, foreign keys included
-	sequences   map[string]cmpSequence   // schema.name
-	extensions  map[string]string        // name → "version in schema"
-	keys        map[string][]string      // schema.table → the columns of its best key
+	relations   map[string]cmpRelation     // schema.name
+	columns     map[string]cmpColumn       // schema.table.column
+	indexes     map[string]cmpIndex        // schema.index on schema.table
+	constraints map[string]cmpConstraint   // schema.name on schema.table, foreign keys included
+	sequences   map[string]cmpSequence     // schema.name
+	extensions  map[string]string          // name → "version in schema"
+	keys        map[string][]string        // schema.table → the columns of its best key
+	settings    map[string]pgkit.DBSetting // by DBSetting.Key
+	roles       map[string]bool            // every role of the server
 }
 
 type cmpRelation struct {
@@ -232,6 +234,22 @@ func cmpReadCatalog(ctx context.Context, q pgkit.Querier, o *compareOptions) (*c
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sequences: %w", err)
+	}
+	settings, err := pgkit.DBSettings(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	cat.settings = map[string]pgkit.DBSetting{}
+	for _, s := range settings {
+		cat.settings[s.Key()] = s
+	}
+	cat.roles = map[string]bool{}
+	err = pgkit.Each(ctx, q, "SELECT rolname::text FROM pg_roles", nil, []any{&name}, func() error {
+		cat.roles[name] = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("roles: %w", err)
 	}
 	var version string
 	err = pgkit.Each(ctx, q, cmpExtensionsSQL, nil, []any{&name, &version, &schema}, func() error {

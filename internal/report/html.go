@@ -318,7 +318,13 @@ func downtimeText(d *Doc, tl *timeline) string {
 	span := fmt.Sprintf("from the start of %s to the end of %s", w.From, w.To)
 	switch {
 	case tl.Window == nil:
-		return fmt.Sprintf("not opened: %s never started (%s)", w.From, span)
+		why := "never started"
+		for _, s := range d.Steps {
+			if s.Addr == w.From && s.Status == string(event.StatusSkipped) {
+				why = "was skipped (its when was false)"
+			}
+		}
+		return fmt.Sprintf("not opened: %s %s (%s)", w.From, why, span)
 	case tl.Window.Closed:
 		length := secs(tl.Window.To - tl.Window.From)
 		if w.Seconds != nil {

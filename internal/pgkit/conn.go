@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,7 +78,7 @@ func Connect(ctx context.Context, env *steptype.Env, db *Database, readOnly bool
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to database %s (%s): %w", db.Name, Describe(cfg), err)
+		return nil, explainConnect(fmt.Sprintf("connect to database %s (%s):", db.Name, Describe(cfg)), err)
 	}
 	return conn, nil
 }
@@ -188,4 +189,69 @@ func SetSnapshotSQL(snapshot string) string {
 // Qualified quotes schema.name.
 func Qualified(schema, name string) string {
 	return pgx.Identifier{schema, name}.Sanitize()
+}
+
+// connectError is a failed connection said one cause per line, the one
+// that matters first — a server's answer (a wrong password) before a
+// fallback's (a server that refused TLS) — with a hint at what to check.
+type connectError struct {
+	msg string
+	err error
+}
+
+func (e *connectError) Error() string { return e.msg }
+func (e *connectError) Unwrap() error { return e.err }
+
+func explainConnect(what string, err error) error {
+	var causes []error
+	if ce, ok := errors.AsType[*pgconn.ConnectError](err); ok {
+		inner := ce.Unwrap()
+		if many, ok := inner.(interface{ Unwrap() []error }); ok {
+			causes = many.Unwrap()
+		} else {
+			causes = []error{inner}
+		}
+	} else {
+		causes = []error{err}
+	}
+	// A server's own answer first: it is why no fallback worked either.
+	sort.SliceStable(causes, func(i, j int) bool {
+		_, pi := errors.AsType[*pgconn.PgError](causes[i])
+		_, pj := errors.AsType[*pgconn.PgError](causes[j])
+		return pi && !pj
+	})
+	var b strings.Builder
+	b.WriteString(what)
+	for _, c := range causes {
+		b.WriteString("\n  ")
+		b.WriteString(c.Error())
+	}
+	if hint := connectHint(causes[0]); hint != "" {
+		b.WriteString("\n  hint: " + hint)
+	}
+	return &connectError{msg: b.String(), err: err}
+}
+
+func connectHint(err error) string {
+	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
+		switch pe.Code {
+		case "28P01", "28000":
+			return "check the user and password in the connection string (for a variable: its value, e.g. -var or PLANRUN_VAR_*)"
+		case "3D000":
+			return "check the database name in the connection string"
+		case "53300":
+			return "the server has no connection slots left: lower jobs, or raise max_connections"
+		}
+		return ""
+	}
+	if _, ok := errors.AsType[*net.OpError](err); ok {
+		return "is the server running and reachable? check the host and port in the connection string"
+	}
+	if _, ok := errors.AsType[*net.DNSError](err); ok {
+		return "check the host name in the connection string"
+	}
+	if strings.Contains(err.Error(), "tls") || strings.Contains(err.Error(), "TLS") || strings.Contains(err.Error(), "x509") {
+		return "check sslmode (and sslrootcert for verify-ca/verify-full) in the connection string"
+	}
+	return ""
 }

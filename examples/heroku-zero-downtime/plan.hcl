@@ -1,0 +1,195 @@
+# Move off Heroku Postgres (or any source that cannot publish: no
+# superuser, no REPLICATION) with a cut-over of seconds. Triggers that the
+# table owner can create log every change in a schema of planrun's own on
+# the source (planrun_capture); planrun's copy fills the empty target in
+# one snapshot; the log is replayed onto the target in commit order while
+# the app keeps writing. At cut-over a write fence (a trigger that raises)
+# stops the app's writes, the log drains, sequences are set, every row is
+# verified, the app is switched; then the capture is removed.
+#
+#   planrun apply examples/heroku-zero-downtime/plan.hcl \
+#     -var source_url=... -var target_url=... \
+#     -var app_api=https://api.heroku.com/apps/shop -var app_token=...
+#
+# Without app_api the switch is skipped (rehearsals).
+
+plan "heroku-zero-downtime" {
+  description = "Move a Heroku Postgres database with trigger-based capture and a cut-over of seconds"
+  on_failure  = "rollback"
+  downtime {
+    from = step.cutover
+    to   = step.switch
+  }
+}
+
+variable "source_url" {
+  type        = string
+  sensitive   = true
+  description = "The Heroku database (heroku config:get DATABASE_URL): its role owns the tables, which is all capture needs. PostgreSQL 13 or newer."
+}
+
+variable "target_url" {
+  type        = string
+  sensitive   = true
+  description = "The new database, created empty, with sslmode=require for a managed server."
+}
+
+variable "app_api" {
+  type        = string
+  default     = ""
+  description = "The app's platform API (https://api.heroku.com/apps/NAME): PATCH /config-vars {DATABASE_URL} switches the app, which restarts its dynos. Empty skips the switch."
+}
+
+variable "app_token" {
+  type        = string
+  default     = ""
+  sensitive   = true
+  description = "A token for app_api (heroku auth:token)."
+}
+
+variable "jobs" {
+  type        = number
+  default     = 4
+  description = "Parallel jobs for the initial copy and the verification."
+  validation {
+    condition     = var.jobs >= 1 && var.jobs <= 32
+    error_message = "jobs must be between 1 and 32."
+  }
+}
+
+variable "sync_max_wait" {
+  type        = string
+  default     = "12h"
+  description = "How long the target may take to catch up with the changes made during the initial copy (the app is up meanwhile)."
+}
+
+variable "cutover_max_wait" {
+  type        = string
+  default     = "2m"
+  description = "How long the log may take to drain once writes are fenced: the window's main unknown. Rehearse it."
+}
+
+locals {
+  platform = var.app_api != ""
+  headers  = { Authorization = "Bearer ${var.app_token}", Accept = "application/vnd.heroku+json; version=3" }
+}
+
+database "heroku" { url = var.source_url }
+database "new" { url = var.target_url }
+
+# 1. Capture, then copy, while the app runs. start refuses, before it
+#    creates anything, a table without a primary key (or a unique key on
+#    NOT NULL columns), and names it. The copy reads one snapshot whose
+#    pg_snapshot is where the replay starts: each change is in the copy or
+#    replayed, never both. Its rollback removes the capture from the
+#    source. From here until the cut-over, freeze schema changes: a DDL
+#    on a captured table fails the sync (and the rollback cleans up).
+#    clean: a re-run after a rollback drops what the last copy brought.
+step "capture" {
+  uses   = "capture"
+  source = database.heroku
+  target = database.new
+  jobs   = var.jobs
+  clean  = true
+  rollback {
+    uses   = "capture"
+    action = "stop"
+    source = database.heroku
+    target = database.new
+  }
+}
+
+# 2. Replay what the app wrote during the copy, until the target is less
+#    than a second behind. Lag (rows, seconds) shows live.
+step "sync" {
+  uses       = "capture"
+  action     = "catch_up"
+  source     = database.heroku
+  target     = database.new
+  max_lag    = "1s"
+  max_wait   = var.sync_max_wait
+  depends_on = [step.capture]
+  assert {
+    that    = "output.caught_up"
+    message = "still {{ output.lag_rows }} changes ({{ output.lag_seconds }}s) behind"
+  }
+}
+
+# 3. Cut over when you choose: apply waits here (--auto-approve passes).
+step "go" {
+  uses       = "approve"
+  message    = "The target is ${step.sync.output.lag_seconds}s behind on ${length(step.sync.output.tables)} tables. Fence the writes and cut over now?"
+  depends_on = [step.sync]
+}
+
+# 4. The window opens: a trigger on every captured table makes writes fail
+#    (SQLSTATE 25006, read-only transaction; reads go on). The log drains,
+#    the definitions are checked again, the sequences are set. The fence
+#    stays on through the switch; the rollback lifts it.
+step "cutover" {
+  uses       = "capture"
+  action     = "cutover"
+  source     = database.heroku
+  target     = database.new
+  max_wait   = var.cutover_max_wait
+  depends_on = [step.go]
+  assert { that = "output.fenced && output.lag_rows == 0" }
+  rollback {
+    uses   = "capture"
+    action = "unfence"
+    source = database.heroku
+    target = database.new
+  }
+}
+
+# 5. Every row's content, hashed in both databases, and the schema
+#    objects; capture's own schema left out. Any difference rolls back:
+#    the fence is lifted, the capture removed, the app stays on Heroku.
+check "verify" {
+  uses            = "compare"
+  source          = database.heroku
+  target          = database.new
+  data            = "checksum"
+  jobs            = var.jobs
+  exclude_schemas = ["planrun_capture"]
+  depends_on      = [step.cutover]
+  assert {
+    that    = "len(output.mismatched) == 0"
+    message = "data differs in {{ output.mismatched }}: {{ filter(output.checksums, {!.match}) }}"
+  }
+  assert {
+    that    = "len(output.sequences_behind) == 0"
+    message = "sequences behind the source: {{ output.sequences_behind }}"
+  }
+}
+
+# 6. Point the app at the target (Heroku restarts the dynos); the rollback
+#    points it back.
+step "switch" {
+  uses       = "http"
+  when       = local.platform
+  method     = "PATCH"
+  url        = "${var.app_api}/config-vars"
+  headers    = local.headers
+  json       = { DATABASE_URL = var.target_url }
+  depends_on = [check.verify]
+  assert { that = "output.status < 300" }
+  rollback {
+    uses    = "http"
+    method  = "PATCH"
+    url     = "${var.app_api}/config-vars"
+    headers = local.headers
+    json    = { DATABASE_URL = var.source_url }
+  }
+}
+
+# 7. Remove the capture: triggers, functions, the log and the schema on
+#    the source (the fence with them), the bookkeeping on the target.
+step "stop" {
+  uses       = "capture"
+  action     = "stop"
+  source     = database.heroku
+  target     = database.new
+  depends_on = [step.switch]
+  assert { that = "len(output.dropped) == 2" }
+}

@@ -69,6 +69,7 @@ func (l *loader) compileAssert(blk *hcl.Block, st *Step, out *Shape) (*Assertion
 	shapes := map[string]*Shape{}
 	refs, reads, d := l.checkAssertReads(c.chains, st, out, thatAttr.Expr, as.That, 0, true, shapes)
 	diags = append(diags, d...)
+	diags = append(diags, l.checkPredicates(c.written, shapes, thatAttr.Expr, as.That, 0)...)
 	if !d.HasErrors() {
 		diags = append(diags, l.checkLiteralCompares(c.compares, shapes, thatAttr.Expr, as.That)...)
 	}
@@ -175,8 +176,10 @@ func (l *loader) compileMessage(msg string, st *Step, out *Shape, hclExpr hcl.Ex
 		src := rest[open+2 : open+closeAt]
 		c := l.compileCached(src, false)
 		if !c.parseErr {
-			r, _, d := l.checkAssertReads(c.chains, st, out, hclExpr, msg, offset+open+2, false, nil)
+			shapes := map[string]*Shape{}
+			r, _, d := l.checkAssertReads(c.chains, st, out, hclExpr, msg, offset+open+2, false, shapes)
 			diags = append(diags, d...)
+			diags = append(diags, l.checkPredicates(c.written, shapes, hclExpr, msg, offset+open+2)...)
 			refs = append(refs, r...)
 		}
 		if c.err != nil {
@@ -234,6 +237,9 @@ func closingBraces(s string) int {
 type chainCollector struct {
 	nodes   []ast.Node
 	covered map[ast.Node]bool
+	// computed says the expression has a predicate ({.rows > 0}) or reads
+	// a field of a computed value (first(output.tables).rows).
+	computed bool
 }
 
 func (c *chainCollector) Visit(n *ast.Node) {
@@ -241,8 +247,13 @@ func (c *chainCollector) Visit(n *ast.Node) {
 	case *ast.MemberNode:
 		c.nodes = append(c.nodes, v)
 		c.covered[v.Node] = true
+		if _, _, _, ok := chainPath(v); !ok {
+			c.computed = true
+		}
 	case *ast.IdentifierNode:
 		c.nodes = append(c.nodes, v)
+	case *ast.PredicateNode:
+		c.computed = true
 	}
 }
 
@@ -259,6 +270,9 @@ func chainPath(n ast.Node) (string, file.Location, []pathElem, bool) {
 	switch v := n.(type) {
 	case *ast.IdentifierNode:
 		return v.Value, v.Location(), nil, true
+	case *ast.PointerNode:
+		// # (the element a predicate runs on), #index, #acc.
+		return "#" + v.Name, v.Location(), nil, true
 	case *ast.MemberNode:
 		root, rootLoc, path, ok := chainPath(v.Node)
 		if !ok {
@@ -288,7 +302,9 @@ type chain struct {
 
 // readChains lists the values an expression reads from the assertion
 // roots (output, steps, checks, var), outermost chains only.
-func readChains(node ast.Node) []chain {
+// computed says whether it has predicates or reads fields of computed
+// values, which checkPredicates checks.
+func readChains(node ast.Node) (chains []chain, computed bool) {
 	c := &chainCollector{covered: map[ast.Node]bool{}}
 	ast.Walk(&node, c)
 	var out []chain
@@ -302,7 +318,7 @@ func readChains(node ast.Node) []chain {
 		}
 		out = append(out, chain{text: n.String(), root: root, rootLoc: rootLoc, path: path})
 	}
-	return out
+	return out, c.computed
 }
 
 // compiledExpr is an expression compiled once per Load, whatever the number
@@ -310,6 +326,10 @@ func readChains(node ast.Node) []chain {
 type compiledExpr struct {
 	chains   []chain // what it reads, from the tree as written
 	compares []literalCompare
+	// written is the tree as written when it has predicates or reads a
+	// field of a computed value, whose fields are checked against each
+	// assertion's output (checkPredicates).
+	written  ast.Node
 	prog     *vm.Program
 	err      error
 	parseErr bool // err is a syntax error
@@ -331,8 +351,16 @@ func (l *loader) compileCached(src string, asBool bool) *compiledExpr {
 		c.err, c.parseErr = err, true
 	} else {
 		// What it reads, before the checker and optimizer rewrite the tree.
-		c.chains = readChains(tree.Node)
+		var computed bool
+		c.chains, computed = readChains(tree.Node)
 		c.compares = literalCompares(tree.Node)
+		if computed {
+			// finishExpr rewrites the tree (filter+map fused, len(filter)
+			// made a count): keep a copy as written.
+			if again, err := l.parseExpr(src); err == nil {
+				c.written = again.Node
+			}
+		}
 		c.prog, c.err = l.finishExpr(tree, asBool)
 	}
 	if l.exprCache == nil {

@@ -89,11 +89,11 @@ func (l *loader) resolveVariables() hcl.Diagnostics {
 		var val cty.Value
 		switch {
 		case ok && g.isRaw:
-			parsed, err := parseRawVar(g.raw, v.Type)
-			if err != nil {
+			parsed, ok := parseRawVar(g.raw, v.Type)
+			if !ok {
 				diags = append(diags, &hcl.Diagnostic{
 					Severity: hcl.DiagError, Summary: "Invalid value for variable",
-					Detail:  fmt.Sprintf("%s: variable %q: %s.", g.from, v.Name, redactIf(v.Sensitive, err.Error())),
+					Detail:  rawVarProblem(g, v),
 					Subject: v.DeclRange.Ptr(),
 				})
 				continue
@@ -199,20 +199,74 @@ func suggestion(name string, names []string) string {
 }
 
 // parseRawVar reads a command-line or environment value: taken as is for
-// string types, parsed as an HCL expression otherwise (as Terraform does).
-func parseRawVar(raw string, ty cty.Type) (cty.Value, error) {
+// string types, parsed as an HCL expression otherwise (as Terraform does)
+// and converted to the type; ok is false when it is not of the type.
+func parseRawVar(raw string, ty cty.Type) (cty.Value, bool) {
 	if ty == cty.String || ty == cty.DynamicPseudoType {
-		return cty.StringVal(raw), nil
+		return cty.StringVal(raw), true
 	}
 	expr, diags := hclsyntax.ParseExpression([]byte(raw), "<value>", hcl.InitialPos)
 	if diags.HasErrors() {
-		return cty.NilVal, fmt.Errorf("cannot parse %q as %s", raw, ty.FriendlyName())
+		return cty.NilVal, false
 	}
 	val, diags := expr.Value(nil)
 	if diags.HasErrors() {
-		return cty.NilVal, fmt.Errorf("cannot read %q: %s", raw, diags[0].Summary)
+		return cty.NilVal, false // a bare word (two) reads as a variable
 	}
-	return val, nil
+	if _, err := convertValue(val, ty); err != nil {
+		return cty.NilVal, false
+	}
+	return val, true
+}
+
+// rawVarProblem says why a command-line or environment value is not of
+// its variable's type, and how one is written: "-var jobs=two: jobs is a
+// number; "two" is not." The parser's own words ("Variables not allowed",
+// for a bare word) are about HCL, not about the value.
+func rawVarProblem(g varValue, v *Variable) string {
+	what := typeWords(v.Type)
+	if v.Sensitive {
+		return fmt.Sprintf("%s: %s is %s; the value given (sensitive, not shown) is not.", g.from, v.Name, what)
+	}
+	return fmt.Sprintf("%s=%s: %s is %s; %q is not.", g.from, g.raw, v.Name, what, g.raw)
+}
+
+// typeWords names a type with an example of how its values are written on
+// the command line.
+func typeWords(ty cty.Type) string {
+	switch {
+	case ty == cty.Number:
+		return "a number"
+	case ty == cty.Bool:
+		return "a bool (true or false)"
+	case ty.IsListType() || ty.IsSetType():
+		return fmt.Sprintf("a %s, written as [%s, %s]", ty.FriendlyName(), example(ty.ElementType(), 1), example(ty.ElementType(), 2))
+	case ty.IsMapType():
+		return fmt.Sprintf("a %s, written as {a = %s, b = %s}", ty.FriendlyName(), example(ty.ElementType(), 1), example(ty.ElementType(), 2))
+	case ty.IsObjectType():
+		return fmt.Sprintf("an object, written as {%s}", strings.Join(objectExample(ty), ", "))
+	}
+	return "a " + ty.FriendlyName()
+}
+
+func example(ty cty.Type, n int) string {
+	switch ty {
+	case cty.String:
+		return fmt.Sprintf("%q", string(rune('a'+n-1)))
+	case cty.Number:
+		return fmt.Sprint(n)
+	case cty.Bool:
+		return "true"
+	}
+	return "..."
+}
+
+func objectExample(ty cty.Type) []string {
+	var out []string
+	for _, name := range mapKeys(ty.AttributeTypes()) {
+		out = append(out, name+" = "+example(ty.AttributeType(name), 1))
+	}
+	return out
 }
 
 func convertValue(val cty.Value, ty cty.Type) (cty.Value, error) {

@@ -177,6 +177,10 @@ func (l *loader) declare(b *hcl.Block, d *declarations) (diags, fatal hcl.Diagno
 		}
 		if !dup("step:"+b.Labels[0], b.Type) {
 			st, sd := l.decodeStep(b)
+			if d := l.misplacedKey(b, sd); d != nil {
+				// Its other problems follow from this one.
+				st, sd = nil, hcl.Diagnostics{d}
+			}
 			diags = append(diags, sd...)
 			if st != nil {
 				d.steps = append(d.steps, st)
@@ -549,6 +553,48 @@ func dependsOn(a *hcl.Attribute) ([]string, []hcl.Range, hcl.Diagnostics) {
 		ranges = append(ranges, e.Range())
 	}
 	return out, ranges, diags
+}
+
+// misplacedKey explains a YAML step or check that is a key indented at
+// the wrong level: "assert:" under steps: rather than under its step is
+// read as a step named assert. It is one when it is named as an argument
+// of steps (or of a step type) and is a list or a value, or has problems.
+func (l *loader) misplacedKey(b *hcl.Block, diags hcl.Diagnostics) *hcl.Diagnostic {
+	if !yamlhcl.IsYAML(b.Body) || !l.stepArgument(b.Labels[0]) {
+		return nil
+	}
+	if !yamlhcl.NotAMapping(b.Body) && !diags.HasErrors() {
+		return nil
+	}
+	return &hcl.Diagnostic{
+		Severity: hcl.DiagError, Summary: "Misplaced key",
+		Detail:  fmt.Sprintf("%q was read as a %s name: is it indented under its %s?", b.Labels[0], b.Type, b.Type),
+		Subject: b.DefRange.Ptr(),
+	}
+}
+
+// stepArgument says whether name is an argument every step takes or one
+// of a step type's.
+func (l *loader) stepArgument(name string) bool {
+	for _, a := range stepSchema.Attributes {
+		if a.Name == name {
+			return true
+		}
+	}
+	for _, bl := range stepSchema.Blocks {
+		if bl.Type == name {
+			return true
+		}
+	}
+	if l.opts.Types == nil {
+		return false
+	}
+	for _, tn := range l.opts.Types.Names() {
+		if t, ok := l.opts.Types.Lookup(tn); ok && ArgsShape(t.Args()).Field(name) != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // decodeStep decodes what every step shares; the type's own arguments stay in

@@ -44,6 +44,23 @@ func Parse(src []byte, filename string) (*File, hcl.Diagnostics) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
 		line, msg := yamlErrorLine(err)
+		if strings.HasSuffix(msg, indentHint) {
+			// yaml.v3 names the line of the mapping the key should be in;
+			// the key itself is the first line indented to no open level.
+			if l, indent, outer, inner, ok := misindented(src); ok && l >= line {
+				pos := f.Pos(l, indent+1)
+				detail := fmt.Sprintf("This line is indented %d spaces, between the levels of the lines above it (%d and %d): line it up with one of them.", indent, outer, inner)
+				if outer < 0 {
+					detail = fmt.Sprintf("This line is indented %d spaces, less than the first line of the document (%d).", indent, inner)
+				}
+				return f, hcl.Diagnostics{{
+					Severity: hcl.DiagError,
+					Summary:  "Invalid YAML",
+					Detail:   detail,
+					Subject:  &hcl.Range{Filename: filename, Start: pos, End: f.advance(pos, lineLen(src, pos.Byte))},
+				}}
+			}
+		}
 		pos := f.Pos(line, 1)
 		return f, hcl.Diagnostics{{
 			Severity: hcl.DiagError,
@@ -104,8 +121,8 @@ var yamlErrLine = regexp.MustCompile(`^line (\d+): (.*)$`)
 var parserProblems = map[string]string{
 	"did not find expected ',' or ']'":       " (a [ list is not closed)",
 	"did not find expected ',' or '}'":       " (a { mapping is not closed)",
-	"did not find expected key":              " (check the indentation)",
-	"did not find expected '-' indicator":    " (check the indentation)",
+	"did not find expected key":              indentHint,
+	"did not find expected '-' indicator":    indentHint,
 	"did not find expected node content":     "",
 	"did not find expected <document start>": "",
 	"did not find expected <stream-start>":   "",
@@ -113,6 +130,111 @@ var parserProblems = map[string]string{
 	"found duplicate %YAML directive":        "",
 	"found incompatible YAML document":       "",
 	"found undefined tag handle":             "",
+}
+
+const indentHint = " (check the indentation)"
+
+// misindented finds the first line of block YAML whose indentation is not
+// that of any mapping or list open above it (deeper than its parent,
+// shallower than its siblings): its 1-based line and indentation, and the
+// levels it falls between (outer -1 when it is left of all of them). Block
+// scalars (| and >) and flow collections spanning lines are skipped.
+func misindented(src []byte) (line, indent, outer, inner int, ok bool) {
+	var levels []int  // the indentation of each open level, innermost last
+	scalarAbove := -1 // skip lines deeper than this: a block scalar's text
+	flow := 0         // open [ and { brackets
+	for i, raw := range strings.Split(string(src), "\n") {
+		trimmed := strings.TrimRight(raw, " \t\r")
+		text := strings.TrimLeft(trimmed, " ")
+		indent := len(trimmed) - len(text)
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		if scalarAbove >= 0 {
+			if indent > scalarAbove {
+				continue
+			}
+			scalarAbove = -1
+		}
+		if flow > 0 {
+			flow = max(flow+flowDepth(text), 0)
+			continue
+		}
+		if text == "---" || text == "..." || strings.HasPrefix(text, "--- ") {
+			levels = nil
+			continue
+		}
+		for len(levels) > 0 && levels[len(levels)-1] > indent {
+			inner = levels[len(levels)-1]
+			levels = levels[:len(levels)-1]
+			if len(levels) == 0 {
+				return i + 1, indent, -1, inner, true
+			}
+			if levels[len(levels)-1] < indent {
+				return i + 1, indent, levels[len(levels)-1], inner, true
+			}
+		}
+		if len(levels) == 0 || levels[len(levels)-1] < indent {
+			levels = append(levels, indent)
+		}
+		// "- key: value": the key opens a level of its own, past the dash.
+		for strings.HasPrefix(text, "- ") {
+			rest := strings.TrimLeft(text[2:], " ")
+			indent += len(text) - len(rest)
+			text = rest
+			levels = append(levels, indent)
+		}
+		if isBlockScalar(text) {
+			scalarAbove = levels[len(levels)-1]
+		}
+		flow = max(flowDepth(text), 0)
+	}
+	return 0, 0, 0, 0, false
+}
+
+// isBlockScalar says whether a line ends by opening a block scalar (key: |).
+func isBlockScalar(text string) bool {
+	if i := strings.Index(text, " #"); i >= 0 {
+		text = strings.TrimRight(text[:i], " ")
+	}
+	f := strings.Fields(text)
+	if len(f) == 0 {
+		return false
+	}
+	last := strings.TrimRight(f[len(f)-1], "0123456789+-")
+	return (last == "|" || last == ">") && (len(f) > 1 || text[0] == '|' || text[0] == '>')
+}
+
+// flowDepth is how many [ and { a line opens, less those it closes
+// (outside quotes and comments).
+func flowDepth(text string) int {
+	depth := 0
+	var quote rune
+	for _, c := range text {
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '#':
+			return depth
+		case c == '[' || c == '{':
+			depth++
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return depth
+}
+
+// lineLen is the length in bytes of the rest of the line at off.
+func lineLen(src []byte, off int) int {
+	if i := bytes.IndexByte(src[off:], '\n'); i >= 0 {
+		return i
+	}
+	return len(src) - off
 }
 
 // yamlErrorLine reads the 1-based line and the message of a yaml.v3 error.
@@ -640,6 +762,20 @@ func (b *body) Content(schema *hcl.BodySchema) (*hcl.BodyContent, hcl.Diagnostic
 		})
 	}
 	return content, diags
+}
+
+// IsYAML says whether a body comes from a YAML file.
+func IsYAML(b hcl.Body) bool {
+	_, ok := b.(*body)
+	return ok
+}
+
+// NotAMapping says whether a YAML body is a list or a value, not a mapping
+// of arguments (nor empty): for a labelled block, a key that was meant as
+// an argument of the block above it.
+func NotAMapping(b hcl.Body) bool {
+	yb, ok := b.(*body)
+	return ok && !yb.isMapping()
 }
 
 func (b *body) isMapping() bool {

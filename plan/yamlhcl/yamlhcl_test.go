@@ -455,3 +455,45 @@ func TestTooDeep(t *testing.T) {
 		}
 	}
 }
+
+// TestMisindentedLine: yaml.v3 names the line of the mapping an
+// under-indented key should be in; the diagnostic is at the key's own line
+// and column, and says between which levels it fell.
+func TestMisindentedLine(t *testing.T) {
+	tests := []struct {
+		name, src string
+		line, col int
+		detail    string
+	}{
+		{"key under-indented by one", "steps:\n  dump:\n    uses: exec\n   command: [x]\n", 4, 4,
+			"This line is indented 3 spaces, between the levels of the lines above it (2 and 4): line it up with one of them."},
+		{"in the second step", "steps:\n  dump:\n    uses: exec\n    command: [x]\n  restore:\n    uses: exec\n   timeout: 1m\n", 7, 4,
+			"This line is indented 3 spaces, between the levels of the lines above it (2 and 4)"},
+		{"list item", "plan:\n  name: x\nsteps:\n  dump:\n    uses: exec\n    command:\n      - a\n     - b\n", 8, 6,
+			"This line is indented 5 spaces, between the levels of the lines above it (4 and 6)"},
+		{"key of a list item", "steps:\n  dump:\n    uses: exec\n    assert:\n      - that: x\n       message: y\n", 6, 8,
+			"This line is indented 7 spaces, between the levels of the lines above it (6 and 8)"},
+		{"over-indented first key", "steps:\n  dump:\n      uses: exec\n    command: [x]\n", 4, 5,
+			"This line is indented 4 spaces, between the levels of the lines above it (2 and 6)"},
+		{"after a block scalar", "steps:\n  q:\n    uses: sql\n    sql: |\n      select 1\n        from t\n      where x\n   timeout: 1m\n", 8, 4,
+			"This line is indented 3 spaces, between the levels of the lines above it (2 and 4)"},
+		{"after a flow list", "steps:\n  dump:\n    uses: exec\n    command: [a,\n  b, c]\n   timeout: 1m\n", 6, 4,
+			"This line is indented 3 spaces, between the levels of the lines above it (2 and 4)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, diags := Parse([]byte(tt.src), "plan.yaml")
+			if len(diags) != 1 || diags[0].Summary != "Invalid YAML" {
+				t.Fatalf("diags = %v", diags)
+			}
+			d := diags[0]
+			if d.Subject.Start.Line != tt.line || d.Subject.Start.Column != tt.col || !strings.HasPrefix(d.Detail, tt.detail) {
+				t.Errorf("%d:%d %q, want %d:%d %q", d.Subject.Start.Line, d.Subject.Start.Column, d.Detail, tt.line, tt.col, tt.detail)
+			}
+			checkRange(t, f, *d.Subject)
+			if got := text(f, *d.Subject); got != strings.TrimLeft(strings.Split(tt.src, "\n")[tt.line-1], " ") {
+				t.Errorf("underlines %q", got)
+			}
+		})
+	}
+}

@@ -311,7 +311,7 @@ func (l *loader) decode(blocks hcl.Blocks) hcl.Diagnostics {
 		return append(diags, d...)
 	}
 	diags = append(diags, l.buildGraph()...)
-	l.collectSecrets()
+	diags = append(diags, l.collectSecrets()...)
 	return diags
 }
 

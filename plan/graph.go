@@ -3,11 +3,13 @@ package plan
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/planrun/planrun/internal/dag"
+	"github.com/planrun/planrun/internal/redact"
 )
 
 // buildGraph makes the DAG: an edge for every reference (HCL traversals and
@@ -58,41 +60,117 @@ func (l *loader) buildGraph() hcl.Diagnostics {
 }
 
 // collectSecrets gathers the strings to redact: sensitive variable values
-// (every string inside them) and passwords in database URLs.
-func (l *loader) collectSecrets() {
+// (every string inside them) and passwords in database URLs. It warns of
+// secrets shorter than redact.ShortLen, which are hidden only where they
+// stand alone (a sensitive "out" must not turn "stdout" into
+// "std(sensitive)"), so they show inside longer words.
+func (l *loader) collectSecrets() hcl.Diagnostics {
 	p := l.plan
 	if cs, ok := l.opts.Types.(ConnSecrets); ok {
 		p.secretsOf = cs.ConnSecrets
 	}
 	var secrets []string
-	scopes := []*Scope{p.root}
+	var diags hcl.Diagnostics
+	warned := map[string]bool{} // short secrets already warned of
+	type declared struct {
+		scope *Scope
+		vars  []*Variable
+	}
+	scopes := []declared{{p.root, l.vars}}
 	for _, lib := range l.libraries {
 		if lib.scope != nil {
-			scopes = append(scopes, lib.scope)
+			scopes = append(scopes, declared{lib.scope, lib.Variables})
 		}
 	}
-	for _, scope := range scopes {
-		for name, v := range scope.vars {
-			if scope.sensitive[name] {
-				secrets = append(secrets, stringLeaves(v)...)
+	for _, sc := range scopes {
+		for _, decl := range sc.vars {
+			v, ok := sc.scope.vars[decl.Name]
+			if !ok || !sc.scope.sensitive[decl.Name] {
+				continue
+			}
+			secrets = append(secrets, stringLeaves(v)...)
+			if short, ok := shortestString(v); ok {
+				warned[short] = true
+				what := "The sensitive value of var." + decl.Name
+				if !v.Type().Equals(cty.String) {
+					what = "A sensitive value in var." + decl.Name
+				}
+				diags = append(diags, shortSecret(what, short, decl.DeclRange))
 			}
 		}
-		for _, v := range scope.markedVars {
+		for _, v := range sc.scope.markedVars {
 			secrets = append(secrets, markedLeaves(v, false)...)
 		}
 	}
 	if ctx := p.root.validateCtx; ctx != nil {
 		if dbs, ok := ctx.Variables["database"]; ok && dbs.Type().IsObjectType() {
-			for it := dbs.ElementIterator(); it.Next(); {
-				_, db := it.Element()
+			for _, decl := range p.root.databases {
+				if !dbs.Type().HasAttribute(decl.Name) {
+					continue
+				}
+				db := dbs.GetAttr(decl.Name)
+				if !db.Type().IsObjectType() || !db.Type().HasAttribute("url") {
+					continue
+				}
 				u, _ := db.GetAttr("url").UnmarkDeep()
-				if u.IsKnown() && !u.IsNull() && u.Type() == cty.String {
-					secrets = append(secrets, p.connSecrets(u.AsString())...)
+				if !u.IsKnown() || u.IsNull() || u.Type() != cty.String {
+					continue
+				}
+				found := p.connSecrets(u.AsString())
+				secrets = append(secrets, found...)
+				short, ok := "", false
+				for _, s := range found {
+					if warned[s] {
+						ok = false // said of the variable it came from
+						break
+					}
+					if isShortSecret(s) && (!ok || len(s) < len(short)) {
+						short, ok = s, true
+					}
+				}
+				if ok {
+					warned[short] = true
+					diags = append(diags, shortSecret("The password of database."+decl.Name, short, decl.DeclRange))
 				}
 			}
 		}
 	}
 	p.secrets = uniqueSorted(secrets)
+	return diags
+}
+
+func isShortSecret(s string) bool { return s != "" && len(s) < redact.ShortLen }
+
+// shortestString is the shortest string in v (v itself, or inside it)
+// that is too short to be hidden everywhere.
+func shortestString(v cty.Value) (string, bool) {
+	v, _ = v.UnmarkDeep()
+	if v.IsNull() || !v.IsKnown() {
+		return "", false
+	}
+	switch {
+	case v.Type() == cty.String:
+		return v.AsString(), isShortSecret(v.AsString())
+	case v.CanIterateElements():
+		short, found := "", false
+		for it := v.ElementIterator(); it.Next(); {
+			_, e := it.Element()
+			if s, ok := shortestString(e); ok && (!found || len(s) < len(short)) {
+				short, found = s, true
+			}
+		}
+		return short, found
+	}
+	return "", false
+}
+
+func shortSecret(what, secret string, rng hcl.Range) *hcl.Diagnostic {
+	return &hcl.Diagnostic{
+		Severity: hcl.DiagWarning, Summary: "Short secret",
+		Detail: fmt.Sprintf("%s is only %d characters: it is hidden only where it stands alone, and a longer secret is safer.",
+			what, utf8.RuneCountInString(secret)),
+		Subject: rng.Ptr(),
+	}
 }
 
 // markedLeaves returns the string leaves of v that are marked sensitive

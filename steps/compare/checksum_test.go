@@ -105,8 +105,13 @@ func TestCompareChecksumSampleApp(t *testing.T) {
 			END LOOP;
 		END$$`)
 	out := cmpChecksumT(t, src, tgt, 300)
-	if !out.Equal || len(out.Mismatched) != 0 {
+	matched := !slices.ContainsFunc(out.Checksums, func(c CompareChecksum) bool { return !c.Match })
+	if !matched || len(out.Mismatched) != 0 {
 		t.Errorf("not equal: mismatched %v, checksums %+v", out.Mismatched, out.Checksums)
+	}
+	// The settings themselves differ, and compare says so.
+	if out.Equal || len(out.Settings.Extra) != 6 {
+		t.Errorf("equal %v, settings %+v: want the target's six settings listed", out.Equal, out.Settings)
 	}
 	if len(out.Checksums) != len(out.Tables) {
 		t.Errorf("%d checksums for %d tables", len(out.Checksums), len(out.Tables))

@@ -56,9 +56,9 @@ func loadFuzzed(t *testing.T, name string, src []byte) (*plan.Plan, hcl.Diagnost
 	start := time.Now()
 	select {
 	case <-done:
-		if d := time.Since(start); d > loadTimeout/5 {
-			t.Fatalf("Load took %v", d)
-		}
+		// How fast is the benchmarks' business: a bound here would flake
+		// on a loaded machine. Only a load that never ends fails.
+		t.Logf("Load took %v", time.Since(start))
 	case <-time.After(loadTimeout):
 		buf := make([]byte, 1<<20)
 		buf = buf[:runtime.Stack(buf, true)]

@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,6 +41,9 @@ type HTTPArgs struct {
 	RequestTimeout     string            `hcl:"request_timeout,optional" doc:"How long the request may take, response body included (default \"30s\"); the step's timeout also applies."`
 	FailOnErrorStatus  *bool             `hcl:"fail_on_error_status,optional" doc:"A status of 400 or more fails the step (default true); set false to judge the status in assertions."`
 	InsecureSkipVerify bool              `hcl:"insecure_skip_verify,optional" doc:"Accept any TLS certificate (self-signed test servers only)."`
+	RetryOn            []int             `hcl:"retry_on,optional" doc:"Statuses that mean try again, such as [429, 500, 502, 503, 504]; when given, a request that got no response (connection refused or reset, request_timeout) is retried too. Only for requests that are safe to repeat."`
+	RetryAttempts      int               `hcl:"retry_attempts,optional" doc:"Attempts in all when retry_on is given (default 5)."`
+	RetryBackoff       string            `hcl:"retry_backoff,optional" doc:"The wait after the first failed attempt (default \"1s\"), doubling after each one up to 30s; a Retry-After header of up to a minute is honoured instead."`
 }
 
 // HTTPOutput is the output of http.
@@ -48,15 +53,35 @@ type HTTPOutput struct {
 	Body      string            `json:"body" doc:"The response body as text (at most 1 MiB)."`
 	Truncated bool              `json:"truncated" doc:"The response body was longer than 1 MiB and was cut."`
 	JSON      any               `json:"json" doc:"The response body parsed as JSON when it is JSON, else null."`
-	Seconds   float64           `json:"seconds" doc:"How long the request took, body included."`
+	Seconds   float64           `json:"seconds" doc:"How long the request took, body included (the last attempt)."`
+	Attempts  int               `json:"attempts" doc:"How many times the request was sent (more than 1 after retries on retry_on)."`
 }
 
-const defaultRequestTimeout = 30 * time.Second
+const (
+	defaultRequestTimeout = 30 * time.Second
+	defaultRetryAttempts  = 5
+	defaultRetryBackoff   = time.Second
+	maxRetryBackoff       = 30 * time.Second
+	maxRetryAfter         = time.Minute
+)
 
 var Type = steptype.Def[HTTPArgs, HTTPOutput]{
-	Summary:   "Sends an HTTP request (JSON helpers included) and captures the status, headers and body.",
-	Fn:        runHTTP,
-	ArgChecks: map[string]func(string) error{"request_timeout": steptype.CheckDuration},
+	Summary: "Sends an HTTP request (JSON helpers included) and captures the status, headers and body; retries transient failures when asked (retry_on).",
+	Fn:      runHTTP,
+	ArgChecks: map[string]func(string) error{
+		"request_timeout": steptype.CheckDuration,
+		"retry_backoff":   steptype.CheckDuration,
+	},
+}
+
+// request is one prepared request, sent as many times as its attempts allow.
+type request struct {
+	method, url, where string
+	headers            map[string]string
+	body               []byte // nil: no body
+	contentType        string
+	timeout            time.Duration
+	client             *http.Client
 }
 
 func runHTTP(ctx context.Context, env *steptype.Env, a *HTTPArgs) (*HTTPOutput, error) {
@@ -81,29 +106,24 @@ func runHTTP(ctx context.Context, env *steptype.Env, a *HTTPArgs) (*HTTPOutput, 
 			return nil, fmt.Errorf("http: request_timeout: %w", err)
 		}
 	}
+	attempts, backoff := 1, defaultRetryBackoff
+	if len(a.RetryOn) > 0 {
+		attempts = defaultRetryAttempts
+		if a.RetryAttempts != 0 {
+			attempts = a.RetryAttempts
+		}
+		if attempts < 1 {
+			return nil, fmt.Errorf("http: retry_attempts must be at least 1, not %d", attempts)
+		}
+		if a.RetryBackoff != "" {
+			if backoff, err = steptype.ParseDuration(a.RetryBackoff, true); err != nil {
+				return nil, fmt.Errorf("http: retry_backoff: %w", err)
+			}
+		}
+	}
 	body, contentType, err := requestBody(a)
 	if err != nil {
 		return nil, fmt.Errorf("http %s: %w", where, err)
-	}
-
-	rctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, method, u.String(), body)
-	if err != nil {
-		return nil, fmt.Errorf("http %s: %w", where, scrubURLError(err))
-	}
-	for k, v := range a.Headers {
-		if strings.EqualFold(k, "Host") {
-			req.Host = v // net/http ignores a Host entry in req.Header
-			continue
-		}
-		req.Header.Set(k, v)
-	}
-	if contentType != "" && req.Header.Get("Content-Type") == "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	if req.Header.Get("User-Agent") == "" {
-		req.Header.Set("User-Agent", "planrun")
 	}
 
 	// A transport of our own, so that insecure_skip_verify stays with this
@@ -113,27 +133,85 @@ func runHTTP(ctx context.Context, env *steptype.Env, a *HTTPArgs) (*HTTPOutput, 
 		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for explicitly
 	}
 	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr}
+	req := &request{method: method, url: u.String(), where: where, headers: a.Headers, body: body,
+		contentType: contentType, timeout: timeout, client: &http.Client{Transport: tr}}
 
+	acted := false // an earlier attempt may have been acted on (a 503 half way)
+	for attempt := 1; ; attempt++ {
+		out, err, transient := req.send(ctx, env, a)
+		if out != nil {
+			out.Attempts = attempt
+		}
+		if !transient || attempt == attempts || ctx.Err() != nil {
+			if transient && out != nil && !failOnError(a) {
+				return out, nil // the last answer, for the assertions to judge
+			}
+			if r, ok := errors.AsType[*steptype.Refusal](err); ok && acted {
+				err = r.Err // refused now, but not necessarily before
+			}
+			return out, err
+		}
+		acted = acted || !steptype.IsRefusal(err)
+		wait := min(backoff<<(attempt-1), maxRetryBackoff)
+		if out != nil {
+			if ra, ok := retryAfter(out.Headers["Retry-After"]); ok {
+				wait = ra
+			}
+		}
+		env.Logf("%s: attempt %d of %d: %s; retrying in %s", where, attempt, attempts, env.Cut(err.Error(), 300), wait)
+		if perr := steptype.Pause(ctx, wait); perr != nil {
+			return out, fmt.Errorf("%w (cancelled while waiting to retry)", err)
+		}
+	}
+}
+
+// send sends the request once. transient says that the failure is worth
+// another attempt: a status in retry_on, or no response at all.
+func (r *request) send(ctx context.Context, env *steptype.Env, a *HTTPArgs) (out *HTTPOutput, err error, transient bool) {
+	rctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	var body io.Reader
+	if r.body != nil {
+		body = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(rctx, r.method, r.url, body)
+	if err != nil {
+		return nil, fmt.Errorf("http %s: %w", r.where, scrubURLError(err)), false
+	}
+	for k, v := range r.headers {
+		if strings.EqualFold(k, "Host") {
+			req.Host = v // net/http ignores a Host entry in req.Header
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	if r.contentType != "" && req.Header.Get("Content-Type") == "" {
+		req.Header.Set("Content-Type", r.contentType)
+	}
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", "planrun")
+	}
+
+	retrying := len(a.RetryOn) > 0
 	start := time.Now()
-	resp, err := client.Do(req)
+	resp, err := r.client.Do(req)
 	if err != nil {
 		sent := !notSent(err, req.URL.String())
-		err = requestError(ctx, rctx, where, timeout, err)
+		err = requestError(ctx, rctx, r.where, r.timeout, err)
 		if !sent {
 			err = steptype.Refused(err)
 		}
-		return nil, err
+		return nil, err, retrying && ctx.Err() == nil
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, steptype.MaxCapture+1))
 	if err != nil {
-		return nil, requestError(ctx, rctx, where, timeout, fmt.Errorf("reading the response body: %w", err))
+		return nil, requestError(ctx, rctx, r.where, r.timeout, fmt.Errorf("reading the response body: %w", err)), retrying && ctx.Err() == nil
 	}
-	out := &HTTPOutput{Status: resp.StatusCode, Headers: map[string]string{}}
+	out = &HTTPOutput{Status: resp.StatusCode, Headers: map[string]string{}}
 	if len(raw) > steptype.MaxCapture {
 		raw, out.Truncated = raw[:steptype.MaxCapture], true
-		env.Logf("%s: the response body is longer than 1 MiB; output.body holds the first 1 MiB", where)
+		env.Logf("%s: the response body is longer than 1 MiB; output.body holds the first 1 MiB", r.where)
 	}
 	out.Seconds = time.Since(start).Seconds()
 	out.Body = string(raw)
@@ -143,15 +221,34 @@ func runHTTP(ctx context.Context, env *steptype.Env, a *HTTPArgs) (*HTTPOutput, 
 	if !out.Truncated {
 		out.JSON = parseResponseJSON(raw)
 	}
-	if resp.StatusCode >= 400 && (a.FailOnErrorStatus == nil || *a.FailOnErrorStatus) {
-		return out, fmt.Errorf("http %s: status %d%s", where, resp.StatusCode, bodyExcerpt(env, raw))
+	transient = slices.Contains(a.RetryOn, resp.StatusCode)
+	if resp.StatusCode < 400 || (!failOnError(a) && !transient) {
+		return out, nil, false
 	}
-	return out, nil
+	err = fmt.Errorf("http %s: status %d%s", r.where, resp.StatusCode, errorExcerpt(env, raw, out.JSON))
+	if resp.StatusCode < 500 {
+		// A client error (429 included): the server says it did not do it
+		// (RFC 9110 §15.5), so there is nothing for a rollback to undo.
+		err = steptype.Refused(err)
+	}
+	return out, err, transient
+}
+
+func failOnError(a *HTTPArgs) bool { return a.FailOnErrorStatus == nil || *a.FailOnErrorStatus }
+
+// retryAfter reads a Retry-After header given in seconds (rate limits use
+// that form), when it is not longer than maxRetryAfter.
+func retryAfter(h string) (time.Duration, bool) {
+	n, err := strconv.Atoi(strings.TrimSpace(h))
+	if err != nil || n < 0 || time.Duration(n)*time.Second > maxRetryAfter {
+		return 0, false
+	}
+	return time.Duration(n) * time.Second, true
 }
 
 // requestBody returns the body to send and the Content-Type to give it when
 // the user gave none.
-func requestBody(a *HTTPArgs) (io.Reader, string, error) {
+func requestBody(a *HTTPArgs) ([]byte, string, error) {
 	// An absent json argument is cty.NilVal, which is null too.
 	v, _ := a.JSON.UnmarkDeep()
 	switch {
@@ -162,12 +259,12 @@ func requestBody(a *HTTPArgs) (io.Reader, string, error) {
 		if err != nil {
 			return nil, "", fmt.Errorf("json: cannot encode the value: %w", err)
 		}
-		return bytes.NewReader(raw), "application/json", nil
+		return raw, "application/json", nil
 	case a.Body != "":
 		if json.Valid([]byte(a.Body)) {
-			return strings.NewReader(a.Body), "application/json", nil
+			return []byte(a.Body), "application/json", nil
 		}
-		return strings.NewReader(a.Body), "text/plain; charset=utf-8", nil
+		return []byte(a.Body), "text/plain; charset=utf-8", nil
 	}
 	return nil, "", nil
 }
@@ -257,8 +354,6 @@ func parseResponseJSON(raw []byte) any {
 	return v
 }
 
-// bodyExcerpt is the start of an error response, for the error message:
-// APIs usually say there what went wrong.
 // notSent says whether a request failed before it left: the connection to
 // its own URL (not a redirect's) could not be made, so the server cannot
 // have acted on it.
@@ -274,7 +369,28 @@ func notSent(err error, reqURL string) bool {
 	return ok && op.Op == "dial"
 }
 
-func bodyExcerpt(env *steptype.Env, raw []byte) string {
+// errorExcerpt is what an error response says, for the error message:
+// the "message" of a JSON error body (Heroku's {"id": ..., "message": ...},
+// and many APIs' {"error": {"message": ...}} or {"error": "..."}) with its
+// id, else the start of the body.
+func errorExcerpt(env *steptype.Env, raw []byte, parsed any) string {
+	if obj, ok := parsed.(map[string]any); ok {
+		msg, _ := obj["message"].(string)
+		if msg == "" {
+			switch e := obj["error"].(type) {
+			case string:
+				msg = e
+			case map[string]any:
+				msg, _ = e["message"].(string)
+			}
+		}
+		if msg != "" {
+			if id, ok := obj["id"].(string); ok && id != "" {
+				msg += " (" + id + ")"
+			}
+			return ": " + env.Cut(strings.TrimSpace(msg), 1000)
+		}
+	}
 	s := strings.TrimSpace(strings.ToValidUTF8(string(raw), ""))
 	if s == "" {
 		return ""

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -294,5 +296,123 @@ func TestHTTPRefusalOnlyWhenNotSent(t *testing.T) {
 	timeout := "200ms"
 	if _, err := runHTTP(context.Background(), env, &HTTPArgs{URL: hang.URL, Method: "POST", RequestTimeout: timeout}); err == nil || steptype.IsRefusal(err) {
 		t.Errorf("timed out after sending: %v (refusal %v)", err, steptype.IsRefusal(err))
+	}
+}
+
+// sequenceServer answers the requests it gets with statuses in turn (the
+// last one again once they run out), a Heroku-style error body for errors.
+func sequenceServer(t *testing.T, statuses ...int) (*httptest.Server, func() []string) {
+	t.Helper()
+	var mu sync.Mutex
+	var bodies []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		st := statuses[min(len(bodies), len(statuses))-1]
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if st == 429 {
+			w.Header().Set("Retry-After", "0")
+		}
+		w.WriteHeader(st)
+		if st >= 400 {
+			io.WriteString(w, `{"id":"invalid_params","message":"Cannot overwrite attachment values DATABASE_URL."}`)
+			return
+		}
+		io.WriteString(w, `{"maintenance":false}`)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), bodies...)
+	}
+}
+
+var transient = []int{429, 500, 502, 503, 504}
+
+func TestHTTPRetriesTransientStatuses(t *testing.T) {
+	srv, got := sequenceServer(t, 503, 429, 200)
+	var logs []string
+	env := &steptype.Env{Log: func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }}
+	args := &HTTPArgs{URL: srv.URL + "/apps/shop", Method: "PATCH", JSON: cty.ObjectVal(map[string]cty.Value{"maintenance": cty.False}),
+		RetryOn: transient, RetryBackoff: "10ms"}
+	out, err := runHTTP(context.Background(), env, args)
+	if err != nil || out.Status != 200 || out.Attempts != 3 {
+		t.Fatalf("out %+v, err %v", out, err)
+	}
+	// The body is sent whole every time.
+	if b := got(); len(b) != 3 || b[0] != `{"maintenance":false}` || b[2] != b[0] {
+		t.Errorf("bodies: %q", b)
+	}
+	if len(logs) != 2 || !strings.Contains(logs[0], "attempt 1 of 5: http PATCH "+srv.URL+"/apps/shop: status 503") {
+		t.Errorf("logs: %q", logs)
+	}
+}
+
+func TestHTTPGivesUpAfterRetryAttempts(t *testing.T) {
+	srv, got := sequenceServer(t, 503)
+	out, err := runHTTP(context.Background(), nil, &HTTPArgs{URL: srv.URL, RetryOn: transient, RetryAttempts: 3, RetryBackoff: "1ms"})
+	if err == nil || out == nil || out.Attempts != 3 || len(got()) != 3 || steptype.IsRefusal(err) {
+		t.Fatalf("out %+v, err %v, requests %d", out, err, len(got()))
+	}
+	// Without retry_on a request is sent once.
+	srv2, got2 := sequenceServer(t, 503, 200)
+	if _, err := runHTTP(context.Background(), nil, &HTTPArgs{URL: srv2.URL}); err == nil || len(got2()) != 1 {
+		t.Errorf("sent %d times: %v", len(got2()), err)
+	}
+}
+
+// A 4xx is the server's refusal: not retried, reported with its message,
+// and marked as a refusal so that the rollback does not run.
+func TestHTTPClientErrorIsReportedAndNotRetried(t *testing.T) {
+	srv, got := sequenceServer(t, 422, 200)
+	_, err := runHTTP(context.Background(), nil, &HTTPArgs{URL: srv.URL + "/apps/shop/config-vars", Method: "PATCH", RetryOn: transient, RetryBackoff: "1ms"})
+	want := "http PATCH " + srv.URL + "/apps/shop/config-vars: status 422: Cannot overwrite attachment values DATABASE_URL. (invalid_params)"
+	if err == nil || err.Error() != want || len(got()) != 1 || !steptype.IsRefusal(err) {
+		t.Fatalf("err %v (refusal %v), requests %d; want %s", err, steptype.IsRefusal(err), len(got()), want)
+	}
+	// After a 503 the server may have acted: a later 4xx is no refusal.
+	srv2, _ := sequenceServer(t, 503, 409)
+	_, err = runHTTP(context.Background(), nil, &HTTPArgs{URL: srv2.URL, Method: "POST", RetryOn: transient, RetryBackoff: "1ms"})
+	if err == nil || !strings.Contains(err.Error(), "status 409") || steptype.IsRefusal(err) {
+		t.Errorf("503 then 409: %v (refusal %v)", err, steptype.IsRefusal(err))
+	}
+}
+
+func TestHTTPRetriesWhenNothingAnswers(t *testing.T) {
+	// A port that refuses at first and answers later.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	go func() {
+		time.Sleep(150 * time.Millisecond)
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return // the port was taken meanwhile: the test then fails on its own
+		}
+		srv.Listener = l
+		srv.Start()
+	}()
+	t.Cleanup(func() { time.Sleep(200 * time.Millisecond); srv.Close() })
+	out, err := runHTTP(context.Background(), nil, &HTTPArgs{URL: "http://" + addr + "/", RetryOn: transient, RetryAttempts: 6, RetryBackoff: "50ms"})
+	if err != nil || out.Body != "ok" || out.Attempts < 2 {
+		t.Fatalf("out %+v, err %v", out, err)
+	}
+}
+
+func TestHTTPRetryStopsWithTheContext(t *testing.T) {
+	srv, got := sequenceServer(t, 503)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := runHTTP(ctx, nil, &HTTPArgs{URL: srv.URL, RetryOn: transient, RetryBackoff: "10s"})
+	if err == nil || time.Since(start) > 5*time.Second || len(got()) != 1 || !strings.Contains(err.Error(), "cancelled while waiting to retry") {
+		t.Fatalf("err %v after %s, %d requests", err, time.Since(start), len(got()))
 	}
 }

@@ -62,7 +62,7 @@ func commands() []command {
 		{"check", "Run only the plan's checks (read-only): a pre-flight, or a validation after the fact", runCheck},
 		{"status", "Show the last run of a plan: each step's status, attempts and duration", runStatus},
 		{"history", "List a plan's runs", runHistory},
-		{"report", "Render a recorded run as Markdown or JSON, for a change ticket or a post-mortem", runReport},
+		{"report", "Render a recorded run as Markdown, JSON or a self-contained HTML page with a timeline, for a change ticket or a post-mortem", runReport},
 		{"rollback", "Run the rollback hooks of the last run's completed steps, newest first", runRollback},
 		{"get", "Fetch the plan's git libraries and pin them in planrun.lock.hcl", runGet},
 		{"graph", "Print the plan's DAG as DOT or Mermaid", runGraph},

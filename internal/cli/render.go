@@ -167,9 +167,12 @@ func writeSummary(w io.Writer, p *plan.Plan, res *engine.Result, sel func(*plan.
 	}
 	tw.Flush()
 	if p.Downtime != nil {
-		if res.Downtime != nil {
-			fmt.Fprintf(w, "\nDowntime (start of %s to end of %s): %s\n", p.Downtime.From, p.Downtime.To, report.FormatDuration(*res.Downtime))
-		} else {
+		switch {
+		case res.Downtime != nil:
+			fmt.Fprintf(w, "\nDowntime (start of %s to end of %s): %s\n", p.Downtime.From, res.DowntimeEnd, report.FormatDuration(*res.Downtime))
+		case res.DowntimeOpen:
+			fmt.Fprintf(w, "\nDowntime: not closed: %s started, but neither %s nor the rollback of %s completed; the window may still be open\n", p.Downtime.From, p.Downtime.To, p.Downtime.From)
+		default:
 			fmt.Fprintf(w, "\nDowntime: not measured (%s or %s did not run)\n", p.Downtime.From, p.Downtime.To)
 		}
 	}

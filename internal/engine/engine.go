@@ -98,6 +98,7 @@ type RollbackResult struct {
 	Status   event.Status
 	Err      error
 	Duration time.Duration
+	Finished time.Time
 }
 
 // Result is what happened in a run.
@@ -107,8 +108,15 @@ type Result struct {
 	Steps    map[string]*StepResult
 	Order    []string // steps in the order they finished
 	Downtime *time.Duration
-	Started  time.Time
-	Finished time.Time
+	// DowntimeEnd says what closed the downtime window: the plan's "to"
+	// step, or "the rollback of FROM" when the run failed before "to" and
+	// that rollback (maintenance off) closed it; "" when not measured.
+	DowntimeEnd string
+	// DowntimeOpen: the window's "from" step did its work and neither
+	// "to" nor its rollback closed the window (maintenance may be on).
+	DowntimeOpen bool
+	Started      time.Time
+	Finished     time.Time
 	// RollbackFailed is set when a rollback hook failed.
 	RollbackFailed bool
 	// RollbackInterrupted is set when rollbacks were stopped (second Ctrl-C).
@@ -241,7 +249,7 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) *Result {
 		r.rollback(ctx, res)
 	}
 	res.Finished = opts.Now()
-	res.Downtime = r.downtime()
+	res.Downtime, res.DowntimeEnd, res.DowntimeOpen = r.downtime()
 	ev := event.Event{Type: event.RunFinished, Status: res.Status, Seconds: res.Finished.Sub(res.Started).Seconds()}
 	if res.Err != nil {
 		ev.Error = r.opts.Redactor.String(res.Err.Error())
@@ -314,18 +322,32 @@ func (r *run) rawOutput(addr string) (any, bool) {
 }
 
 // downtime measures the declared window: from the start of one step to the
-// end of the other.
-func (r *run) downtime() *time.Duration {
+// end of the other, or, when the run failed before the other succeeded, to
+// the end of the first one's rollback, which closed the window (the
+// maintenance mode it turned on is off again). It also says which end it
+// was, or that the window was opened and is not closed.
+func (r *run) downtime() (span *time.Duration, end string, open bool) {
 	d := r.plan.Downtime
 	if d == nil {
-		return nil
+		return nil, "", false
 	}
 	from, to := r.result(d.From), r.result(d.To)
-	if from == nil || to == nil || from.Started.IsZero() || to.Finished.IsZero() {
-		return nil
+	if from == nil || from.Started.IsZero() {
+		return nil, "", false
 	}
-	span := to.Finished.Sub(from.Started)
-	return &span
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var at time.Time
+	switch {
+	case to != nil && (to.Status == event.StatusSucceeded || to.Status == event.StatusSkipped) && !to.Finished.IsZero():
+		at, end = to.Finished, d.To
+	case from.Rollback != nil && from.Rollback.Status == event.StatusRolledBack:
+		at, end = from.Rollback.Finished, "the rollback of "+d.From
+	default:
+		return nil, "", from.ran && !from.unchanged && from.Status != event.StatusSkipped
+	}
+	w := at.Sub(from.Started)
+	return &w, end, false
 }
 
 // rollback runs the rollback hooks of every step whose work stands, newest
@@ -364,7 +386,8 @@ func (r *run) rollback(ctx context.Context, res *Result) {
 		r.emit(event.Event{Type: event.RollbackStarted, Step: st.Addr, Uses: st.Rollback.Uses, Message: note})
 		start := r.opts.Now()
 		_, asserts, err := r.runAction(rctx, st, st.Rollback)
-		rb := &RollbackResult{Status: event.StatusRolledBack, Duration: r.opts.Now().Sub(start)}
+		end := r.opts.Now()
+		rb := &RollbackResult{Status: event.StatusRolledBack, Duration: end.Sub(start), Finished: end}
 		if err != nil {
 			rb.Status, rb.Err = event.StatusFailed, err
 			res.RollbackFailed = true

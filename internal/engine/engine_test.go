@@ -632,3 +632,44 @@ step "off" {
 		t.Fatalf("three 15ms steps in the window: %v", res.Downtime)
 	}
 }
+
+// A run that fails inside the window has its downtime measured too: to the
+// end of the rollback that closed it.
+func TestDowntimeIsClosedByTheRollback(t *testing.T) {
+	rec := newRecorder()
+	reg := rec.types()
+	p := load(t, reg, `
+plan "p" {
+  on_failure = "rollback"
+  downtime {
+    from = step.on
+    to   = step.off
+  }
+}
+step "on" {
+  uses = "slow"
+  name = "on"
+  rollback {
+    uses = "slow"
+    name = "on-undo"
+  }
+}
+step "work" {
+  uses = "fail"
+  name = "work"
+  depends_on = [step.on]
+}
+step "off" {
+  uses = "slow"
+  name = "off"
+  depends_on = [step.work]
+}
+`)
+	res, _ := run(t, context.Background(), p, reg, engine.Options{})
+	if res.Status != event.StatusFailed || res.Steps["step.on"].Rollback == nil || res.Steps["step.on"].Rollback.Status != event.StatusRolledBack {
+		t.Fatalf("status %s, rollback %+v", res.Status, res.Steps["step.on"].Rollback)
+	}
+	if res.Downtime == nil || *res.Downtime < 30*time.Millisecond || res.DowntimeEnd != "the rollback of step.on" {
+		t.Fatalf("two 15ms steps in the window, closed by the rollback: %v, %q", res.Downtime, res.DowntimeEnd)
+	}
+}

@@ -379,14 +379,17 @@ func givenVars(p *plan.Plan, vars map[string]any, run *journal.Run, same bool) V
 }
 
 // downtimeWindow measures the plan's downtime window: the duration the run
-// recorded, or else from the record's event times (across resumes).
+// recorded, or else from the record's event times (across resumes). The
+// window closes at the end of its "to" step or, when the run failed before
+// that, at the end of the rollback of its "from" step (maintenance off).
 func downtimeWindow(p *plan.Plan, events []event.Event) *Downtime {
 	if p.Downtime == nil {
 		return nil
 	}
 	w := &Downtime{From: p.Downtime.From, To: p.Downtime.To}
 	var recorded *float64
-	var from, to time.Time
+	var from, to, undone time.Time
+	opened := false // the from step did its work (not skipped, not refused)
 	for _, ev := range events {
 		switch {
 		case ev.Type == event.RunFinished && ev.Downtime != nil:
@@ -395,16 +398,26 @@ func downtimeWindow(p *plan.Plan, events []event.Event) *Downtime {
 			from = ev.Time
 		case ev.Type == event.StepFinished && ev.Step == w.To && ev.Status == event.StatusSucceeded:
 			to = ev.Time
+		case ev.Type == event.StepFinished && ev.Step == w.From:
+			opened = ev.Status != event.StatusSkipped && ev.Attempt > 0 && !ev.Unchanged
+		case ev.Type == event.RollbackFinished && ev.Step == w.From && ev.Status == event.StatusRolledBack:
+			undone = ev.Time
 		}
+	}
+	end := "the end of " + w.To
+	if to.IsZero() && !undone.IsZero() {
+		end, to = "the end of the rollback of "+w.From+" ("+w.To+" did not complete)", undone
 	}
 	switch {
 	case recorded != nil:
 		w.Seconds = recorded
-		w.Note = fmt.Sprintf("from the start of %s to the end of %s, as the run measured it", w.From, w.To)
+		w.Note = fmt.Sprintf("from the start of %s to %s, as the run measured it", w.From, end)
 	case !from.IsZero() && !to.IsZero() && !to.Before(from):
 		s := to.Sub(from).Seconds()
 		w.Seconds = &s
-		w.Note = fmt.Sprintf("from the start of %s to the end of %s, from the record's event times (the run was resumed)", w.From, w.To)
+		w.Note = fmt.Sprintf("from the start of %s to %s, from the record's event times", w.From, end)
+	case opened:
+		w.Note = fmt.Sprintf("not closed: %s started, but neither %s nor the rollback of %s completed; the window may still be open", w.From, w.To, w.From)
 	default:
 		w.Note = fmt.Sprintf("not measured: %s or %s did not complete in this run", w.From, w.To)
 	}

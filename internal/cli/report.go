@@ -100,15 +100,7 @@ func runReport(c *CLI, args []string) int {
 			fmt.Fprintf(c.stderr, "planrun report: %v\n", err)
 			return ExitFailed
 		}
-		// The page writes & < > ' " + as entities: a secret holding one
-		// is redacted in that form too.
-		for _, s := range p.Secrets() {
-			for _, f := range redact.Forms(s) {
-				if e := report.HTMLEscape(f); e != f {
-					secrets = append(secrets, e)
-				}
-			}
-		}
+		secrets = append(secrets, htmlForms(secrets)...)
 	default:
 		report.WriteMarkdown(&buf, runs[0].Doc)
 	}
@@ -124,6 +116,20 @@ func runReport(c *CLI, args []string) int {
 		return ExitFailed
 	}
 	return ExitOK
+}
+
+// htmlForms are the secrets as the HTML page writes them: & < > ' " +
+// become entities, so a secret holding one is redacted in that form too.
+func htmlForms(secrets []string) []string {
+	var out []string
+	for _, s := range secrets {
+		for _, f := range redact.Forms(s) {
+			if e := report.HTMLEscape(f); e != f {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
 }
 
 // runList is a repeatable --run.

@@ -202,3 +202,34 @@ func TestHTMLTwoRuns(t *testing.T) {
 		t.Errorf("the timelines are not one above the other before the steps: %d %d %d", first, second, steps)
 	}
 }
+
+// TestHTMLResumedRun: a step whose process died shows as unfinished up to
+// the record's last event before the resume, which is marked on the axis.
+func TestHTMLResumedRun(t *testing.T) {
+	p := &plan.Plan{Name: "crash", Path: "plan.hcl"}
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	evs := []event.Event{
+		{Type: event.RunStarted, Time: at(0), Plan: "crash"},
+		{Type: event.StepStarted, Time: at(0), Step: "step.a", Uses: "exec"},
+		{Type: event.StepLog, Time: at(4), Step: "step.a", Message: "working"},
+		{Type: event.RunStarted, Time: at(10), Plan: "crash", Resumed: true},
+		{Type: event.StepStarted, Time: at(10), Step: "step.a", Uses: "exec"},
+		{Type: event.StepFinished, Time: at(12), Step: "step.a", Uses: "exec", Status: event.StatusSucceeded, Attempt: 1, Seconds: 2},
+		{Type: event.RunFinished, Time: at(12), Status: event.StatusSucceeded},
+	}
+	run := journal.Replay("r", evs)
+	var buf bytes.Buffer
+	if err := WriteHTML(&buf, []HTMLRun{{Doc: Build(p, Now{}, run, run.Status, evs), Events: evs}}); err != nil {
+		t.Fatal(err)
+	}
+	page := buf.String()
+	for _, re := range []string{
+		`<rect class="bar st-unfinished" x="250" y="[0-9.]+" width="220" height="14" rx="2"><title>step.a, attempt 1: unfinished, 05:06:07.000 → 05:06:11.000 \(4.0s\)</title>`,
+		`<rect class="bar st-succeeded" x="800" y="[0-9.]+" width="110" height="14" rx="2">`,
+		`<g class="segment"><line class="mark" x1="800" y1="26" x2="800" y2="54"/><text x="800" dx="3" y="26">resume</text></g>`,
+	} {
+		if !regexp.MustCompile(re).MatchString(page) {
+			t.Errorf("the page lacks %s", re)
+		}
+	}
+}

@@ -22,6 +22,12 @@ type Options struct {
 	// Libraries finds the files of library blocks; nil means a plan with a
 	// library block does not load.
 	Libraries LibraryResolver
+	// UnsetUnknown makes every variable not given a value (by -var, a var
+	// file or the environment) unknown, its default too, instead of an
+	// error: for commands that only read run records (status, history,
+	// report), which must not need the plan's secrets, and must not take
+	// a default for the value the run had.
+	UnsetUnknown bool
 }
 
 // Load reads a plan file (or a directory of .hcl/.yaml files), resolves its

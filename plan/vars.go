@@ -101,6 +101,8 @@ func (l *loader) resolveVariables() hcl.Diagnostics {
 			val = parsed
 		case ok:
 			val = g.val
+		case l.opts.UnsetUnknown:
+			val = cty.UnknownVal(v.Type)
 		case v.Default != cty.NilVal:
 			val = v.Default
 		case v.badDefault:
@@ -143,6 +145,9 @@ func (l *loader) resolveVariables() hcl.Diagnostics {
 		Functions: l.plan.functions(),
 	}
 	for _, v := range l.vars {
+		if !vars[v.Name].IsWhollyKnown() {
+			continue // UnsetUnknown: nothing to check
+		}
 		diags = append(diags, checkValidations(v, ctx)...)
 	}
 	return diags

@@ -172,6 +172,9 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 type varFlags struct {
 	vars     multiFlag
 	varFiles multiFlag
+	// recordsOnly: the command only reads run records (status, history,
+	// report), so a variable without a value is unknown, not an error.
+	recordsOnly bool
 }
 
 func (v *varFlags) register(fs *flag.FlagSet) {
@@ -294,11 +297,12 @@ func (c *CLI) loadWith(path string, vf varFlags, libs plan.LibraryResolver) (*pl
 		libs = resolver.Resolve
 	}
 	p, diags := plan.LoadContext(c.ctx, path, plan.Options{
-		Types:     c.registry,
-		Vars:      vf.vars,
-		VarFiles:  vf.varFiles,
-		Environ:   c.environ,
-		Libraries: libs,
+		Types:        c.registry,
+		Vars:         vf.vars,
+		VarFiles:     vf.varFiles,
+		Environ:      c.environ,
+		Libraries:    libs,
+		UnsetUnknown: vf.recordsOnly,
 	})
 	if c.ctx.Err() != nil {
 		// The diagnostics so far are incomplete; the signal said stop.

@@ -98,16 +98,48 @@ func (c *CLI) storeFingerprints(store journal.Store, p *plan.Plan) (map[string]s
 // planrun hashed sensitive values without a key, and a step whose recorded
 // fingerprint is that unkeyed one has not changed (a run it left unfinished
 // still resumes).
+//
+// Loaded without some variables (status, history and report need none), a
+// step whose arguments are not all known cannot be compared: it is taken as
+// recorded.
 func asRecorded(p *plan.Plan, recorded, fps map[string]string) map[string]string {
 	legacy := fingerprints(p, nil)
+	blind := unsetVars(p)
 	out := make(map[string]string, len(fps))
 	for addr, fp := range fps {
-		if old, ok := recorded[addr]; ok && old != fp && old == legacy[addr] {
+		if old, ok := recorded[addr]; ok && old != fp && (old == legacy[addr] || blind && !argsKnown(p.Step(addr))) {
 			fp = old
 		}
 		out[addr] = fp
 	}
 	return out
+}
+
+// unsetVars says whether a root variable was left unknown (plan.Options.UnsetUnknown).
+func unsetVars(p *plan.Plan) bool {
+	for _, v := range p.VarValues() {
+		if !v.IsWhollyKnown() {
+			return true
+		}
+	}
+	return false
+}
+
+// argsKnown says whether a step's arguments and its rollback's are all known.
+func argsKnown(st *plan.Step) bool {
+	if st == nil {
+		return true
+	}
+	args := st.Args
+	if st.Rollback != nil {
+		args = append(append([]plan.Arg(nil), args...), st.Rollback.Args...)
+	}
+	for _, a := range args {
+		if v, _ := a.Value.UnmarkDeep(); !v.IsWhollyKnown() {
+			return false
+		}
+	}
+	return true
 }
 
 func writeArgsFingerprint(w interface{ Write([]byte) (int, error) }, args []plan.Arg, key []byte) {

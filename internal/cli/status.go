@@ -22,6 +22,7 @@ type recordFlags struct {
 func (c *CLI) openRecords(name, usage string, args []string, extra func(*flag.FlagSet)) (*plan.Plan, journal.Store, int, bool) {
 	fs := c.newFlags(name, usage)
 	var rf recordFlags
+	rf.vf.recordsOnly = name != "rollback" // rollback runs hooks: it needs the values
 	rf.vf.register(fs)
 	rf.sf.register(fs)
 	if extra != nil {

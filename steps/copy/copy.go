@@ -289,7 +289,7 @@ func (c *copyRun) openSnapshot(ctx context.Context) error {
 	}
 	// Before the lock, which would stop at the first table it may not
 	// take, and before the first write.
-	if err := c.checkReadable(ctx); err != nil {
+	if err := c.checkBeforeWriting(ctx); err != nil {
 		return err
 	}
 	// As pg_dump does: no one may drop or alter a table while it is read.

@@ -8,7 +8,41 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// checkReadable finds, in the snapshot and before anything is written,
+// checkBeforeWriting finds everything that would make the copy fail for
+// want of a privilege, before the first write: what the source role cannot
+// read (unreadable) and what the target role cannot create (uncreatable).
+// It refuses naming every one, so that one round of fixes is enough.
+func (c *copyRun) checkBeforeWriting(ctx context.Context) error {
+	role, problems, err := c.unreadable(ctx)
+	if err != nil {
+		return err
+	}
+	var target []string
+	if !c.state.resumed { // a resumed copy's target holds its schema already
+		if target, err = c.uncreatable(ctx); err != nil {
+			return err
+		}
+	}
+	if len(problems)+len(target) == 0 {
+		return nil
+	}
+	for _, p := range problems {
+		c.env.Logf("cannot read %s", p)
+	}
+	for _, p := range target {
+		c.env.Logf("cannot create %s", p)
+	}
+	var msg []string
+	if len(problems) > 0 {
+		msg = append(msg, fmt.Sprintf("source %s: role %s cannot read everything the copy must read:\n%s", c.o.src.Name, role, strings.Join(problems, "\n")))
+	}
+	if len(target) > 0 {
+		msg = append(msg, fmt.Sprintf("target %s: its role cannot create everything the copy must create:\n%s", c.o.dst.Name, strings.Join(target, "\n")))
+	}
+	return fmt.Errorf("nothing was written to the target; %s", strings.Join(msg, "\n"))
+}
+
+// unreadable finds, in the snapshot and before anything is written,
 // every selected table, sequence and large object that the source role
 // cannot read completely: without it the copy would stop on the first one
 // after filling most of the target. A table row-level security applies to
@@ -16,11 +50,10 @@ import (
 // "query would be affected by row-level security policy" (with it on, rows
 // would be lost silently). Each is named with a fix the role's owner can
 // run; BYPASSRLS needs a superuser, which Heroku never hands out.
-func (c *copyRun) checkReadable(ctx context.Context) error {
-	var role string
+func (c *copyRun) unreadable(ctx context.Context) (role string, problems []string, err error) {
 	var privileged bool
 	if err := c.snap.tx.QueryRow(ctx, `SELECT current_user, rolsuper OR rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = current_user`).Scan(&role, &privileged); err != nil {
-		return fmt.Errorf("source %s: read the role: %w", c.o.src.Name, err)
+		return "", nil, fmt.Errorf("source %s: read the role: %w", c.o.src.Name, err)
 	}
 	var schemas, names []string
 	data := map[string]bool{} // tables whose rows are read (not partitioned parents)
@@ -30,7 +63,6 @@ func (c *copyRun) checkReadable(ctx context.Context) error {
 	for _, t := range c.tables {
 		data[t.key()] = true
 	}
-	var problems []string
 	rows, err := c.snap.tx.Query(ctx, `
 SELECT n.nspname, c.relname, pg_catalog.format('%I.%I', n.nspname, c.relname),
        pg_catalog.has_schema_privilege(n.oid, 'USAGE'), pg_catalog.has_table_privilege(c.oid, 'SELECT'),
@@ -39,7 +71,7 @@ FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamesp
 WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[])) -- not qualified: the form of many arrays is syntax
 ORDER BY 1, 2`, schemas, names)
 	if err != nil {
-		return fmt.Errorf("source %s: check the tables can be read: %w", c.o.src.Name, err)
+		return "", nil, fmt.Errorf("source %s: check the tables can be read: %w", c.o.src.Name, err)
 	}
 	var schema, name, ident, owner string
 	var usage, readable, rls, force, owns bool
@@ -68,7 +100,7 @@ ORDER BY 1, 2`, schemas, names)
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("source %s: check the tables can be read: %w", c.o.src.Name, err)
+		return "", nil, fmt.Errorf("source %s: check the tables can be read: %w", c.o.src.Name, err)
 	}
 	if c.o.sequences {
 		rows, err := c.snap.tx.Query(ctx, `
@@ -79,7 +111,7 @@ WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema') 
   AND NOT (pg_catalog.has_schema_privilege(n.oid, 'USAGE') AND pg_catalog.has_sequence_privilege(c.oid, 'SELECT'))
 ORDER BY 1`)
 		if err != nil {
-			return fmt.Errorf("source %s: check the sequences can be read: %w", c.o.src.Name, err)
+			return "", nil, fmt.Errorf("source %s: check the sequences can be read: %w", c.o.src.Name, err)
 		}
 		_, err = pgx.ForEachRow(rows, []any{&ident, &owner}, func() error {
 			problems = append(problems, fmt.Sprintf("sequence %s: role %s may not read it; fix: as its owner %s, GRANT SELECT ON SEQUENCE %s TO %s, or set sequences = false",
@@ -87,7 +119,7 @@ ORDER BY 1`)
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("source %s: check the sequences can be read: %w", c.o.src.Name, err)
+			return "", nil, fmt.Errorf("source %s: check the sequences can be read: %w", c.o.src.Name, err)
 		}
 	}
 	if c.o.largeObjects && !c.state.LargeObjectsDone {
@@ -102,19 +134,12 @@ WHERE NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.aclexplode(m.lomacl) a
                   WHERE a.privilege_type = 'SELECT' AND (a.grantee = 0 OR pg_catalog.pg_has_role(a.grantee, 'USAGE')))`).Scan(&unreadable)
 		if err != nil {
-			return fmt.Errorf("source %s: check the large objects can be read: %w", c.o.src.Name, err)
+			return "", nil, fmt.Errorf("source %s: check the large objects can be read: %w", c.o.src.Name, err)
 		}
 		if unreadable > 0 {
 			problems = append(problems, fmt.Sprintf("%d large object(s): role %s may not read them; fix: GRANT SELECT ON LARGE OBJECT ... TO %s as their owners, copy as their owner, or set large_objects = false",
 				unreadable, role, pgx.Identifier{role}.Sanitize()))
 		}
 	}
-	if len(problems) == 0 {
-		return nil
-	}
-	for _, p := range problems {
-		c.env.Logf("cannot read %s", p)
-	}
-	return fmt.Errorf("source %s: role %s cannot read everything the copy must read; nothing was written to the target:\n%s",
-		c.o.src.Name, role, strings.Join(problems, "\n"))
+	return role, problems, nil
 }

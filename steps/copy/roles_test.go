@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/planrun/planrun/internal/pgkit"
 	"github.com/planrun/planrun/internal/steptest"
 	"github.com/planrun/planrun/steps/steptype"
 )
@@ -113,5 +114,31 @@ func TestCopyRefusesUnreadable(t *testing.T) {
 	if got := steptest.Query(t, tgtAdmin, `SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'`); got[0] != "0" {
 		t.Errorf("the target holds %s relations", got[0])
+	}
+}
+
+// TestCopyRefusesUncreatable: a target role that may create neither the
+// source's schema nor tables in public is found before the first write.
+func TestCopyRefusesUncreatable(t *testing.T) {
+	t.Parallel()
+	srcAdmin, tgtAdmin := Source.FreshDB(t), Target.FreshDB(t)
+	steptest.MustExec(t, srcAdmin, "CREATE SCHEMA app; CREATE TABLE app.a (id int); CREATE TABLE b (id int)")
+	tgt := steptest.OwnerRole(t, Target, tgtAdmin, "") // since PostgreSQL 15, no CREATE in public
+	_, err := runCopyTest(t, steptest.Ctx(t), copyArgs(srcAdmin, tgt), "")
+	if err == nil || !steptype.IsRefusal(err) {
+		t.Fatalf("want a refusal, got %v", err)
+	}
+	role := pgkit.QuoteIdent(roleName(t, tgt))
+	for _, says := range []string{
+		"nothing was written",
+		"schema app: the target lacks it", "GRANT CREATE ON DATABASE",
+		"schema public: role", `GRANT CREATE ON SCHEMA "public" TO ` + role + ";",
+	} {
+		if !strings.Contains(err.Error(), says) {
+			t.Errorf("the refusal does not say %q:\n%v", says, err)
+		}
+	}
+	if got := steptest.Query(t, tgtAdmin, "SELECT count(*) FROM pg_namespace WHERE nspname = 'app'"); got[0] != "0" {
+		t.Errorf("the target has schema app")
 	}
 }

@@ -13,8 +13,8 @@ const progressEvery = 5 * time.Second
 
 // progressSampler decides which progress events the run record keeps: the
 // first of each step, then at most one per progressEvery, and the step's
-// last before it finishes. Events come one at a time (the engine
-// serialises them), so it needs no lock.
+// (or its rollback's) last before it finishes. Events come one at a time
+// (the engine serialises them), so it needs no lock.
 type progressSampler struct {
 	every   time.Duration
 	last    map[string]time.Time    // step → when its last sample was kept
@@ -37,7 +37,7 @@ func (s *progressSampler) keep(ev event.Event) []event.Event {
 		s.last[ev.Step] = ev.Time
 		delete(s.pending, ev.Step)
 		return []event.Event{ev}
-	case event.StepRetrying, event.StepFinished:
+	case event.StepRetrying, event.StepFinished, event.RollbackFinished:
 		p := s.pending[ev.Step]
 		delete(s.pending, ev.Step)
 		delete(s.last, ev.Step)

@@ -33,7 +33,10 @@ func TestProgressSampler(t *testing.T) {
 	feed(progress("b", time.Second, 100)) // another step has its own clock
 	feed(event.Event{Type: event.StepFinished, Time: t0.Add(13 * time.Second), Step: "a"})
 	feed(event.Event{Type: event.StepFinished, Time: t0.Add(14 * time.Second), Step: "b"})
-	want := "a:step_started a:0s a:10ns a:20ns b:100ns a:24ns a:step_finished b:step_finished"
+	feed(progress("a", 20*time.Second, 7)) // a's rollback
+	feed(progress("a", 21*time.Second, 8))
+	feed(event.Event{Type: event.RollbackFinished, Time: t0.Add(22 * time.Second), Step: "a"})
+	want := "a:step_started a:0s a:10ns a:20ns b:100ns a:24ns a:step_finished b:step_finished a:7ns a:8ns a:rollback_finished"
 	if got := strings.Join(kept, " "); got != want {
 		t.Errorf("kept\n %s\nwant\n %s", got, want)
 	}

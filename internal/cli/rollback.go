@@ -102,6 +102,7 @@ func runRollback(c *CLI, args []string) int {
 	defer stopRollbacks(nil)
 	defer stopOnLoss(lease, stopRollbacks)()
 	var journalErr error
+	progress := newProgressSampler(progressEvery)
 	res := engine.Rollback(c.ctx, p, order, outputs, engine.Options{
 		Registry:        c.registry,
 		RunID:           last.ID,
@@ -113,10 +114,12 @@ func runRollback(c *CLI, args []string) int {
 		Fingerprints:    fps,
 		RollbackContext: rctx,
 		Events: func(ev event.Event) {
-			if err := rec.Record(ev); err != nil && journalErr == nil {
-				journalErr = err
-				fmt.Fprintf(c.stderr, "planrun: %s; stopping the rollbacks\n", red.String(err.Error()))
-				stopRollbacks(fmt.Errorf("the run record could not be written: %w", err))
+			for _, kept := range progress.keep(ev) { // progress now and then, as apply records it
+				if err := rec.Record(kept); err != nil && journalErr == nil {
+					journalErr = err
+					fmt.Fprintf(c.stderr, "planrun: %s; stopping the rollbacks\n", red.String(err.Error()))
+					stopRollbacks(fmt.Errorf("the run record could not be written: %w", err))
+				}
 			}
 			render(ev)
 		},

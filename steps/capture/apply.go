@@ -292,6 +292,7 @@ func (r *run) lag(ctx context.Context, boundary string) error {
 	if seconds != nil {
 		r.out.LagSeconds = max(*seconds, 0)
 	}
+	r.out.LagMax = max(r.out.LagMax, r.out.LagSeconds)
 	r.progress(false)
 	return nil
 }

@@ -37,6 +37,7 @@ type CaptureOutput struct {
 	Batches      int                  `json:"batches" doc:"How many target transactions this run committed."`
 	LagRows      int64                `json:"lag_rows" doc:"Changes committed on the source and not yet applied, at the end."`
 	LagSeconds   float64              `json:"lag_seconds" doc:"Age of the oldest of them (0 when none)."`
+	LagMax       float64              `json:"lag_max_seconds" doc:"The largest lag in seconds measured during this run (after each epoch: catch_up, cutover)."`
 	Boundary     string               `json:"boundary" doc:"The replay boundary at the end: the source snapshot (pg_snapshot) whose transactions are all on the target."`
 	CaughtUp     bool                 `json:"caught_up" doc:"Whether the lag was under max_lag at the end (cutover: drained, always true on success)."`
 	Fenced       bool                 `json:"fenced" doc:"Whether the source's writes on the captured tables are fenced at the end."`

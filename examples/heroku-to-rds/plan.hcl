@@ -7,6 +7,9 @@
 #     -var source_url=... -var target_url=... -var heroku_app=myapp -var heroku_api_token=...
 #
 # Without heroku_app the platform calls are skipped (rehearsals, the demo).
+# The platform calls are http steps; each retries the API's transient
+# answers (429, 5xx, no answer) with backoff, and a refusal fails with the
+# API's message.
 
 plan "heroku-to-rds" {
   description = "Move the app's Postgres from Heroku to RDS in a short maintenance window"
@@ -75,6 +78,11 @@ locals {
     Authorization = "Bearer ${var.heroku_api_token}"
     Accept        = "application/vnd.heroku+json; version=3"
   }
+  transient = [429, 500, 502, 503, 504]
+  # The app's add-on attachments, as step.attachments read them.
+  attached = local.platform ? [for a in step.attachments.output.json : { name = a.name, id = a.id, addon = a.addon.id }] : []
+  # The attachment that owns DATABASE_URL today: the Heroku database.
+  source = merge({ name = "", id = "", addon = "" }, [for a in local.attached : a if a.name == "DATABASE"]...)
 }
 
 database "heroku" { url = var.source_url }
@@ -96,26 +104,43 @@ check "preflight" {
   }
 }
 
-# 2. The window opens: the app answers with its maintenance page.
+# 2. Still before the window: DATABASE_URL belongs to the add-on attached
+#    as DATABASE (Heroku refuses to set it while it is attached).
+step "attachments" {
+  uses       = "http"
+  when       = local.platform
+  url        = "${local.app_url}/addon-attachments"
+  headers    = local.headers
+  retry_on   = local.transient
+  depends_on = [check.preflight]
+  assert {
+    that    = "len(filter(output.json, {.name == 'DATABASE'})) == 1"
+    message = "the app has no DATABASE attachment: is DATABASE_URL a plain config var already?"
+  }
+}
+
+# 3. The window opens: the app answers with its maintenance page.
 step "maintenance_on" {
   uses       = "http"
   when       = local.platform
   method     = "PATCH"
   url        = local.app_url
   headers    = local.headers
+  retry_on   = local.transient
   json       = { maintenance = true }
-  depends_on = [check.preflight]
+  depends_on = [step.attachments]
   assert { that = "output.json.maintenance == true" }
   rollback {
-    uses    = "http"
-    method  = "PATCH"
-    url     = local.app_url
-    headers = local.headers
-    json    = { maintenance = false }
+    uses     = "http"
+    method   = "PATCH"
+    url      = local.app_url
+    headers  = local.headers
+    retry_on = local.transient
+    json     = { maintenance = false }
   }
 }
 
-# 3. Dump in parallel (directory format), while no one writes.
+# 4. Dump in parallel (directory format), while no one writes.
 step "dump" {
   uses       = "pg_dump"
   database   = database.heroku
@@ -133,7 +158,7 @@ step "dump" {
   }
 }
 
-# 4. Restore in parallel; RDS has no Heroku roles, hence no owners or grants.
+# 5. Restore in parallel; RDS has no Heroku roles, hence no owners or grants.
 step "restore" {
   uses      = "pg_restore"
   database  = database.rds
@@ -154,7 +179,7 @@ step "restore" {
   }
 }
 
-# 5. pg_restore sets sequences from the dump; this makes sure every one
+# 6. pg_restore sets sequences from the dump; this makes sure every one
 #    (serial, identity, free-standing) matches the source exactly.
 step "sequences" {
   uses       = "sequences"
@@ -164,7 +189,7 @@ step "sequences" {
   assert { that = "all(output.sequences, {.after == .source_value})" }
 }
 
-# 6. Validate: same rows, same schema objects, sequences not behind.
+# 7. Validate: same rows, same schema objects, sequences not behind.
 check "verify" {
   uses       = "compare"
   source     = database.heroku
@@ -194,31 +219,75 @@ check "verify" {
   }
 }
 
-# 7. Point the app at RDS. Heroku restarts the dynos on a config change.
+# 8. Keep the Heroku database: Heroku keeps an add-on only while it is
+#    attached somewhere, and a fresh one is attached as DATABASE and as
+#    HEROKU_POSTGRESQL_<COLOR> too. Attached as OLD_DATABASE if it has no
+#    second name.
+step "keep_source" {
+  uses       = "http"
+  when       = local.platform && length([for a in local.attached : a if a.addon == local.source.addon]) < 2
+  method     = "POST"
+  url        = "${var.heroku_api}/addon-attachments"
+  headers    = local.headers
+  json       = { addon = local.source.addon, app = var.heroku_app, name = "OLD_DATABASE" }
+  depends_on = [check.verify]
+  rollback {
+    uses     = "http"
+    method   = "DELETE"
+    url      = "${var.heroku_api}/addon-attachments/${step.keep_source.output.json.id}"
+    headers  = local.headers
+    retry_on = local.transient
+  }
+}
+
+# 9. Point the app at RDS: detach the Heroku database from DATABASE, then
+#    set DATABASE_URL, now a plain config var. Heroku restarts the dynos.
+step "detach_source" {
+  uses       = "http"
+  when       = local.platform
+  method     = "DELETE"
+  url        = "${var.heroku_api}/addon-attachments/${local.source.id}"
+  headers    = local.headers
+  retry_on   = local.transient
+  depends_on = [step.keep_source]
+  rollback {
+    uses     = "http"
+    method   = "POST"
+    url      = "${var.heroku_api}/addon-attachments"
+    headers  = local.headers
+    retry_on = local.transient
+    json     = { addon = local.source.addon, app = var.heroku_app, name = "DATABASE" }
+  }
+}
+
 step "switch" {
   uses       = "http"
   when       = local.platform
   method     = "PATCH"
   url        = "${local.app_url}/config-vars"
   headers    = local.headers
+  retry_on   = local.transient
   json       = { DATABASE_URL = var.target_url }
-  depends_on = [check.verify]
+  depends_on = [step.detach_source]
+  # The rollback removes the plain variable, so that the add-on can own it again.
   rollback {
-    uses    = "http"
-    method  = "PATCH"
-    url     = "${local.app_url}/config-vars"
-    headers = local.headers
-    json    = { DATABASE_URL = var.source_url }
+    uses     = "http"
+    method   = "PATCH"
+    url      = "${local.app_url}/config-vars"
+    headers  = local.headers
+    retry_on = local.transient
+    json     = { DATABASE_URL = null }
   }
 }
 
-# 8. The window closes.
+# 10. The window closes.
 step "maintenance_off" {
   uses       = "http"
   when       = local.platform
   method     = "PATCH"
   url        = local.app_url
   headers    = local.headers
+  retry_on   = local.transient
   json       = { maintenance = false }
   depends_on = [step.switch]
   assert { that = "output.json.maintenance == false" }

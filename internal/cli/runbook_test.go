@@ -5,13 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,40 +19,11 @@ import (
 
 	"github.com/planrun/planrun/examples"
 	"github.com/planrun/planrun/internal/cli"
+	"github.com/planrun/planrun/internal/herokufake"
+	"github.com/planrun/planrun/internal/pgtest"
 	"github.com/planrun/planrun/internal/sampleapp"
+	"github.com/planrun/planrun/internal/steptest"
 )
-
-// fakeHeroku is the Heroku Platform API as far as the runbook uses it.
-type fakeHeroku struct {
-	mu    sync.Mutex
-	calls []string
-	token string
-}
-
-func (f *fakeHeroku) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("Authorization") != "Bearer "+f.token || !strings.Contains(r.Header.Get("Accept"), "version=3") {
-		http.Error(w, `{"id":"unauthorized"}`, http.StatusUnauthorized)
-		return
-	}
-	body, _ := io.ReadAll(r.Body)
-	f.mu.Lock()
-	f.calls = append(f.calls, r.Method+" "+r.URL.Path+" "+string(body))
-	f.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	var in map[string]any
-	_ = json.Unmarshal(body, &in)
-	if m, ok := in["maintenance"]; ok {
-		fmt.Fprintf(w, `{"name":"shop","maintenance":%v}`, m)
-		return
-	}
-	w.Write([]byte(`{}`))
-}
-
-func (f *fakeHeroku) list() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.calls...)
-}
 
 func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
@@ -63,38 +34,108 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errOut.String()
 }
 
-func TestHerokuToRDSRunbook(t *testing.T) {
-	ctx := context.Background()
-	srcURL, dstURL := Source.FreshDB(t), Target.FreshDB(t)
-	if err := sampleapp.Seed(ctx, srcURL, sampleapp.Default); err != nil {
+const herokuToken = "hk-token-7Yq2x9"
+
+// runbookSetup makes what the runbook moves between: a source database
+// seeded by a role that owns it and is not superuser (as Heroku's), an
+// empty target owned by another such role (as RDS's master user), both
+// with URL-hostile passwords; and a fake Platform API with app "shop"
+// whose Heroku Postgres add-on holds the source, attached as DATABASE and
+// HEROKU_POSTGRESQL_COBALT. It returns the role URLs, the API, its server's
+// URL and the plan file.
+func runbookSetup(t *testing.T, size sampleapp.Size) (srcURL, dstURL string, api *herokufake.API, apiURL, planPath string) {
+	t.Helper()
+	srcURL, dstURL = ownedDB(t, Source), ownedDB(t, Target)
+	if err := sampleapp.Seed(context.Background(), srcURL, size); err != nil {
 		t.Fatal(err)
 	}
-	api := &fakeHeroku{token: "hk-token-7Yq2"}
+	api = herokufake.New(herokuToken)
+	api.AddApp("shop", map[string]string{"RAILS_ENV": "production"})
+	api.ProvisionPostgres("shop", "COBALT", srcURL)
 	srv := httptest.NewServer(api)
-	defer srv.Close()
-	dir := t.TempDir()
-	planPath := filepath.Join(dir, "plan.hcl")
+	t.Cleanup(srv.Close)
+	planPath = filepath.Join(t.TempDir(), "plan.hcl")
 	if err := os.WriteFile(planPath, examples.HerokuToRDS, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errOut := runCLI(t, "apply", "--auto-approve", planPath,
-		"-var", "source_url="+srcURL, "-var", "target_url="+dstURL, "-var", "jobs=2",
-		"-var", "heroku_app=shop", "-var", "heroku_api="+srv.URL, "-var", "heroku_api_token="+api.token)
-	if code != 0 {
-		t.Fatalf("apply: exit %d\n%s\n%s", code, out, errOut)
+	return srcURL, dstURL, api, srv.URL, planPath
+}
+
+// ownedDB is a fresh database on server, owned by a role of its own
+// without superuser; the URL logs in as that role.
+func ownedDB(t *testing.T, server *pgtest.Server) string {
+	t.Helper()
+	admin := server.FreshDB(t)
+	db := strings.TrimPrefix(mustParseURL(t, admin).Path, "/")
+	u := steptest.Role(t, server, admin, "ALTER DATABASE "+db+" OWNER TO %s")
+	// Before the role is dropped (cleanups run last first): it owns the database.
+	t.Cleanup(func() { steptest.MustExec(t, admin, "ALTER DATABASE "+db+" OWNER TO "+pgtest.SuperUser) })
+	return u
+}
+
+func mustParseURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, secret := range []string{api.token, Source.Password, Target.Password} {
-		if strings.Contains(out+errOut, secret) {
-			t.Fatalf("a secret was printed:\n%s%s", out, errOut)
+	return u
+}
+
+func applyRunbook(t *testing.T, planPath, srcURL, dstURL, apiURL string) (int, string, string) {
+	t.Helper()
+	return runCLI(t, "apply", "--auto-approve", planPath,
+		"-var", "source_url="+srcURL, "-var", "target_url="+dstURL, "-var", "jobs=2",
+		"-var", "heroku_app=shop", "-var", "heroku_api="+apiURL, "-var", "heroku_api_token="+herokuToken)
+}
+
+func assertNoSecrets(t *testing.T, text string, secrets ...string) {
+	t.Helper()
+	for _, s := range secrets {
+		if strings.Contains(text, s) || strings.Contains(text, url.QueryEscape(s)) {
+			t.Fatalf("a secret was printed:\n%s", text)
 		}
 	}
-	if !strings.Contains(out, "Downtime (start of step.maintenance_on to end of step.maintenance_off):") {
+}
+
+// jsonText is v as encoding/json writes it (go-cty's JSON escapes & < > too).
+func jsonText(t *testing.T, v any) string {
+	t.Helper()
+	raw, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw)
+}
+
+func TestHerokuToRDSRunbook(t *testing.T) {
+	srcURL, dstURL, api, apiURL, planPath := runbookSetup(t, sampleapp.Default)
+	// The first "maintenance off" meets a 503: retried, the run succeeds.
+	api.Fail("PATCH /apps/{app}", 2, http.StatusServiceUnavailable)
+	code, out, errOut := applyRunbook(t, planPath, srcURL, dstURL, apiURL)
+	if code != 0 {
+		t.Fatalf("apply: exit %d\n%s\n%s\ncalls:\n%s", code, out, errOut, strings.Join(api.Calls(), "\n"))
+	}
+	assertNoSecrets(t, out+errOut, herokuToken, password(t, srcURL), password(t, dstURL))
+	if !regexp.MustCompile(`Downtime \(start of step.maintenance_on to end of step.maintenance_off\): \d`).MatchString(out) {
 		t.Errorf("the downtime window is reported:\n%s", out)
 	}
-	calls := api.list()
+	// The old database stays attached (as its color); DATABASE_URL is the
+	// target, a plain config var now; the other vars are untouched.
+	cfg := api.Config("shop")
+	if cfg["DATABASE_URL"] != dstURL || cfg["HEROKU_POSTGRESQL_COBALT_URL"] != srcURL || cfg["RAILS_ENV"] != "production" || api.Maintenance("shop") {
+		t.Errorf("after the run: config %v, maintenance %v", cfg, api.Maintenance("shop"))
+	}
+	if got := api.Attachments("shop"); len(got) != 1 || !strings.HasPrefix(got[0], "HEROKU_POSTGRESQL_COBALT=") {
+		t.Errorf("attachments: %v", got)
+	}
+	calls := api.Calls()
 	want := []string{
+		`GET /apps/shop/addon-attachments`,
 		`PATCH /apps/shop {"maintenance":true}`,
-		`PATCH /apps/shop/config-vars {"DATABASE_URL":"` + dstURL + `"}`,
+		`DELETE /addon-attachments/attachment-0002`,
+		`PATCH /apps/shop/config-vars {"DATABASE_URL":` + jsonText(t, dstURL) + `}`,
+		`PATCH /apps/shop {"maintenance":false}`,
 		`PATCH /apps/shop {"maintenance":false}`,
 	}
 	if strings.Join(calls, "\n") != strings.Join(want, "\n") {
@@ -102,6 +143,77 @@ func TestHerokuToRDSRunbook(t *testing.T) {
 	}
 	assertSameData(t, srcURL, dstURL)
 	assertSequencesWork(t, dstURL)
+
+	// Reading the record needs none of the plan's variables.
+	for _, args := range [][]string{{"status", planPath}, {"history", planPath}, {"report", planPath}} {
+		code, out, errOut := runCLI(t, args...)
+		if code != 0 || strings.Contains(out, "changed since") || !strings.Contains(out, "succeeded") {
+			t.Errorf("%s without -var: exit %d\n%s\n%s", args[0], code, out, errOut)
+		}
+		assertNoSecrets(t, out+errOut, herokuToken, password(t, srcURL), password(t, dstURL))
+	}
+	// Rollback runs hooks: it still wants them.
+	if code, _, errOut := runCLI(t, "rollback", "--auto-approve", planPath); code != 2 || !strings.Contains(errOut, "No value for required variable") {
+		t.Errorf("rollback without -var: exit %d\n%s", code, errOut)
+	}
+}
+
+// A failure after the switch (maintenance off refused) rolls back: the
+// plain DATABASE_URL goes, the Heroku database is attached as DATABASE
+// again, the attachment made to keep it goes, and maintenance ends even
+// though its first attempt meets a 503.
+func TestHerokuToRDSRunbookRollsBackTheSwitch(t *testing.T) {
+	srcURL, dstURL, api, apiURL, planPath := runbookSetup(t, sampleapp.Small)
+	// Only DATABASE holds the add-on: the runbook must attach it under a
+	// second name before it detaches DATABASE.
+	req, _ := http.NewRequest("DELETE", apiURL+"/addon-attachments/attachment-0003", nil)
+	req.Header.Set("Accept", "application/vnd.heroku+json; version=3")
+	req.Header.Set("Authorization", "Bearer "+herokuToken)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("detach the color: %v %v", resp, err)
+	}
+	api.Fail("PATCH /apps/{app}", 2, http.StatusUnprocessableEntity) // maintenance_off
+	api.Fail("PATCH /apps/{app}", 3, http.StatusServiceUnavailable)  // the rollback's first try
+	code, out, errOut := applyRunbook(t, planPath, srcURL, dstURL, apiURL)
+	if code != 1 {
+		t.Fatalf("apply: exit %d, want 1\n%s\n%s\ncalls:\n%s", code, out, errOut, strings.Join(api.Calls(), "\n"))
+	}
+	if !strings.Contains(out+errOut, "status 422: Injected failure. (invalid_params)") {
+		t.Errorf("the API's message is shown:\n%s\n%s", out, errOut)
+	}
+	cfg := api.Config("shop")
+	if cfg["DATABASE_URL"] != srcURL || api.Maintenance("shop") {
+		t.Errorf("after the rollback: config %v, maintenance %v", cfg, api.Maintenance("shop"))
+	}
+	if got := api.Attachments("shop"); len(got) != 1 || !strings.HasPrefix(got[0], "DATABASE=") {
+		t.Errorf("attachments: %v", got)
+	}
+	calls := strings.Join(api.Calls()[1:], "\n") // after the test's own DELETE
+	want := strings.Join([]string{
+		`GET /apps/shop/addon-attachments`,
+		`PATCH /apps/shop {"maintenance":true}`,
+		`POST /addon-attachments {"addon":"addon-0001","app":"shop","name":"OLD_DATABASE"}`,
+		`DELETE /addon-attachments/attachment-0002`,
+		`PATCH /apps/shop/config-vars {"DATABASE_URL":` + jsonText(t, dstURL) + `}`,
+		`PATCH /apps/shop {"maintenance":false}`,
+		// The rollbacks, newest first.
+		`PATCH /apps/shop/config-vars {"DATABASE_URL":null}`,
+		`POST /addon-attachments {"addon":"addon-0001","app":"shop","name":"DATABASE"}`,
+		`DELETE /addon-attachments/attachment-0004`,
+		`PATCH /apps/shop {"maintenance":false}`,
+		`PATCH /apps/shop {"maintenance":false}`,
+	}, "\n")
+	if calls != want {
+		t.Fatalf("platform calls:\n%s\nwant\n%s", calls, want)
+	}
+	// The window closed when the rollback ended maintenance: measured.
+	if !regexp.MustCompile(`Downtime \(start of step.maintenance_on to end of the rollback of step.maintenance_on\): \d`).MatchString(out) {
+		t.Errorf("the downtime window of the failed run:\n%s", out)
+	}
+	code, rep, errOut := runCLI(t, "report", planPath)
+	if code != 0 || !regexp.MustCompile(`\| Downtime \| \*\*[0-9.]+m?s\*\* \(from the start of step.maintenance\\_on to the end of the rollback of step.maintenance\\_on \(step.maintenance\\_off did not complete\), as the run measured it\) \|`).MatchString(rep) {
+		t.Errorf("report without -var: exit %d\n%s\n%s", code, rep, errOut)
+	}
 }
 
 // assertSameData compares the two databases with its own queries: every

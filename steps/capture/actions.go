@@ -73,6 +73,9 @@ func (r *run) copyInSnapshot(ctx context.Context) error {
 		return fmt.Errorf("source %s: begin the snapshot: %w", r.srcName, err)
 	}
 	defer pgkit.Rollback(ctx, tx)
+	if h, ok := beforeSnapshotHooks.Load(r.env); ok {
+		h.(func())()
+	}
 	var exported string
 	// One statement: both are the transaction's snapshot.
 	if err := tx.QueryRow(ctx, "SELECT pg_catalog.pg_export_snapshot(), pg_catalog.pg_current_snapshot()::text").Scan(&exported, &r.out.Boundary); err != nil {

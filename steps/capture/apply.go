@@ -54,6 +54,10 @@ type change struct {
 // it never fires in another test.
 var testHooks sync.Map // *steptype.Env -> func(applied int)
 
+// beforeSnapshotHooks lets a test write to the source between the
+// triggers' creation and start's snapshot.
+var beforeSnapshotHooks sync.Map // *steptype.Env -> func()
+
 // prepareTarget builds the statements that write each table on the
 // target and finds out whether the target lets its sessions replay as
 // a replica.

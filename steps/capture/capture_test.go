@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/planrun/planrun/internal/steptest"
+	copystep "github.com/planrun/planrun/steps/copy"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -190,3 +191,42 @@ func TestCaptureCrashDuringApply(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestCaptureSnapshotBoundary writes around start's snapshot: a change
+// committed before it (after the triggers) is in the copy and not
+// replayed; one of a transaction open across it, and one after it, are
+// replayed, once.
+func TestCaptureSnapshotBoundary(t *testing.T) {
+	t.Parallel()
+	src, dst, _ := ownerPair(t, typesSchema)
+	env := steptest.Env(t)
+	ctx := steptest.Ctx(t)
+	open := steptest.Connect(t, src)
+	beforeSnapshotHooks.Store(env, func() {
+		steptest.MustExec(t, src, "INSERT INTO app.pairs VALUES (1, 'before', 'copied')")
+		for _, q := range []string{"BEGIN", "INSERT INTO app.pairs VALUES (2, 'across', 'replayed')"} {
+			if _, err := open.Exec(ctx, q); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	defer beforeSnapshotHooks.Delete(env)
+	defer copystep.HookAfterSnapshot(env, func() {
+		if _, err := open.Exec(ctx, "COMMIT"); err != nil {
+			t.Error(err)
+		}
+		steptest.MustExec(t, src, "INSERT INTO app.pairs VALUES (3, 'after', 'replayed')")
+	})()
+	if _, err := capRun(t, ctx, env, src, dst, "start", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := steptest.Query(t, dst, "SELECT b FROM app.pairs WHERE v <> 'v' ORDER BY a"); strings.Join(got, ",") != "before" {
+		t.Errorf("the copy has %v, want only the row committed before its snapshot", got)
+	}
+	up := mustRun(t, src, dst, "catch_up", nil)
+	if up.Applied != 2 {
+		t.Errorf("replayed %d changes, want 2 (the one in the copy is not replayed)", up.Applied)
+	}
+	same(t, src, dst, dumpPairs)
+	mustRun(t, src, dst, "stop", nil)
+}

@@ -148,6 +148,8 @@ func FuzzAssertion(f *testing.F) {
 		{`steps.nope.x > 0 || checks.counts.total > 0`, `{{ output.nope }}`},
 		{"output.x\n&& é", "{{ \"\\\"}}\" }}"},
 		{`{"a": {"b": 1}}.a.b == 1`, `{{ {"a": {"b": 1}} }}`},
+		{`all(output.tables, {any(output.tables, {#.name == .nme})}) && find(output.tables, {.rows > 0}).rws > 0`, `{{ map(output.tables, {#index}) | sortBy(#) }}`},
+		{`output.tables | reduce(#acc + .rows, 0) > first(output.tables).rows`, `{{ groupBy(output.tables, {.name})['x'][0].rows }}`},
 	}
 	for _, s := range seeds {
 		f.Add(s[0], s[1])

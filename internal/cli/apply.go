@@ -182,7 +182,7 @@ func (c *CLI) resumePoint(store journal.Store, p *plan.Plan, sel func(*plan.Step
 			reused[addr] = norm
 		}
 	}
-	if changes := journal.Changes(last.Fingerprints, asRecorded(p, last.Fingerprints, fps)); len(changes) > 0 {
+	if changes := standingChanges(p, last, asRecorded(p, last.Fingerprints, fps)); len(changes) > 0 {
 		fmt.Fprintf(c.stderr, "planrun: the plan changed since run %s (%s): %s.\n", last.ID, last.Status, strings.Join(changes, ", "))
 		fmt.Fprintln(c.stderr, "Continuing it would mix two versions of the plan. Apply the plan as it was to resume, or start a fresh run with --restart.")
 		return nil, ExitUsage, false
@@ -198,6 +198,63 @@ func (c *CLI) resumePoint(store journal.Store, p *plan.Plan, sel func(*plan.Step
 		return nil, ExitOK, false
 	}
 	return &resumption{id: last.ID, reused: reused, earlier: last.RollbackOrder()}, 0, true
+}
+
+// standingChanges lists the plan's changes that matter to a resume: to
+// steps whose work stands in the last run. A step that never ran, or was
+// refused before it changed anything (a wrong URL corrected since), runs
+// again as it is now. A changed step with sensitive arguments says so,
+// without them.
+func standingChanges(p *plan.Plan, last *journal.Run, current map[string]string) []string {
+	relevant := map[string]string{}
+	for addr, fp := range current {
+		if ranNothing(last.Steps[addr]) {
+			if old, ok := last.Fingerprints[addr]; ok {
+				fp = old
+			} else {
+				continue // added since: it runs in the resumed run
+			}
+		}
+		relevant[addr] = fp
+	}
+	recorded := map[string]string{}
+	for addr, fp := range last.Fingerprints {
+		if _, here := current[addr]; here || !ranNothing(last.Steps[addr]) {
+			recorded[addr] = fp // a removed step whose work stands is a change
+		}
+	}
+	changes := journal.Changes(recorded, relevant)
+	for i, c := range changes {
+		addr, _, _ := strings.Cut(c, " ")
+		if st := p.Step(addr); st != nil && hasSensitiveArg(st) {
+			changes[i] += " (its arguments include sensitive values, not shown: one of them may be what changed)"
+		}
+	}
+	return changes
+}
+
+// ranNothing says whether a step left no work in a run: it never ran, was
+// skipped, or was refused before it changed anything.
+func ranNothing(s *journal.StepState) bool {
+	return s == nil || s.Status == event.StatusNotRun || s.Status == event.StatusSkipped || s.Status == event.StatusFailed && s.Unchanged
+}
+
+func hasSensitiveArg(st *plan.Step) bool {
+	for _, args := range [][]plan.Arg{st.Args, rollbackArgs(st)} {
+		for _, a := range args {
+			if a.Value.ContainsMarked() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func rollbackArgs(st *plan.Step) []plan.Arg {
+	if st.Rollback == nil {
+		return nil
+	}
+	return st.Rollback.Args
 }
 
 func allReused(deps []string, reused map[string]any) bool {

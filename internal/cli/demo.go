@@ -96,8 +96,12 @@ func runDemo(c *CLI, args []string) int {
 		"-var", "source_url=" + srcURL, "-var", "target_url=" + dstURL, "-var", fmt.Sprintf("jobs=%d", *jobs), planPath})
 	fmt.Fprintf(c.stdout, "\nDemo finished in %s (exit code %d).\n", report.FormatDuration(time.Since(start)), code)
 	if *keep {
-		fmt.Fprintf(c.stdout, "Source: %s\nTarget: %s\nPress Ctrl-C to stop both servers.\n", srcURL, dstURL)
+		fmt.Fprintf(c.stdout, "Source: %s\nTarget: %s\nThe plan and its record: %s (planrun report %s)\nPress Ctrl-C to stop both servers and remove them.\n",
+			srcURL, dstURL, dir, planPath)
 		<-ctx.Done()
+	} else {
+		// The record named above goes with the temporary directory.
+		fmt.Fprintln(c.stdout, "The demo's plan and run record are removed with its servers; --keep keeps them until Ctrl-C.")
 	}
 	return code
 }

@@ -178,8 +178,12 @@ func (r *run) runCutover(ctx context.Context) error {
 	}
 	var b strings.Builder
 	for _, t := range r.tables {
-		fmt.Fprintf(&b, "CREATE OR REPLACE TRIGGER %s BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s.fence();\n",
-			pgkit.QuoteIdent(triggerPrefix+"_fence"), t.qualified(), pgkit.QuoteIdent(schema))
+		// Dropped first: a cutover run again finds its fence (CREATE OR
+		// REPLACE TRIGGER needs PostgreSQL 14). ENABLE ALWAYS: replica
+		// sessions are fenced too.
+		fence := pgkit.QuoteIdent(triggerPrefix + "_fence")
+		fmt.Fprintf(&b, "DROP TRIGGER IF EXISTS %[1]s ON %[2]s;\nCREATE TRIGGER %[1]s BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %[2]s FOR EACH STATEMENT EXECUTE FUNCTION %[3]s.fence();\nALTER TABLE %[2]s ENABLE ALWAYS TRIGGER %[1]s;\n",
+			fence, t.qualified(), pgkit.QuoteIdent(schema))
 	}
 	// Creating the fence waits for every transaction that has written to
 	// a captured table: once it commits, none is left, and none can start.

@@ -30,7 +30,7 @@ const dumpUniq = "SELECT t::text FROM app.uniq t ORDER BY code"
 
 func TestCaptureReplaysEveryKindOfChange(t *testing.T) {
 	t.Parallel()
-	src, dst, _ := ownerPair(t, typesSchema)
+	src, dst, admin := ownerPair(t, typesSchema)
 	start := mustRun(t, src, dst, "start", nil)
 	if strings.Join(start.Tables, ",") != "app.items,app.pairs,app.uniq" || start.Copy == nil || start.Boundary == "" {
 		t.Fatalf("start: %+v", start)
@@ -56,6 +56,8 @@ DELETE FROM app.pairs WHERE a = 4;
 INSERT INTO app.uniq VALUES ('after truncate', 1);
 UPDATE app.uniq SET code = 'renamed code' WHERE code = 'after truncate';
 `)
+	// A superuser's session that skips ordinary triggers is captured too.
+	steptest.MustExec(t, admin, "SET session_replication_role = replica; INSERT INTO app.pairs VALUES (500, 'replica', 'r')")
 	up := mustRun(t, src, dst, "catch_up", func(a *CaptureArgs) { a.BatchRows = ptr(7) })
 	if up.Applied == 0 || up.LagRows != 0 || !up.CaughtUp {
 		t.Errorf("catch_up: %+v", up)
@@ -80,6 +82,12 @@ UPDATE app.uniq SET code = 'renamed code' WHERE code = 'after truncate';
 	err := steptest.Exec(t, src, "INSERT INTO app.pairs VALUES (1, 'fenced', 'no')")
 	if err == nil || !strings.Contains(err.Error(), "fenced") {
 		t.Errorf("a write through the fence: %v", err)
+	}
+	if again := mustRun(t, src, dst, "cutover", nil); !again.Fenced || again.Applied != 0 {
+		t.Errorf("cutover again: %+v", again)
+	}
+	if err := steptest.Exec(t, admin, "SET session_replication_role = replica; DELETE FROM app.pairs"); err == nil || !strings.Contains(err.Error(), "fenced") {
+		t.Errorf("a replica session through the fence: %v", err)
 	}
 	// The target's sequence hands out what the source's would.
 	same(t, src, dst, "SELECT last_value FROM app.items_id_seq")

@@ -23,5 +23,12 @@
 // copy's own snapshot, so a change is in the copy or replayed, never both
 // and never neither. The target keeps S0 (and, inside a long epoch, S1
 // and the last position applied) in the same transaction as the changes
-// it applied: a crash loses nothing and applies nothing twice.
+// it applied: a crash loses nothing and applies nothing twice. A batch may
+// end inside an epoch, and so inside a source transaction; at the end of
+// every epoch the target is the source as of S1, transactionally whole.
+//
+// The write fence (cutover) is a BEFORE statement trigger on every
+// captured table that raises SQLSTATE 25006: creating it waits for the
+// transactions that have written to the tables, so once it commits no
+// writer is left, and the next epoch drains the log.
 package capture

@@ -172,6 +172,9 @@ END $f$;
 		for _, c := range t.columns {
 			newRow = append(newRow, "NEW."+pgkit.QuoteIdent(c)+"::text")
 		}
+		// ENABLE ALWAYS: a session with session_replication_role =
+		// replica (a superuser's pg_restore, say) would otherwise write
+		// without being captured.
 		// One function per table, each value as text: a NULL stays a
 		// NULL (jsonb would not tell a JSON null from it), and the key
 		// is read by name, not by a conversion of the whole OLD row
@@ -197,6 +200,7 @@ BEGIN
 END $f$;
 CREATE TRIGGER %[6]s AFTER INSERT OR UPDATE OR DELETE ON %[7]s FOR EACH ROW EXECUTE FUNCTION %[1]s.t%[2]d();
 CREATE TRIGGER %[8]s AFTER TRUNCATE ON %[7]s FOR EACH STATEMENT EXECUTE FUNCTION %[1]s.truncated('%[2]d');
+ALTER TABLE %[7]s ENABLE ALWAYS TRIGGER %[6]s, ENABLE ALWAYS TRIGGER %[8]s;
 `, q, t.id, strings.Join(oldKey, ", "), strings.Join(keyNew, ", "), strings.Join(newRow, ", "),
 			pgkit.QuoteIdent(triggerPrefix+"_row"), t.qualified(), pgkit.QuoteIdent(triggerPrefix+"_truncate"))
 	}

@@ -205,6 +205,9 @@ func (c *copyRun) run(ctx context.Context) (*CopyOutput, error) {
 	if err := c.phaseSettings(ctx); err != nil {
 		return c.finish(), err
 	}
+	if err := c.warnForcedRowSecurity(ctx); err != nil {
+		return c.finish(), err
+	}
 	if err := c.phaseAnalyze(ctx); err != nil {
 		return c.finish(), err
 	}

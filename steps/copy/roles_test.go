@@ -1,6 +1,7 @@
 package copy
 
 import (
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
@@ -140,5 +141,43 @@ func TestCopyRefusesUncreatable(t *testing.T) {
 	}
 	if got := steptest.Query(t, tgtAdmin, "SELECT count(*) FROM pg_namespace WHERE nspname = 'app'"); got[0] != "0" {
 		t.Errorf("the target has schema app")
+	}
+}
+
+// TestCopyWarnsForcedTarget: a table that FORCEs row-level security
+// arrives whole, FORCE and all, on a target whose role owns it without
+// BYPASSRLS; the copy says that this role reads it filtered, and how to
+// fix it.
+func TestCopyWarnsForcedTarget(t *testing.T) {
+	t.Parallel()
+	srcAdmin, tgtAdmin := Source.FreshDB(t), Target.FreshDB(t)
+	steptest.MustExec(t, srcAdmin, `
+		CREATE TABLE accounts (id int PRIMARY KEY, tenant text);
+		INSERT INTO accounts VALUES (1, 'a'), (2, 'b');
+		CREATE POLICY nobody ON accounts USING (false);
+		ALTER TABLE accounts ENABLE ROW LEVEL SECURITY;
+		ALTER TABLE accounts FORCE ROW LEVEL SECURITY;`)
+	tgt := steptest.OwnerRole(t, Target, tgtAdmin, "ALTER DATABASE "+steptest.DBName(t, tgtAdmin)+" OWNER TO %s")
+	env := copyTestEnv(t, "")
+	var logged []string
+	env.Log = func(format string, args ...any) { logged = append(logged, fmt.Sprintf(format, args...)) }
+	out, err := runCopy(steptest.Ctx(t), env, copyArgs(srcAdmin, tgt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Rows != 2 {
+		t.Errorf("copied %d rows", out.Rows)
+	}
+	if got := steptest.Query(t, tgtAdmin, "SELECT count(*) FROM accounts"); got[0] != "2" {
+		t.Errorf("the target holds %s rows", got[0])
+	}
+	if got := steptest.Query(t, tgt, "SELECT count(*) FROM accounts"); got[0] != "0" {
+		t.Errorf("the target role reads %s rows through FORCE: the trap is gone?", got[0])
+	}
+	log := strings.Join(logged, "\n")
+	for _, says := range []string{"warning: public.accounts FORCEs row-level security on the target", "ALTER TABLE public.accounts NO FORCE ROW LEVEL SECURITY;", "ALTER TABLE public.accounts FORCE ROW LEVEL SECURITY;"} {
+		if !strings.Contains(log, says) {
+			t.Errorf("the log does not say %q:\n%s", says, log)
+		}
 	}
 }

@@ -69,3 +69,34 @@ func (c *copyRun) readSettings(ctx context.Context, tx pgx.Tx) error {
 	}
 	return nil
 }
+
+// warnForcedRowSecurity says which copied tables FORCE row-level security
+// on the target where its role owns them without BYPASSRLS: the copy
+// wrote every row (COPY FROM ran before post-data enabled the policies),
+// but whatever reads them as that role — compare, a check, the
+// application — sees only the rows the policies let through.
+func (c *copyRun) warnForcedRowSecurity(ctx context.Context) error {
+	dst, err := copyConnect(ctx, c.env, c.o.dst, false, nil)
+	if err != nil {
+		return err
+	}
+	defer pgkit.Close(ctx, dst)
+	rows, err := dst.Query(ctx, `
+SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND c.relrowsecurity AND c.relforcerowsecurity AND pg_catalog.pg_has_role(c.relowner, 'USAGE')
+  AND NOT (SELECT rolsuper OR rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = current_user)
+ORDER BY 1`)
+	if err != nil {
+		return fmt.Errorf("target %s: row-level security: %w", c.o.dst.Name, err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("target %s: row-level security: %w", c.o.dst.Name, err)
+	}
+	for _, n := range names {
+		c.env.Logf("warning: %s FORCEs row-level security on the target, whose role owns it without BYPASSRLS: every row was copied, but compare and anything else reading it as that role see only the rows its policies let through; "+
+			"as the owner, run ALTER TABLE %s NO FORCE ROW LEVEL SECURITY; before compare and ALTER TABLE %s FORCE ROW LEVEL SECURITY; once the move is verified", n, n, n)
+	}
+	return nil
+}

@@ -2,6 +2,9 @@ package capture
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -236,5 +239,51 @@ func TestCaptureSnapshotBoundary(t *testing.T) {
 		t.Errorf("replayed %d changes, want 2 (the one in the copy is not replayed)", up.Applied)
 	}
 	same(t, src, dst, dumpPairs)
+	mustRun(t, src, dst, "stop", nil)
+}
+
+// TestCaptureKilledDuringApply kills (SIGKILL) a catch_up running in
+// another process in the middle of its work: the next catch_up applies
+// every change exactly once.
+func TestCaptureKilledDuringApply(t *testing.T) {
+	t.Parallel()
+	src, dst, _ := ownerPair(t, typesSchema)
+	mustRun(t, src, dst, "start", nil)
+	steptest.MustExec(t, src, `INSERT INTO app.pairs SELECT 1000 + g, 'n', 'new' FROM generate_series(1, 1000) g;
+		UPDATE app.pairs SET v = 'updated' WHERE a > 1000;
+		DELETE FROM app.pairs WHERE a > 1500;`)
+	const changes = 2500
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"=1", "PLANRUN_CAPTURE_SRC="+src, "PLANRUN_CAPTURE_DST="+dst)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	applied := "0"
+	for deadline := time.Now().Add(time.Minute); applied == "0" || applied == "<null>"; {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("the child applied nothing: %s", stderr.String())
+		}
+		time.Sleep(30 * time.Millisecond)
+		if got := steptest.Query(t, dst, "SELECT max(applied) FROM planrun_capture.state"); len(got) == 1 {
+			applied = got[0]
+		}
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	before := steptest.Query(t, dst, "SELECT applied FROM planrun_capture.state")[0]
+	if before == fmt.Sprint(changes) {
+		t.Fatalf("the child finished before the kill")
+	}
+	out := mustRun(t, src, dst, "catch_up", func(a *CaptureArgs) { a.BatchRows = ptr(50) })
+	if out.AppliedTotal != changes || fmt.Sprint(out.AppliedTotal-out.Applied) != before {
+		t.Errorf("applied %d in all (%s before the kill, %d after), want %d", out.AppliedTotal, before, out.Applied, changes)
+	}
+	same(t, src, dst, dumpPairs)
+	t.Logf("killed after %s of %d changes", before, changes)
 	mustRun(t, src, dst, "stop", nil)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -129,7 +130,19 @@ func sweepSecrets(t *testing.T, store string) {
 
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusForbidden)
-		fmt.Fprintf(w, "denied: token %s for %s and %s", r.Header.Get("X-Token"), r.Header.Get("X-Db"), r.Header.Get("X-Tgt"))
+		// As a PHP API answers: JSON with "/" escaped and non-ASCII as \u
+		// escapes; the secrets must be hidden in that form too.
+		raw, _ := json.Marshal(map[string]string{"token": r.Header.Get("X-Token"), "db": r.Header.Get("X-Db"), "tgt": r.Header.Get("X-Tgt")})
+		body := strings.ReplaceAll(string(raw), "/", `\/`)
+		var ascii strings.Builder
+		for _, c := range body {
+			if c > 127 {
+				fmt.Fprintf(&ascii, `\u%04x`, c)
+			} else {
+				ascii.WriteRune(c)
+			}
+		}
+		fmt.Fprintf(w, "denied: %s", ascii.String())
 	}))
 	defer hook.Close()
 

@@ -30,6 +30,18 @@ type predChecker struct {
 	shapes  map[string]*Shape
 	rangeOf func(from, to int) hcl.Range // runes of the expression to the file
 	diags   hcl.Diagnostics
+	// elems names the elements of computed lists whose elements have a
+	// name of their own: those of map(output.tables, {.columns}) are
+	// output.tables[…].columns.
+	elems map[string]string
+}
+
+// elemName names an element of the list named desc.
+func (c *predChecker) elemName(desc string) string {
+	if e, ok := c.elems[desc]; ok {
+		return e
+	}
+	return desc + "[…]"
 }
 
 // checkPredicates checks the predicates of a tree as written (before the
@@ -187,7 +199,7 @@ func (c *predChecker) visitBuiltin(b *ast.BuiltinNode, scope *elemScope) (*Shape
 		}
 		switch b.Name {
 		case "first", "last":
-			return elem, desc + "[…]"
+			return elem, c.elemName(desc)
 		case "take", "reverse":
 			return coll, desc
 		case "len", "mean", "median":
@@ -195,10 +207,11 @@ func (c *predChecker) visitBuiltin(b *ast.BuiltinNode, scope *elemScope) (*Shape
 		}
 		return nil, b.String()
 	}
-	inner := &elemScope{shape: elem, desc: desc + "[…]"}
+	inner := &elemScope{shape: elem, desc: c.elemName(desc)}
 	var body *Shape
+	var bodyDesc string
 	if len(b.Arguments) > 1 {
-		body, _ = c.visit(b.Arguments[1], inner)
+		body, bodyDesc = c.visit(b.Arguments[1], inner)
 	}
 	for _, a := range b.Arguments[min(len(b.Arguments), 2):] {
 		c.visit(a, scope) // sortBy's order, reduce's initial value
@@ -207,10 +220,16 @@ func (c *predChecker) visitBuiltin(b *ast.BuiltinNode, scope *elemScope) (*Shape
 	case "filter", "sortBy":
 		return coll, desc
 	case "find", "findLast":
-		return elem, desc + "[…]"
+		return elem, inner.desc
 	case "map":
 		if body == nil {
 			body = &Shape{Kind: KindAny}
+		}
+		if bodyDesc != "" {
+			if c.elems == nil {
+				c.elems = map[string]string{}
+			}
+			c.elems[b.String()] = bodyDesc
 		}
 		return &Shape{Kind: KindList, Elem: body}, b.String()
 	case "all", "none", "any", "one":

@@ -75,7 +75,7 @@ func TestNestedPredicateFields(t *testing.T) {
 		{"output.by_name['x'].rows > 0", ""},
 		{"all(output.tables, {output.by_name[.name].rows > 0})", ""},
 		{"all(output.tables, {output.by_name[.nam].rows > 0})", `3:55: output.tables[…] has no field "nam". Did you mean "name"? Its fields are: columns, name.`},
-		{"all(map(output.tables, {.columns}), {all(#, {.nme != ''})})", `3:65: map(output.tables, .columns)[…][…] has no field "nme". Did you mean "name"? Its fields are: name, type.`},
+		{"all(map(output.tables, {.columns}), {all(#, {.nme != ''})})", `3:65: output.tables[…].columns[…] has no field "nme". Did you mean "name"? Its fields are: name, type.`},
 	} {
 		t.Run(tt.that, func(t *testing.T) {
 			_, diags := loadSource(t, "plan.hcl", predicatePlan(tt.that), nestedTypes())

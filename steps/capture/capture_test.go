@@ -20,6 +20,7 @@ CREATE TABLE app.items (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name
 	n numeric, f float8, at timestamptz, gen int GENERATED ALWAYS AS (length(name)) STORED);
 CREATE TABLE app.pairs (a int, b text, v text, PRIMARY KEY (a, b));
 CREATE TABLE app.uniq (code text NOT NULL UNIQUE, v int);
+CREATE TABLE app."We""ird tab,le" ("k ey" int PRIMARY KEY, "va,l""ue" text, "{x}" int[]);
 INSERT INTO app.items (name, data, tags, doc, n, f, at) SELECT 'i' || g, '\x00ff'::bytea, ARRAY['a', NULL, 'c,d'], '{"k": [1, null]}', g / 3.0, g / 7.0, '2024-01-01'::timestamptz + g * interval '1 hour'
 	FROM generate_series(1, 50) g;
 INSERT INTO app.pairs SELECT g % 5, 'b' || g, 'v' FROM generate_series(1, 20) g;
@@ -35,7 +36,7 @@ func TestCaptureReplaysEveryKindOfChange(t *testing.T) {
 	t.Parallel()
 	src, dst, admin := ownerPair(t, typesSchema)
 	start := mustRun(t, src, dst, "start", nil)
-	if strings.Join(start.Tables, ",") != "app.items,app.pairs,app.uniq" || start.Copy == nil || start.Boundary == "" {
+	if strings.Join(start.Tables, ",") != `app.We"ird tab,le,app.items,app.pairs,app.uniq` || start.Copy == nil || start.Boundary == "" {
 		t.Fatalf("start: %+v", start)
 	}
 	steptest.MustExec(t, src, `
@@ -58,6 +59,8 @@ DELETE FROM app.pairs WHERE a = 4;
 	steptest.MustExec(t, src, `TRUNCATE app.uniq;
 INSERT INTO app.uniq VALUES ('after truncate', 1);
 UPDATE app.uniq SET code = 'renamed code' WHERE code = 'after truncate';
+INSERT INTO app."We""ird tab,le" VALUES (1, 'a"b,c', '{1,NULL}'), (2, NULL, NULL);
+UPDATE app."We""ird tab,le" SET "k ey" = 3, "{x}" = '{}' WHERE "k ey" = 1;
 `)
 	// A superuser's session that skips ordinary triggers is captured too.
 	steptest.MustExec(t, admin, "SET session_replication_role = replica; INSERT INTO app.pairs VALUES (500, 'replica', 'r')")
@@ -68,6 +71,9 @@ UPDATE app.uniq SET code = 'renamed code' WHERE code = 'after truncate';
 	items := same(t, src, dst, dumpItems)
 	same(t, src, dst, dumpPairs)
 	same(t, src, dst, dumpUniq)
+	if got := same(t, src, dst, `SELECT t::text FROM app."We""ird tab,le" t ORDER BY 1`); len(got) != 2 {
+		t.Errorf("odd names: %v", got)
+	}
 	if got := steptest.Query(t, dst, "SELECT count(*) FROM app.pairs WHERE v = 'no'"); got[0] != "0" {
 		t.Errorf("rolled-back rows on the target: %v", got)
 	}

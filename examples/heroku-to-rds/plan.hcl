@@ -104,19 +104,15 @@ check "preflight" {
   }
 }
 
-# 2. Still before the window: DATABASE_URL belongs to the add-on attached
-#    as DATABASE (Heroku refuses to set it while it is attached).
-step "attachments" {
+# 2. Still before the window: the token works, and DATABASE_URL belongs to
+#    the add-on attached as DATABASE (Heroku refuses to set it then).
+step "platform" {
   uses       = "http"
   when       = local.platform
-  url        = "${local.app_url}/addon-attachments"
+  url        = "${local.app_url}/addon-attachments/DATABASE"
   headers    = local.headers
   retry_on   = local.transient
   depends_on = [check.preflight]
-  assert {
-    that    = "len(filter(output.json, {.name == 'DATABASE'})) == 1"
-    message = "the app has no DATABASE attachment: is DATABASE_URL a plain config var already?"
-  }
 }
 
 # 3. The window opens: the app answers with its maintenance page.
@@ -128,7 +124,7 @@ step "maintenance_on" {
   headers    = local.headers
   retry_on   = local.transient
   json       = { maintenance = true }
-  depends_on = [step.attachments]
+  depends_on = [step.platform]
   assert { that = "output.json.maintenance == true" }
   rollback {
     uses     = "http"
@@ -219,29 +215,38 @@ check "verify" {
   }
 }
 
-# 8. Keep the Heroku database: Heroku keeps an add-on only while it is
-#    attached somewhere, and a fresh one is attached as DATABASE and as
-#    HEROKU_POSTGRESQL_<COLOR> too. Attached as OLD_DATABASE if it has no
-#    second name.
-step "keep_source" {
+# 8. The app's attachments, read again in this window (a rollback
+#    attaches the Heroku database anew).
+step "attachments" {
   uses       = "http"
-  when       = local.platform && length([for a in local.attached : a if a.addon == local.source.addon]) < 2
-  method     = "POST"
-  url        = "${var.heroku_api}/addon-attachments"
+  when       = local.platform
+  url        = "${local.app_url}/addon-attachments"
   headers    = local.headers
-  json       = { addon = local.source.addon, app = var.heroku_app, name = "OLD_DATABASE" }
+  retry_on   = local.transient
   depends_on = [check.verify]
-  rollback {
-    uses     = "http"
-    method   = "DELETE"
-    url      = "${var.heroku_api}/addon-attachments/${step.keep_source.output.json.id}"
-    headers  = local.headers
-    retry_on = local.transient
+  assert {
+    that    = "len(filter(output.json, {.name == 'DATABASE'})) == 1"
+    message = "the app has no DATABASE attachment any more"
   }
 }
 
-# 9. Point the app at RDS: detach the Heroku database from DATABASE, then
-#    set DATABASE_URL, now a plain config var. Heroku restarts the dynos.
+# 9. Keep the Heroku database: Heroku keeps an add-on only while it is
+#    attached somewhere, and a fresh one is attached as DATABASE and as
+#    HEROKU_POSTGRESQL_<COLOR> too. Attached as OLD_DATABASE if it has no
+#    second name; a rollback leaves that (another name for the same
+#    database), and a later run finds it.
+step "keep_source" {
+  uses     = "http"
+  when     = local.platform && length([for a in local.attached : a if a.addon == local.source.addon]) < 2
+  method   = "POST"
+  url      = "${var.heroku_api}/addon-attachments"
+  headers  = local.headers
+  retry_on = local.transient
+  json     = { addon = local.source.addon, app = var.heroku_app, name = "OLD_DATABASE" }
+}
+
+# 10. Point the app at RDS: detach the Heroku database from DATABASE, then
+#     set DATABASE_URL, now a plain config var. Heroku restarts the dynos.
 step "detach_source" {
   uses       = "http"
   when       = local.platform
@@ -280,7 +285,7 @@ step "switch" {
   }
 }
 
-# 10. The window closes.
+# 11. The window closes.
 step "maintenance_off" {
   uses       = "http"
   when       = local.platform

@@ -137,7 +137,7 @@ func WriteMarkdown(w io.Writer, d *Doc) {
 
 	var details bytes.Buffer
 	for _, s := range d.Steps {
-		if len(s.Summary) == 0 && len(s.Failures) == 0 && s.Error == "" {
+		if len(s.Summary) == 0 && len(s.Failures) == 0 && s.Error == "" && len(s.History) < 2 {
 			continue
 		}
 		fmt.Fprintf(&details, "\n### %s (%s): %s\n", mdCode(s.Addr), mdText(orDash(s.Uses)), resultWord(s.Status))
@@ -166,6 +166,19 @@ func WriteMarkdown(w io.Writer, d *Doc) {
 			}
 			for _, v := range a.Values {
 				fmt.Fprintf(&details, "  - %s = %s\n", mdCode(v.Expr), mdCode(v.Value))
+			}
+		}
+		if len(s.History) > 1 {
+			fmt.Fprintf(&details, "\nAttempts:\n\n")
+			for _, a := range s.History {
+				fmt.Fprintf(&details, "- run segment %d, attempt %d: %s", a.Segment, a.Attempt, resultWord(a.Status))
+				if a.Seconds > 0 {
+					fmt.Fprintf(&details, " in %s", FormatDuration(secs(a.Seconds)))
+				}
+				if a.Error != "" {
+					fmt.Fprintf(&details, ": %s", mdText(strings.SplitN(a.Error, "\n", 2)[0]))
+				}
+				fmt.Fprintln(&details)
 			}
 		}
 		if s.Error != "" {

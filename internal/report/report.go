@@ -108,6 +108,18 @@ type Step struct {
 	Error      string       `json:"error"`              // in full
 	Rollback   string       `json:"rollback"`           // the rollback's status, "" when none ran
 	Summary    []Fact       `json:"summary"`            // notable outputs
+	// History is every attempt that ended, across the run's segments: a
+	// failure and its error, then the resumed success.
+	History []Attempt `json:"history"`
+}
+
+// Attempt is one ended attempt of a step.
+type Attempt struct {
+	Segment int     `json:"segment"` // 1 for the first apply, 2 for the first resume...
+	Attempt int     `json:"attempt"`
+	Status  string  `json:"status"`
+	Seconds float64 `json:"seconds"`
+	Error   string  `json:"error"`
 }
 
 type AssertCounts struct {
@@ -270,8 +282,35 @@ func Build(p *plan.Plan, now Now, run *journal.Run, result event.Status, events 
 			rb.Status = string(event.StatusUnfinished)
 		}
 	}
+	history := attemptHistory(events)
+	for i := range doc.Steps {
+		doc.Steps[i].History = history[doc.Steps[i].Addr]
+		if doc.Steps[i].History == nil {
+			doc.Steps[i].History = []Attempt{}
+		}
+	}
 	doc.Downtime = downtimeWindow(p, events)
 	return doc
+}
+
+// attemptHistory lists each step's ended attempts in the order they ended.
+func attemptHistory(events []event.Event) map[string][]Attempt {
+	out := map[string][]Attempt{}
+	segment := 0
+	for _, ev := range events {
+		switch ev.Type {
+		case event.RunStarted:
+			segment++
+		case event.StepRetrying:
+			out[ev.Step] = append(out[ev.Step], Attempt{Segment: segment, Attempt: ev.Attempt, Status: string(event.StatusFailed), Error: ev.Error})
+		case event.StepFinished:
+			if ev.Status == event.StatusReused {
+				continue
+			}
+			out[ev.Step] = append(out[ev.Step], Attempt{Segment: segment, Attempt: ev.Attempt, Status: string(ev.Status), Seconds: ev.Seconds, Error: ev.Error})
+		}
+	}
+	return out
 }
 
 // stepOf is a step as the report shows it: its kind and type from
@@ -299,6 +338,14 @@ func stepOf(p *plan.Plan, addr string, st *journal.StepState) Step {
 	}
 	s.Assertions, s.Failures = assertions(st.Assertions)
 	s.Summary = summarizeOutput(s.Uses, st.Output)
+	if s.Status != string(event.StatusSucceeded) {
+		// A rate of a copy cut short is of the part it did, not the copy's.
+		for i := range s.Summary {
+			if f := &s.Summary[i]; f.Name == "bytes_per_second" {
+				f.text += " (of the part done before it stopped)"
+			}
+		}
+	}
 	return s
 }
 

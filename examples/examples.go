@@ -13,3 +13,8 @@ var HerokuToRDS []byte
 //
 //go:embed zero-downtime/plan.hcl
 var ZeroDowntime []byte
+
+// HerokuZeroDowntime is examples/heroku-zero-downtime/plan.hcl.
+//
+//go:embed heroku-zero-downtime/plan.hcl
+var HerokuZeroDowntime []byte

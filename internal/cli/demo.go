@@ -19,6 +19,8 @@ var demoExamples = map[string]struct {
 }{
 	"heroku-to-rds": {examples.HerokuToRDS, "no Heroku app given: the platform calls are skipped"},
 	"zero-downtime": {examples.ZeroDowntime, "no app API given: the maintenance and switch calls are skipped"},
+	"heroku-zero-downtime": {examples.HerokuZeroDowntime,
+		"trigger-based capture, as a source without logical replication needs; no app API given: the switch is skipped"},
 }
 
 // runDemo runs the main job end to end on this machine: two throwaway
@@ -26,8 +28,8 @@ var demoExamples = map[string]struct {
 // (the Heroku → RDS one unless told) applied between them, then both
 // servers stopped and removed.
 func runDemo(c *CLI, args []string) int {
-	fs := c.newFlags("demo", "[--example heroku-to-rds|zero-downtime] [--size small|default] [--jobs N] [--keep]")
-	example := fs.String("example", "heroku-to-rds", "the runbook to run: heroku-to-rds (dump, restore, verify) or zero-downtime (logical replication, cut-over, verify)")
+	fs := c.newFlags("demo", "[--example heroku-to-rds|zero-downtime|heroku-zero-downtime] [--size small|default] [--jobs N] [--keep]")
+	example := fs.String("example", "heroku-to-rds", "the runbook to run: heroku-to-rds (dump, restore, verify), zero-downtime (logical replication, cut-over, verify) or heroku-zero-downtime (trigger-based capture, cut-over, verify)")
 	size := fs.String("size", "default", "sample data size: small (a few thousand rows) or default (about 307,000 rows)")
 	jobs := fs.Int("jobs", 4, "parallel dump, restore and count jobs")
 	keep := fs.Bool("keep", false, "keep the servers running after the run, until Ctrl-C, and print their URLs")
@@ -36,7 +38,7 @@ func runDemo(c *CLI, args []string) int {
 	}
 	ex, ok := demoExamples[*example]
 	if !ok {
-		fmt.Fprintf(c.stderr, "planrun demo: --example is heroku-to-rds or zero-downtime, not %q\n", *example)
+		fmt.Fprintf(c.stderr, "planrun demo: --example is heroku-to-rds, zero-downtime or heroku-zero-downtime, not %q\n", *example)
 		return ExitUsage
 	}
 	data := sampleapp.Default

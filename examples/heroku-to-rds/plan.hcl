@@ -273,15 +273,17 @@ step "switch" {
   headers    = local.headers
   retry_on   = local.transient
   json       = { DATABASE_URL = var.target_url }
+  keep_body  = false # the answer holds every config var of the app
   depends_on = [step.detach_source]
   # The rollback removes the plain variable, so that the add-on can own it again.
   rollback {
-    uses     = "http"
-    method   = "PATCH"
-    url      = "${local.app_url}/config-vars"
-    headers  = local.headers
-    retry_on = local.transient
-    json     = { DATABASE_URL = null }
+    uses      = "http"
+    method    = "PATCH"
+    url       = "${local.app_url}/config-vars"
+    headers   = local.headers
+    retry_on  = local.transient
+    json      = { DATABASE_URL = null }
+    keep_body = false
   }
 }
 

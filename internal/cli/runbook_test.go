@@ -34,7 +34,10 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errOut.String()
 }
 
-const herokuToken = "hk-token-7Yq2x9"
+const (
+	herokuToken = "hk-token-7Yq2x9"
+	appSecret   = "sk-live-app-secret-Qw3" // a config var of the app: never recorded
+)
 
 // runbookSetup makes what the runbook moves between: a source database
 // seeded by a role that owns it and is not superuser (as Heroku's), an
@@ -50,7 +53,7 @@ func runbookSetup(t *testing.T, size sampleapp.Size) (srcURL, dstURL string, api
 		t.Fatal(err)
 	}
 	api = herokufake.New(herokuToken)
-	api.AddApp("shop", map[string]string{"RAILS_ENV": "production"})
+	api.AddApp("shop", map[string]string{"RAILS_ENV": "production", "SECRET_KEY_BASE": appSecret})
 	api.ProvisionPostgres("shop", "COBALT", srcURL)
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
@@ -108,6 +111,29 @@ func jsonText(t *testing.T, v any) string {
 	return string(raw)
 }
 
+// assertNotRecorded reads every file under dir (the run records) for the secrets.
+func assertNotRecorded(t *testing.T, dir string, secrets ...string) {
+	t.Helper()
+	err := filepath.WalkDir(filepath.Join(dir, ".planrun"), func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, s := range secrets {
+			if strings.Contains(string(raw), s) {
+				t.Errorf("%s holds a secret", path)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestHerokuToRDSRunbook(t *testing.T) {
 	srcURL, dstURL, api, apiURL, planPath := runbookSetup(t, sampleapp.Default)
 	// The first "maintenance off" meets a 503: retried, the run succeeds.
@@ -116,7 +142,7 @@ func TestHerokuToRDSRunbook(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("apply: exit %d\n%s\n%s\ncalls:\n%s", code, out, errOut, strings.Join(api.Calls(), "\n"))
 	}
-	assertNoSecrets(t, out+errOut, herokuToken, password(t, srcURL), password(t, dstURL))
+	assertNoSecrets(t, out+errOut, appSecret, herokuToken, password(t, srcURL), password(t, dstURL))
 	if !regexp.MustCompile(`Downtime \(start of step.maintenance_on to end of step.maintenance_off\): \d`).MatchString(out) {
 		t.Errorf("the downtime window is reported:\n%s", out)
 	}
@@ -145,13 +171,15 @@ func TestHerokuToRDSRunbook(t *testing.T) {
 	assertSameData(t, srcURL, dstURL)
 	assertSequencesWork(t, dstURL)
 
+	assertNotRecorded(t, filepath.Dir(planPath), appSecret, herokuToken, password(t, srcURL), password(t, dstURL))
+
 	// Reading the record needs none of the plan's variables.
 	for _, args := range [][]string{{"status", planPath}, {"history", planPath}, {"report", planPath}} {
 		code, out, errOut := runCLI(t, args...)
 		if code != 0 || strings.Contains(out, "changed since") || !strings.Contains(out, "succeeded") {
 			t.Errorf("%s without -var: exit %d\n%s\n%s", args[0], code, out, errOut)
 		}
-		assertNoSecrets(t, out+errOut, herokuToken, password(t, srcURL), password(t, dstURL))
+		assertNoSecrets(t, out+errOut, appSecret, herokuToken, password(t, srcURL), password(t, dstURL))
 	}
 	// Rollback runs hooks: it still wants them.
 	if code, _, errOut := runCLI(t, "rollback", "--auto-approve", planPath); code != 2 || !strings.Contains(errOut, "No value for required variable") {

@@ -41,6 +41,7 @@ type HTTPArgs struct {
 	RequestTimeout     string            `hcl:"request_timeout,optional" doc:"How long the request may take, response body included (default \"30s\"); the step's timeout also applies."`
 	FailOnErrorStatus  *bool             `hcl:"fail_on_error_status,optional" doc:"A status of 400 or more fails the step (default true); set false to judge the status in assertions."`
 	InsecureSkipVerify bool              `hcl:"insecure_skip_verify,optional" doc:"Accept any TLS certificate (self-signed test servers only)."`
+	KeepBody           *bool             `hcl:"keep_body,optional" doc:"Keep the response body in output.body and output.json (default true); false for an API that answers with secrets, such as Heroku's config-vars (every config var of the app), so that they are neither recorded nor reported. An error's message is still read from it."`
 	RetryOn            []int             `hcl:"retry_on,optional" doc:"Statuses that mean try again, such as [429, 500, 502, 503, 504]; when given, a request that got no response (connection refused or reset, request_timeout) is retried too. Only for requests that are safe to repeat."`
 	RetryAttempts      int               `hcl:"retry_attempts,optional" doc:"Attempts in all when retry_on is given (default 5)."`
 	RetryBackoff       string            `hcl:"retry_backoff,optional" doc:"The wait after the first failed attempt (default \"1s\"), doubling after each one up to 30s; a Retry-After header of up to a minute is honoured instead."`
@@ -221,11 +222,15 @@ func (r *request) send(ctx context.Context, env *steptype.Env, a *HTTPArgs) (out
 	if !out.Truncated {
 		out.JSON = parseResponseJSON(raw)
 	}
+	parsed := out.JSON
+	if a.KeepBody != nil && !*a.KeepBody {
+		out.Body, out.JSON = "", nil
+	}
 	transient = slices.Contains(a.RetryOn, resp.StatusCode)
 	if resp.StatusCode < 400 || (!failOnError(a) && !transient) {
 		return out, nil, false
 	}
-	err = fmt.Errorf("http %s: status %d%s", r.where, resp.StatusCode, errorExcerpt(env, raw, out.JSON))
+	err = fmt.Errorf("http %s: status %d%s", r.where, resp.StatusCode, errorExcerpt(env, raw, parsed))
 	if resp.StatusCode < 500 {
 		// A client error (429 included): the server says it did not do it
 		// (RFC 9110 §15.5), so there is nothing for a rollback to undo.

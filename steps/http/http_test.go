@@ -416,3 +416,19 @@ func TestHTTPRetryStopsWithTheContext(t *testing.T) {
 		t.Fatalf("err %v after %s, %d requests", err, time.Since(start), len(got()))
 	}
 }
+
+// keep_body = false: an answer full of secrets (Heroku's config-vars) stays
+// out of the output, while an error still says the API's message.
+func TestHTTPKeepBodyFalse(t *testing.T) {
+	no := false
+	srv, _ := httpRecordingServer(t, 200, "application/json", `{"SECRET_KEY_BASE":"sk-live-123456"}`)
+	out, err := runHTTP(context.Background(), nil, &HTTPArgs{URL: srv.URL, KeepBody: &no})
+	if err != nil || out.Status != 200 || out.Body != "" || out.JSON != nil {
+		t.Fatalf("out %+v, err %v", out, err)
+	}
+	srv2, _ := sequenceServer(t, 422)
+	out, err = runHTTP(context.Background(), nil, &HTTPArgs{URL: srv2.URL, KeepBody: &no})
+	if err == nil || !strings.Contains(err.Error(), "Cannot overwrite attachment values DATABASE_URL.") || out.Body != "" {
+		t.Fatalf("out %+v, err %v", out, err)
+	}
+}

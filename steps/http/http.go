@@ -139,7 +139,7 @@ func runHTTP(ctx context.Context, env *steptype.Env, a *HTTPArgs) (*HTTPOutput, 
 
 	acted := false // an earlier attempt may have been acted on (a 503 half way)
 	for attempt := 1; ; attempt++ {
-		out, err, transient := req.send(ctx, env, a)
+		out, transient, err := req.send(ctx, env, a)
 		if out != nil {
 			out.Attempts = attempt
 		}
@@ -168,7 +168,7 @@ func runHTTP(ctx context.Context, env *steptype.Env, a *HTTPArgs) (*HTTPOutput, 
 
 // send sends the request once. transient says that the failure is worth
 // another attempt: a status in retry_on, or no response at all.
-func (r *request) send(ctx context.Context, env *steptype.Env, a *HTTPArgs) (out *HTTPOutput, err error, transient bool) {
+func (r *request) send(ctx context.Context, env *steptype.Env, a *HTTPArgs) (out *HTTPOutput, transient bool, err error) {
 	rctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	var body io.Reader
@@ -177,7 +177,7 @@ func (r *request) send(ctx context.Context, env *steptype.Env, a *HTTPArgs) (out
 	}
 	req, err := http.NewRequestWithContext(rctx, r.method, r.url, body)
 	if err != nil {
-		return nil, fmt.Errorf("http %s: %w", r.where, scrubURLError(err)), false
+		return nil, false, fmt.Errorf("http %s: %w", r.where, scrubURLError(err))
 	}
 	for k, v := range r.headers {
 		if strings.EqualFold(k, "Host") {
@@ -202,12 +202,12 @@ func (r *request) send(ctx context.Context, env *steptype.Env, a *HTTPArgs) (out
 		if !sent {
 			err = steptype.Refused(err)
 		}
-		return nil, err, retrying && ctx.Err() == nil
+		return nil, retrying && ctx.Err() == nil, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, steptype.MaxCapture+1))
 	if err != nil {
-		return nil, requestError(ctx, rctx, r.where, r.timeout, fmt.Errorf("reading the response body: %w", err)), retrying && ctx.Err() == nil
+		return nil, retrying && ctx.Err() == nil, requestError(ctx, rctx, r.where, r.timeout, fmt.Errorf("reading the response body: %w", err))
 	}
 	out = &HTTPOutput{Status: resp.StatusCode, Headers: map[string]string{}}
 	if len(raw) > steptype.MaxCapture {
@@ -228,7 +228,7 @@ func (r *request) send(ctx context.Context, env *steptype.Env, a *HTTPArgs) (out
 	}
 	transient = slices.Contains(a.RetryOn, resp.StatusCode)
 	if resp.StatusCode < 400 || (!failOnError(a) && !transient) {
-		return out, nil, false
+		return out, false, nil
 	}
 	err = fmt.Errorf("http %s: status %d%s", r.where, resp.StatusCode, errorExcerpt(env, raw, parsed))
 	if resp.StatusCode < 500 {
@@ -236,7 +236,7 @@ func (r *request) send(ctx context.Context, env *steptype.Env, a *HTTPArgs) (out
 		// (RFC 9110 §15.5), so there is nothing for a rollback to undo.
 		err = steptype.Refused(err)
 	}
-	return out, err, transient
+	return out, transient, err
 }
 
 func failOnError(a *HTTPArgs) bool { return a.FailOnErrorStatus == nil || *a.FailOnErrorStatus }

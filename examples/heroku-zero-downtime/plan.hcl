@@ -9,9 +9,12 @@
 #
 #   planrun apply examples/heroku-zero-downtime/plan.hcl \
 #     -var source_url=... -var target_url=... \
-#     -var app_api=https://api.heroku.com/apps/shop -var app_token=...
+#     -var heroku_app=shop -var heroku_api_token=...
 #
-# Without app_api the switch is skipped (rehearsals).
+# Without heroku_app the switch is skipped (rehearsals). The switch follows
+# Heroku's attachment model, as examples/heroku-to-rds does: DATABASE_URL
+# belongs to the add-on's DATABASE attachment, which the API will not
+# overwrite.
 
 plan "heroku-zero-downtime" {
   description = "Move a Heroku Postgres database with trigger-based capture and a cut-over of seconds"
@@ -34,17 +37,23 @@ variable "target_url" {
   description = "The new database, created empty, with sslmode=require for a managed server."
 }
 
-variable "app_api" {
+variable "heroku_app" {
   type        = string
   default     = ""
-  description = "The app's platform API (https://api.heroku.com/apps/NAME): PATCH /config-vars {DATABASE_URL} switches the app, which restarts its dynos. Empty skips the switch."
+  description = "The Heroku app whose DATABASE_URL is switched; empty skips the switch (rehearsals)."
 }
 
-variable "app_token" {
+variable "heroku_api_token" {
   type        = string
   default     = ""
   sensitive   = true
-  description = "A token for app_api (heroku auth:token)."
+  description = "A Heroku API token (heroku auth:token)."
+}
+
+variable "heroku_api" {
+  type        = string
+  default     = "https://api.heroku.com"
+  description = "The Heroku Platform API (a test server in rehearsals)."
 }
 
 variable "jobs" {
@@ -70,8 +79,17 @@ variable "cutover_max_wait" {
 }
 
 locals {
-  platform = var.app_api != ""
-  headers  = { Authorization = "Bearer ${var.app_token}", Accept = "application/vnd.heroku+json; version=3" }
+  platform = var.heroku_app != ""
+  app_url  = "${var.heroku_api}/apps/${var.heroku_app}"
+  headers = {
+    Authorization = "Bearer ${var.heroku_api_token}"
+    Accept        = "application/vnd.heroku+json; version=3"
+  }
+  transient = [429, 500, 502, 503, 504]
+  # The app's add-on attachments, as step.attachments read them, and the
+  # one that owns DATABASE_URL today: the Heroku database.
+  attached = local.platform ? [for a in step.attachments.output.json : { name = a.name, id = a.id, addon = a.addon.id }] : []
+  source   = merge({ name = "", id = "", addon = "" }, [for a in local.attached : a if a.name == "DATABASE"]...)
 }
 
 database "heroku" { url = var.source_url }
@@ -163,23 +181,70 @@ check "verify" {
   }
 }
 
-# 6. Point the app at the target (Heroku restarts the dynos); the rollback
-#    points it back.
+# 6. Point the app at the target, as Heroku allows it: keep the Heroku
+#    database attached under a second name (Heroku keeps an add-on only
+#    while it is attached; a fresh one is also HEROKU_POSTGRESQL_<COLOR>),
+#    detach it from DATABASE, then set DATABASE_URL, now a plain config
+#    var; Heroku restarts the dynos. The rollbacks undo it newest first.
+step "attachments" {
+  uses       = "http"
+  when       = local.platform
+  url        = "${local.app_url}/addon-attachments"
+  headers    = local.headers
+  retry_on   = local.transient
+  depends_on = [check.verify]
+  assert {
+    that    = "len(filter(output.json, {.name == 'DATABASE'})) == 1"
+    message = "the app has no DATABASE attachment"
+  }
+}
+
+step "keep_source" {
+  uses     = "http"
+  when     = local.platform && length([for a in local.attached : a if a.addon == local.source.addon]) < 2
+  method   = "POST"
+  url      = "${var.heroku_api}/addon-attachments"
+  headers  = local.headers
+  retry_on = local.transient
+  json     = { addon = local.source.addon, app = var.heroku_app, name = "OLD_DATABASE" }
+}
+
+step "detach_source" {
+  uses       = "http"
+  when       = local.platform
+  method     = "DELETE"
+  url        = "${var.heroku_api}/addon-attachments/${local.source.id}"
+  headers    = local.headers
+  retry_on   = local.transient
+  depends_on = [step.keep_source]
+  rollback {
+    uses     = "http"
+    method   = "POST"
+    url      = "${var.heroku_api}/addon-attachments"
+    headers  = local.headers
+    retry_on = local.transient
+    json     = { addon = local.source.addon, app = var.heroku_app, name = "DATABASE" }
+  }
+}
+
 step "switch" {
   uses       = "http"
   when       = local.platform
   method     = "PATCH"
-  url        = "${var.app_api}/config-vars"
+  url        = "${local.app_url}/config-vars"
   headers    = local.headers
+  retry_on   = local.transient
   json       = { DATABASE_URL = var.target_url }
-  depends_on = [check.verify]
-  assert { that = "output.status < 300" }
+  keep_body  = false # the answer holds every config var of the app
+  depends_on = [step.detach_source]
   rollback {
-    uses    = "http"
-    method  = "PATCH"
-    url     = "${var.app_api}/config-vars"
-    headers = local.headers
-    json    = { DATABASE_URL = var.source_url }
+    uses      = "http"
+    method    = "PATCH"
+    url       = "${local.app_url}/config-vars"
+    headers   = local.headers
+    retry_on  = local.transient
+    json      = { DATABASE_URL = null }
+    keep_body = false
   }
 }
 

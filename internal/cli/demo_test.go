@@ -9,7 +9,7 @@ import (
 // runbooks (small data: the runbooks themselves are tested at full size).
 // The demo starts and removes its own two servers.
 func TestDemo(t *testing.T) {
-	for _, example := range []string{"heroku-to-rds", "zero-downtime"} {
+	for _, example := range []string{"heroku-to-rds", "zero-downtime", "heroku-zero-downtime"} {
 		t.Run(example, func(t *testing.T) {
 			t.Parallel()
 			code, out, errOut := runCLI(t, "demo", "--size", "small", "--example", example)
@@ -24,7 +24,7 @@ func TestDemo(t *testing.T) {
 		})
 	}
 	code, _, errOut := runCLI(t, "demo", "--example", "blue-green")
-	if code != 2 || !strings.Contains(errOut, `--example is heroku-to-rds or zero-downtime, not "blue-green"`) {
+	if code != 2 || !strings.Contains(errOut, `--example is heroku-to-rds, zero-downtime or heroku-zero-downtime, not "blue-green"`) {
 		t.Errorf("exit %d: %s", code, errOut)
 	}
 }

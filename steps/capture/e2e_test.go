@@ -2,19 +2,17 @@ package capture_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/planrun/planrun/internal/e2etest"
 	"github.com/planrun/planrun/internal/engine"
 	"github.com/planrun/planrun/internal/event"
+	"github.com/planrun/planrun/internal/herokufake"
 	"github.com/planrun/planrun/internal/steptest"
 	"github.com/planrun/planrun/steps/capture"
 )
@@ -34,21 +32,15 @@ func TestHerokuZeroDowntimeExample(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	wait := capture.RunWriters(t, ctx, src, 3)
-	var mu sync.Mutex
-	var calls []string
-	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body map[string]any
-		_ = json.NewDecoder(r.Body).Decode(&body)
-		mu.Lock()
-		calls = append(calls, fmt.Sprintf("%s %s %v", r.Method, r.URL.Path, body["DATABASE_URL"] == dst))
-		mu.Unlock()
-		w.WriteHeader(http.StatusOK)
-	}))
-	defer api.Close()
+	api := herokufake.New("tok")
+	api.AddApp("shop", map[string]string{"RAILS_ENV": "production"})
+	api.ProvisionPostgres("shop", "COBALT", src)
+	srv := httptest.NewServer(api)
+	defer srv.Close()
 
 	time.Sleep(200 * time.Millisecond) // the app writes before the capture exists
 	res, _ := e2etest.Apply(t, "plan.hcl", string(plan), engine.Options{AutoApprove: true},
-		"source_url="+src, "target_url="+dst, "app_api="+api.URL+"/apps/shop", "app_token=tok", "jobs=2", "cutover_max_wait=30s")
+		"source_url="+src, "target_url="+dst, "heroku_app=shop", "heroku_api="+srv.URL, "heroku_api_token=tok", "jobs=2", "cutover_max_wait=30s")
 	inserted, deleted, fenced := wait()
 	if res.Status != event.StatusSucceeded {
 		for addr, sr := range res.Steps {
@@ -59,8 +51,13 @@ func TestHerokuZeroDowntimeExample(t *testing.T) {
 	if fenced != 3 || inserted < 100 {
 		t.Errorf("%d writers stopped by the fence, %d inserts", fenced, inserted)
 	}
-	if want := "PATCH /apps/shop/config-vars true"; strings.Join(calls, ",") != want {
-		t.Errorf("API calls %v, want %s", calls, want)
+	// The switch as Heroku allows it: DATABASE_URL is now the target, the
+	// old database is still attached (as HEROKU_POSTGRESQL_COBALT).
+	if got := api.Config("shop")["DATABASE_URL"]; got != dst {
+		t.Errorf("DATABASE_URL is %q, want the target", got)
+	}
+	if att := "," + strings.Join(api.Attachments("shop"), ","); !strings.Contains(att, ",HEROKU_POSTGRESQL_COBALT=") || strings.Contains(att, ",DATABASE=") {
+		t.Errorf("attachments %s", att)
 	}
 	if got := steptest.Query(t, dst, "SELECT count(*) FROM app.events"); got[0] != fmt.Sprint(inserted-deleted) {
 		t.Errorf("target has %s events; the source acknowledged %d inserts and %d deletes", got[0], inserted, deleted)

@@ -41,15 +41,24 @@ func main() {
 	sample := flag.Float64("sample", 1, "sample shop size, times its default (about 307,000 rows); 0 for none")
 	jobs := flag.Int("jobs", runtime.NumCPU(), "parallel jobs for every contender")
 	keep := flag.Bool("keep", false, "keep the servers when done, print how to reach them, and wait for Ctrl-C")
-	only := flag.String("only", "", "run only these, comma-separated: dump-dir, dump-pipe, pgcopydb, planrun, floor, compare, count")
+	only := flag.String("only", "", "run only these, comma-separated: dump-dir, dump-pipe, pgcopydb, planrun, planrun-best, floor, compare, count")
 	repeat := flag.Int("repeat", 1, "run each contender this many times, in rounds, and report the median")
 	copyArgs := flag.String("copy-args", "", "more arguments for planrun's copy step, as HCL (e.g. 'split_bytes = \"1GB\"')")
 	planrun := flag.String("planrun", "", "the planrun binary (default: build ./cmd/planrun)")
+	linkRate := flag.String("link-rate", "", "reach the source through a proxy that caps each connection at this rate (e.g. 4MB: bytes a second, each direction)")
+	linkDelay := flag.Duration("link-delay", 0, "with -link-rate: the proxy's added latency, each direction (e.g. 3ms)")
+	bestArgs := flag.String("best-args", `split_bytes = "8MB"`, "the copy step's arguments for the planrun-best contender (run by default with -link-rate)")
 	flag.Parse()
+	rate, err := parseRate(*linkRate)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: -link-rate: %v\n", err)
+		os.Exit(2)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, options{scale: *scale, sample: *sample, jobs: *jobs, repeat: *repeat, keep: *keep, only: *only, planrun: *planrun, copyArgs: *copyArgs}); err != nil {
+	if err := run(ctx, options{scale: *scale, sample: *sample, jobs: *jobs, repeat: *repeat, keep: *keep, only: *only, planrun: *planrun, copyArgs: *copyArgs,
+		linkRate: rate, linkDelay: *linkDelay, bestArgs: *bestArgs}); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
@@ -62,6 +71,9 @@ type options struct {
 	keep          bool
 	only, planrun string
 	copyArgs      string
+	linkRate      float64 // bytes a second per connection through the proxy; 0: no proxy
+	linkDelay     time.Duration
+	bestArgs      string
 }
 
 func run(ctx context.Context, o options) error {
@@ -71,7 +83,8 @@ func run(ctx context.Context, o options) error {
 	}
 	selected := func(name string) bool {
 		if only == "" {
-			return true
+			// The tuned copy is the comparison a capped link asks for.
+			return name != "planrun-best" || o.linkRate > 0
 		}
 		for _, s := range strings.Split(only, ",") {
 			if strings.TrimSpace(s) == name {
@@ -131,6 +144,20 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 
+	link := ""
+	if o.linkRate > 0 {
+		// From here on every contender reaches the source through the
+		// capped link; the dataset was made and read directly.
+		p, err := startLinkProxy(ctx, fmt.Sprintf("%s:%d", src.Host, src.Port), o.linkRate, o.linkDelay)
+		if err != nil {
+			return err
+		}
+		defer p.close()
+		b.src = &server{Server: src.Server, name: "source", via: p.port()}
+		link = fmt.Sprintf("; the source behind a proxy capping each connection at %s/s, %s of delay each way", human(int64(o.linkRate)), o.linkDelay)
+		logf("source link: %s/s per connection, %s delay (proxy on port %d)", human(int64(o.linkRate)), o.linkDelay, p.port())
+	}
+
 	var copied string // the database planrun copied into, for the checks
 	contenders := []struct {
 		key, name, db string
@@ -140,6 +167,7 @@ func run(ctx context.Context, o options) error {
 		{"dump-pipe", "pg_dump -Fc | pg_restore", "t_dump_pipe", b.dumpPipe},
 		{"pgcopydb", fmt.Sprintf("pgcopydb clone --table-jobs %d --index-jobs %d", jobs, jobs), "t_pgcopydb", b.pgcopydb},
 		{"planrun", fmt.Sprintf("planrun copy (jobs = %d)", jobs), "t_planrun", b.planrunCopy},
+		{"planrun-best", fmt.Sprintf("tuned: planrun copy (jobs = %d, %s)", jobs, o.bestArgs), "t_planrun_best", b.planrunCopyWith(o.bestArgs)},
 		{"floor", fmt.Sprintf("raw floor: COPY | COPY, %d at a time, + post-data", jobs), "t_floor", b.rawFloor},
 	}
 	// Rounds: every contender once per round, so that whatever drifts
@@ -190,7 +218,7 @@ func run(ctx context.Context, o options) error {
 			}
 		}
 	}
-	report(os.Stdout, results, machine(ctx, binDir), fmt.Sprintf("scale %d + sample %g: %s on disk, %d rows in %d tables", scale, sample, human(size), rows, tables), rows)
+	report(os.Stdout, results, machine(ctx, binDir), fmt.Sprintf("scale %d + sample %g: %s on disk, %d rows in %d tables%s", scale, sample, human(size), rows, tables, link), rows)
 
 	if keep {
 		fmt.Printf("\nThe servers are still running (Ctrl-C stops them):\n  source: %s\n  target: %s\n", src.URL(b.db), dst.URL("postgres"))

@@ -33,6 +33,24 @@ var serverSettings = map[string]string{
 type server struct {
 	*pgtest.Server
 	name string // source or target
+	via  int    // the link proxy's port on 127.0.0.1 that clients use; 0: none
+}
+
+// clientPort is the port clients reach the server on.
+func (s *server) clientPort() int {
+	if s.via != 0 {
+		return s.via
+	}
+	return s.Port
+}
+
+// URL is the server's URL for clients, through the link proxy if any.
+func (s *server) URL(db string) string {
+	u := s.Server.URL(db)
+	if s.via != 0 {
+		u = strings.Replace(u, fmt.Sprintf(":%d/", s.Port), fmt.Sprintf(":%d/", s.via), 1)
+	}
+	return u
 }
 
 func startServers(ctx context.Context) (src, dst *server, err error) {
@@ -40,7 +58,7 @@ func startServers(ctx context.Context) (src, dst *server, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return &server{s, "source"}, &server{d, "target"}, nil
+	return &server{Server: s, name: "source"}, &server{Server: d, name: "target"}, nil
 }
 
 // exec runs SQL in a database of the server.

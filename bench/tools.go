@@ -198,7 +198,7 @@ func (b *bench) settle(ctx context.Context) error {
 func (b *bench) tool(name string) string { return filepath.Join(b.binDir, name) }
 
 func (b *bench) libpq(s *server, db string) string {
-	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s", s.Host, s.Port, s.User, db)
+	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s", s.Host, s.clientPort(), s.User, db)
 }
 
 // failed turns a command's failure into an error with its output's tail.
@@ -336,7 +336,16 @@ step "copy" {
 
 // planrunCopy applies a plan with a copy step through the planrun binary.
 func (b *bench) planrunCopy(ctx context.Context, target string, r *result) error {
-	out, c, err := b.applyPlan(ctx, "copy", fmt.Sprintf(planrunPlan, b.jobs, b.copyArgs), target, true)
+	return b.planrunCopyWith(b.copyArgs)(ctx, target, r)
+}
+
+// planrunCopyWith is planrunCopy with other arguments for the step.
+func (b *bench) planrunCopyWith(args string) func(context.Context, string, *result) error {
+	return func(ctx context.Context, target string, r *result) error { return b.planrunCopyArgs(ctx, target, r, args) }
+}
+
+func (b *bench) planrunCopyArgs(ctx context.Context, target string, r *result, args string) error {
+	out, c, err := b.applyPlan(ctx, "copy", fmt.Sprintf(planrunPlan, b.jobs, args), target, true)
 	if err != nil {
 		return err
 	}

@@ -48,14 +48,16 @@ type CopyOutput struct {
 
 // CopyTable is one table's copy.
 type CopyTable struct {
-	Schema  string  `json:"schema" doc:"The table's schema."`
-	Name    string  `json:"name" doc:"The table's name."`
-	Rows    int64   `json:"rows" doc:"Rows copied."`
-	Bytes   int64   `json:"bytes" doc:"COPY data streamed."`
-	Seconds float64 `json:"seconds" doc:"From the start of its first chunk to the end of its last."`
-	Chunks  int     `json:"chunks" doc:"How many parts it was copied in, at once."`
-	Format  string  `json:"format" doc:"binary or text."`
-	Earlier bool    `json:"earlier" doc:"Copied by an earlier, interrupted run of this step, and not again."`
+	Schema               string  `json:"schema" doc:"The table's schema."`
+	Name                 string  `json:"name" doc:"The table's name."`
+	Rows                 int64   `json:"rows" doc:"Rows copied."`
+	Bytes                int64   `json:"bytes" doc:"COPY data streamed."`
+	Seconds              float64 `json:"seconds" doc:"From the start of its first chunk to the end of its last."`
+	Chunks               int     `json:"chunks" doc:"How many parts it was copied in, at once."`
+	Split                string  `json:"split" doc:"For a table big enough to be probed (32 MB or more, copied whole as planned): what its first stream measured and what the copy decided, kept whole and loaded frozen, or link-bound and the rest of its pages split into chunks copied jobs at once. Empty otherwise."`
+	StreamBytesPerSecond float64 `json:"stream_bytes_per_second" doc:"For a probed table: the rate its first stream reached, COPY data a second (a link capped per connection shows here). 0 otherwise."`
+	Format               string  `json:"format" doc:"binary or text."`
+	Earlier              bool    `json:"earlier" doc:"Copied by an earlier, interrupted run of this step, and not again."`
 }
 
 // CopyIndex is one post-data item that built an index.
@@ -94,6 +96,8 @@ var Type = steptype.Def[CopyArgs, CopyOutput]{
 type copyHooks struct {
 	afterSnapshot func()
 	afterChunk    func(table string, tableDone bool)
+	adaptive      *adaptiveTuning          // instead of defaultAdaptive
+	linkBound     func(p probeResult) bool // overrides the probe's verdict
 }
 
 // copyTestHooks maps an *Env to its *copyHooks. Only tests register any:
@@ -314,6 +318,14 @@ func (c *copyRun) openSnapshot(ctx context.Context) error {
 		h.afterSnapshot()
 	}
 	return nil
+}
+
+// adaptive is the run's adaptive splitting thresholds.
+func (c *copyRun) adaptive() adaptiveTuning {
+	if h := c.hooks(); h != nil && h.adaptive != nil {
+		return *h.adaptive
+	}
+	return defaultAdaptive
 }
 
 // hooks returns the test hooks registered for this run, if any.

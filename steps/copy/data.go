@@ -25,7 +25,7 @@ func (c *copyRun) phaseData(ctx context.Context) error {
 			}
 		}
 		canSplit := c.srcMajor >= 14
-		chunks := planChunks(todo, c.o.splitBytes, c.o.jobs, canSplit, c.binary, c.blockSize)
+		chunks := planChunks(todo, c.o.splitBytes, c.o.jobs, canSplit, c.binary, c.blockSize, c.adaptive())
 		if len(chunks) == 0 {
 			c.env.Logf("data: nothing left to copy")
 			return c.state.update(func(s *copyState) { s.DataDone = true })
@@ -76,7 +76,7 @@ func (c *copyRun) formats(tables []*copyTable) string {
 func (c *copyRun) truncateSplit(ctx context.Context, tables []*copyTable) error {
 	var names []string
 	for _, t := range tables {
-		if t.chunks > 1 {
+		if t.chunks > 1 { // planned so in this run; a table split by the last run is in one chunk now, emptied in its transaction
 			names = append(names, "ONLY "+t.qualified())
 		}
 	}
@@ -107,9 +107,26 @@ func (c *copyRun) copyChunks(ctx context.Context, chunks []*copyChunk) error {
 	var persister sync.WaitGroup
 	persister.Go(func() { c.persistLoop(ctx, persistDone) })
 
-	pgkit.RunWorkers(ctx, cancel, c.o.jobs, chunks, func(work <-chan *copyChunk) error {
-		return c.dataWorker(ctx, work)
-	})
+	// Workers connect when they get their first chunk: with an adaptive
+	// chunk, jobs of them wait for what a split may bring.
+	workers := len(chunks)
+	for _, ch := range chunks {
+		if ch.adaptive {
+			workers = c.o.jobs
+		}
+	}
+	q, stopQueue := newChunkQueue(ctx, chunks)
+	var wg sync.WaitGroup
+	for range min(c.o.jobs, workers) {
+		wg.Go(func() {
+			if err := c.dataWorker(ctx, q); err != nil {
+				cancel(err)
+				q.close()
+			}
+		})
+	}
+	wg.Wait()
+	stopQueue()
 	close(persistDone)
 	persister.Wait()
 	if err := context.Cause(ctx); err != nil {
@@ -171,9 +188,18 @@ func (c *copyRun) persistLoop(ctx context.Context, done <-chan struct{}) {
 	}
 }
 
-// dataWorker copies the chunks it receives, on one connection to each
-// side: the source's in the shared snapshot.
-func (c *copyRun) dataWorker(ctx context.Context, work <-chan *copyChunk) error {
+// dataWorker copies the chunks it takes from the queue, on one
+// connection to each side: the source's in the shared snapshot.
+func (c *copyRun) dataWorker(ctx context.Context, q *chunkQueue) error {
+	ch := q.next()
+	if ch == nil {
+		return nil
+	}
+	defer func() {
+		if ch != nil {
+			q.done()
+		}
+	}()
 	src, _, done, err := c.sourceInSnapshot(ctx)
 	if err != nil {
 		return err
@@ -194,12 +220,15 @@ func (c *copyRun) dataWorker(ctx context.Context, work <-chan *copyChunk) error 
 	}
 	defer pgkit.Close(ctx, dst)
 
-	for ch := range work {
-		if err := c.copyChunk(ctx, src, dst, ch); err != nil {
+	for ; ch != nil; ch = q.next() {
+		err := c.copyChunk(ctx, src, dst, ch, q)
+		q.done()
+		if err != nil {
+			ch = nil
 			if ctx.Err() != nil {
 				return context.Cause(ctx)
 			}
-			return fmt.Errorf("table %s: %w", ch, err)
+			return err
 		}
 	}
 	return nil
@@ -213,10 +242,11 @@ var errTargetStopped = errors.New("the target stopped reading")
 // row would cost more than the copying.
 const pipeBuffer = 256 << 10
 
-// copyChunk streams one chunk: COPY TO STDOUT on the source is piped into
-// COPY FROM STDIN on the target, in one transaction on the target. Memory
-// stays flat: the pipe holds one buffer at a time, whatever the size.
-func (c *copyRun) copyChunk(ctx context.Context, src, dst *pgx.Conn, ch *copyChunk) error {
+// copyChunk copies one chunk in one transaction on the target. An
+// adaptive chunk streams its table's first pages, and then either the
+// rest in the same transaction or, link-bound, commits and puts the rest
+// in q as new chunks.
+func (c *copyRun) copyChunk(ctx context.Context, src, dst *pgx.Conn, ch *copyChunk, q *chunkQueue) error {
 	t := ch.table
 	t.mu.Lock()
 	if t.started.IsZero() {
@@ -228,7 +258,7 @@ func (c *copyRun) copyChunk(ctx context.Context, src, dst *pgx.Conn, ch *copyChu
 
 	tx, err := dst.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("target: begin: %w", err)
+		return fmt.Errorf("table %s: target: begin: %w", ch, err)
 	}
 	defer pgkit.Rollback(ctx, tx)
 	if ch.freeze {
@@ -237,17 +267,91 @@ func (c *copyRun) copyChunk(ctx context.Context, src, dst *pgx.Conn, ch *copyChu
 		// (the index builds would otherwise rewrite the whole table). It
 		// also clears whatever an interrupted run left.
 		if _, err := tx.Exec(ctx, "TRUNCATE ONLY "+t.qualified()); err != nil {
-			return fmt.Errorf("target: %w", err)
+			return fmt.Errorf("table %s: target: %w", ch, err)
 		}
 	}
 
+	var rows int64
+	var split []*copyChunk
+	if !ch.adaptive {
+		p, err := c.stream(ctx, src, dst, ch, ch.sourceSQL())
+		if err != nil {
+			return fmt.Errorf("table %s: %w", ch, err)
+		}
+		rows = p.rows
+	} else {
+		tune := c.adaptive()
+		probe, err := c.stream(ctx, src, dst, ch, ch.rangeSQL(-1, tune.probePages))
+		if err != nil {
+			return fmt.Errorf("table %s, its first %d pages: %w", ch, tune.probePages, err)
+		}
+		rows = probe.rows
+		bound := tune.linkBound(probe.probeResult)
+		if h := c.hooks(); h != nil && h.linkBound != nil {
+			bound = h.linkBound(probe.probeResult)
+		}
+		if bound {
+			split = splitRest(ch, tune.probePages, t.bytes/c.blockSize, c.o.jobs, tune, c.blockSize)
+			probe.split = len(split)
+			// Counted before this chunk is: the table is not done until
+			// they are.
+			t.split.Add(int32(len(split)))
+			t.remaining.Add(int32(len(split)))
+			ch.probeDisk.Store(tune.probePages * c.blockSize)
+		} else {
+			rest, err := c.stream(ctx, src, dst, ch, ch.rangeSQL(tune.probePages, -1))
+			if err != nil {
+				return fmt.Errorf("table %s, past its first %d pages: %w", ch, tune.probePages, err)
+			}
+			rows += rest.rows
+		}
+		t.mu.Lock()
+		t.probe = probe.probeResult
+		t.mu.Unlock()
+		c.env.Logf("data: %s: %s", t.key(), probe.describe(c.o.jobs))
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("table %s: target: commit: %w", ch, err)
+	}
+	if len(split) > 0 {
+		// After the commit: the TRUNCATE's lock is gone, the new chunks
+		// do not wait on it.
+		c.progress.add(split)
+		q.pushFront(split)
+	}
+	ch.rows.Store(rows)
+	ch.finished.Store(true)
+	t.rows.Add(rows)
+	done := t.remaining.Add(-1) == 0
+	if done {
+		c.tableDone(t)
+	}
+	if h := c.hooks(); h != nil && h.afterChunk != nil {
+		h.afterChunk(t.key(), done)
+	}
+	return nil
+}
+
+// streamed is what one COPY pair moved.
+type streamed struct {
+	probeResult
+	rows int64
+}
+
+// stream pipes one COPY TO STDOUT on the source into COPY FROM STDIN on
+// the target, in the target's open transaction. Memory stays flat: the
+// pipe holds one buffer at a time, whatever the size.
+func (c *copyRun) stream(ctx context.Context, src, dst *pgx.Conn, ch *copyChunk, sql string) (streamed, error) {
+	start := time.Now()
+	before := ch.streamed.Load()
 	pr, pw := io.Pipe()
+	ww := &waitWriter{w: pw}
 	var reader sync.WaitGroup
 	var srcRows int64
 	var srcErr error
 	reader.Go(func() {
-		bw := bufio.NewWriterSize(pw, pipeBuffer)
-		tag, err := src.PgConn().CopyTo(ctx, &countingWriter{w: bw, ch: ch}, ch.sourceSQL())
+		bw := bufio.NewWriterSize(ww, pipeBuffer)
+		tag, err := src.PgConn().CopyTo(ctx, &countingWriter{w: bw, ch: ch}, sql)
 		if err == nil {
 			err = bw.Flush()
 		}
@@ -262,28 +366,17 @@ func (c *copyRun) copyChunk(ctx context.Context, src, dst *pgx.Conn, ch *copyChu
 
 	switch {
 	case srcErr != nil && !errors.Is(srcErr, errTargetStopped):
-		return fmt.Errorf("source: %w", srcErr)
+		return streamed{}, fmt.Errorf("source: %w", srcErr)
 	case dstErr != nil:
-		return fmt.Errorf("target: %w", dstErr)
+		return streamed{}, fmt.Errorf("target: %w", dstErr)
 	case srcErr != nil:
-		return fmt.Errorf("source: %w", srcErr)
+		return streamed{}, fmt.Errorf("source: %w", srcErr)
 	case tag.RowsAffected() != srcRows:
-		return fmt.Errorf("the source sent %d rows, the target took %d", srcRows, tag.RowsAffected())
+		return streamed{}, fmt.Errorf("the source sent %d rows, the target took %d", srcRows, tag.RowsAffected())
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("target: commit: %w", err)
-	}
-	ch.rows.Store(srcRows)
-	ch.finished.Store(true)
-	t.rows.Add(srcRows)
-	done := t.remaining.Add(-1) == 0
-	if done {
-		c.tableDone(t)
-	}
-	if h := c.hooks(); h != nil && h.afterChunk != nil {
-		h.afterChunk(t.key(), done)
-	}
-	return nil
+	return streamed{rows: srcRows, probeResult: probeResult{
+		bytes: ch.streamed.Load() - before, seconds: time.Since(start).Seconds(), waited: ww.waited.Seconds(),
+	}}, nil
 }
 
 // tableDone records a table whose chunks are all committed.
@@ -295,9 +388,13 @@ func (c *copyRun) tableDone(t *copyTable) {
 	if c.binary && t.binarySafe {
 		format = "binary"
 	}
+	t.mu.Lock()
+	probe := t.probe
+	t.mu.Unlock()
 	c.state.tableDone(CopyTable{
 		Schema: t.schema, Name: t.name, Rows: t.rows.Load(), Bytes: t.streamed.Load(),
-		Seconds: seconds, Chunks: t.chunks, Format: format,
+		Seconds: seconds, Chunks: t.chunkCount(), Format: format,
+		Split: probe.describe(c.o.jobs), StreamBytesPerSecond: probe.rate(),
 	})
 	if c.env.StateDir == "" {
 		c.fin.tableDone(t) // no resume to fear: at once (else persistLoop does, once saved)

@@ -26,7 +26,9 @@ type copyTable struct {
 	binarySafe           bool // every column's type travels in binary COPY between databases
 
 	// While copying.
-	chunks    int
+	chunks    int          // as planned
+	split     atomic.Int32 // chunks added by adaptive splitting
+	probe     probeResult  // what the adaptive chunk measured (under mu)
 	remaining atomic.Int32
 	rows      atomic.Int64
 	streamed  atomic.Int64
@@ -35,6 +37,7 @@ type copyTable struct {
 }
 
 func (t *copyTable) key() string       { return t.schema + "." + t.name }
+func (t *copyTable) chunkCount() int   { return t.chunks + int(t.split.Load()) }
 func (t *copyTable) qualified() string { return pgkit.Qualified(t.schema, t.name) }
 
 // columnList is "(a, b, c)", or "" for a table without columns.
@@ -102,7 +105,9 @@ type copyChunk struct {
 	from, to   int64 // pages [from, to); -1: open-ended
 	estimate   int64 // bytes on disk in the range
 	binary     bool
-	freeze     bool // empty the table in the same transaction, and load the rows frozen
+	freeze     bool         // empty the table in the same transaction, and load the rows frozen
+	adaptive   bool         // a whole table that first copies probePages and measures, then goes on whole or splits the rest
+	probeDisk  atomic.Int64 // once split: the disk bytes the probe covered (the rest went to new chunks)
 	streamed   atomic.Int64
 	rows       atomic.Int64 // rows seen so far (COPY sends one message per row)
 	inProgress atomic.Bool
@@ -114,7 +119,10 @@ type copyChunk struct {
 // range scan reads without touching the rest, PostgreSQL 14 and newer),
 // in a multiple of jobs when it is that big, so that the workers finish
 // together instead of waiting on one last chunk.
-func planChunks(tables []*copyTable, split int64, jobs int, canSplit, binary bool, blockSize int64) []*copyChunk {
+//
+// A table copied whole that is big enough (tune.minBytes) is adaptive:
+// see copyRun.copyAdaptive.
+func planChunks(tables []*copyTable, split int64, jobs int, canSplit, binary bool, blockSize int64, tune adaptiveTuning) []*copyChunk {
 	var chunks []*copyChunk
 	for _, t := range tables {
 		n := int64(1)
@@ -132,7 +140,9 @@ func planChunks(tables []*copyTable, split int64, jobs int, canSplit, binary boo
 		t.remaining.Store(int32(n))
 		b := binary && t.binarySafe
 		if n == 1 {
-			chunks = append(chunks, &copyChunk{table: t, from: -1, to: -1, estimate: t.bytes, binary: b, freeze: true})
+			ch := &copyChunk{table: t, from: -1, to: -1, estimate: t.bytes, binary: b, freeze: true}
+			ch.adaptive = canSplit && jobs > 1 && tune.minBytes > 0 && t.bytes >= tune.minBytes && pages >= 2*tune.probePages
+			chunks = append(chunks, ch)
 			continue
 		}
 		per := pages / n
@@ -155,10 +165,13 @@ func planChunks(tables []*copyTable, split int64, jobs int, canSplit, binary boo
 // sourceSQL is the COPY that reads the chunk on the source. A whole table
 // is read with COPY table TO, which scans it without the executor; a range
 // with a query whose ctid bounds become a TID range scan.
-func (ch *copyChunk) sourceSQL() string {
+func (ch *copyChunk) sourceSQL() string { return ch.rangeSQL(ch.from, ch.to) }
+
+// rangeSQL reads pages [from, to) of the chunk's table (-1: open-ended).
+func (ch *copyChunk) rangeSQL(from, to int64) string {
 	t := ch.table
 	format := ch.format()
-	if ch.from < 0 && ch.to < 0 {
+	if from < 0 && to < 0 {
 		return fmt.Sprintf("COPY %s%s TO STDOUT (FORMAT %s)", t.qualified(), t.columnList(), format)
 	}
 	cols := "*"
@@ -172,11 +185,11 @@ func (ch *copyChunk) sourceSQL() string {
 		cols = strings.Join(q, ", ")
 	}
 	var where []string
-	if ch.from >= 0 {
-		where = append(where, fmt.Sprintf("ctid >= '(%d,0)'::pg_catalog.tid", ch.from))
+	if from >= 0 {
+		where = append(where, fmt.Sprintf("ctid >= '(%d,0)'::pg_catalog.tid", from))
 	}
-	if ch.to >= 0 {
-		where = append(where, fmt.Sprintf("ctid < '(%d,0)'::pg_catalog.tid", ch.to))
+	if to >= 0 {
+		where = append(where, fmt.Sprintf("ctid < '(%d,0)'::pg_catalog.tid", to))
 	}
 	// ONLY: a table with inheritance children holds their rows apart.
 	return fmt.Sprintf("COPY (SELECT %s FROM ONLY %s WHERE %s) TO STDOUT (FORMAT %s)", cols, t.qualified(), strings.Join(where, " AND "), format)
@@ -199,10 +212,11 @@ func (ch *copyChunk) format() string {
 }
 
 func (ch *copyChunk) String() string {
-	if ch.table.chunks == 1 {
+	n := ch.table.chunkCount()
+	if n == 1 {
 		return ch.table.key()
 	}
-	return fmt.Sprintf("%s (chunk %d of %d)", ch.table.key(), ch.index+1, ch.table.chunks)
+	return fmt.Sprintf("%s (chunk %d of %d)", ch.table.key(), ch.index+1, n)
 }
 
 // ownedSequences returns pg_dump patterns for the sequences that the

@@ -3,9 +3,11 @@ package copy
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/planrun/planrun/internal/bytesize"
 	"github.com/planrun/planrun/internal/event"
 	"github.com/planrun/planrun/steps/steptype"
 )
@@ -40,8 +42,9 @@ func every(ctx context.Context, interval time.Duration, fn func()) (stop func())
 // estimate of the total, the rate, the time left, and the tables in flight.
 type copyProgress struct {
 	env    *steptype.Env
-	chunks []*copyChunk
-	disk   int64 // the chunks' size on disk
+	mu     sync.Mutex
+	chunks []*copyChunk // grows when a table is split (under mu)
+	disk   int64        // the chunks' size on disk
 	tables int
 
 	// Read and written by the reporting goroutine only.
@@ -56,6 +59,14 @@ func newCopyProgress(env *steptype.Env, chunks []*copyChunk, disk int64) *copyPr
 		seen[ch.table] = true
 	}
 	return &copyProgress{env: env, chunks: chunks, disk: disk, tables: len(seen), lastAt: time.Now()}
+}
+
+// add counts the chunks a split made (their pages were the split
+// chunk's: the size on disk does not change).
+func (p *copyProgress) add(chunks []*copyChunk) {
+	p.mu.Lock()
+	p.chunks = append(p.chunks, chunks...)
+	p.mu.Unlock()
 }
 
 func (p *copyProgress) start(ctx context.Context) (stop func()) {
@@ -78,14 +89,23 @@ func (p *copyProgress) report() {
 	var inFlight []*flight
 	byTable := map[*copyTable]*flight{}
 	tablesDone := 0
-	for _, ch := range p.chunks {
+	p.mu.Lock()
+	chunks := p.chunks
+	p.mu.Unlock()
+	streams := map[*copyTable]int{}
+	for _, ch := range chunks {
 		n := ch.streamed.Load()
 		done += n
 		if ch.finished.Load() {
-			finishedDisk += ch.estimate
+			disk := ch.estimate
+			if d := ch.probeDisk.Load(); d > 0 {
+				disk = d // split: the rest is in the new chunks
+			}
+			finishedDisk += disk
 			finishedStream += n
 		}
 		if ch.inProgress.Load() {
+			streams[ch.table]++
 			f := byTable[ch.table]
 			if f == nil {
 				f = &flight{t: ch.table}
@@ -94,10 +114,23 @@ func (p *copyProgress) report() {
 			}
 		}
 	}
-	for _, ch := range p.chunks {
+	var decided []string
+	for _, ch := range chunks {
 		if f := byTable[ch.table]; f != nil {
 			f.done += ch.streamed.Load()
 			f.rows += ch.rows.Load()
+		}
+		if ch.adaptive && byTable[ch.table] != nil {
+			// What the probe decided, while the table is in flight.
+			ch.table.mu.Lock()
+			probe := ch.table.probe
+			ch.table.mu.Unlock()
+			switch {
+			case probe.split > 0:
+				decided = append(decided, fmt.Sprintf("%s split: one stream at %s/s, now %d streams", ch.table.key(), bytesize.Format(int64(probe.rate())), streams[ch.table]))
+			case probe.seconds > 0:
+				decided = append(decided, fmt.Sprintf("%s whole: one stream at %s/s", ch.table.key(), bytesize.Format(int64(probe.rate()))))
+			}
 		}
 		if ch.index == 0 && ch.table.remaining.Load() == 0 {
 			tablesDone++
@@ -122,6 +155,9 @@ func (p *copyProgress) report() {
 
 	ev := event.Progress{Unit: "bytes", Done: done, Total: total, Rate: p.rate,
 		Message: fmt.Sprintf("data: %d of %d tables", tablesDone, p.tables)}
+	if len(decided) > 0 {
+		ev.Message += "; " + strings.Join(decided, "; ")
+	}
 	if p.rate > 0 {
 		ev.ETA = float64(total-done) / p.rate
 	}

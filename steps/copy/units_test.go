@@ -70,7 +70,7 @@ func TestCopyPlanChunks(t *testing.T) {
 	big := &copyTable{schema: "s", name: "big", bytes: 1000 * page, columns: []string{"id", "Note"}, binarySafe: true}
 	mid := &copyTable{schema: "s", name: "mid", bytes: 300 * page, columns: []string{"id"}}
 	small := &copyTable{schema: "s", name: "small", bytes: 10 * page}
-	chunks := planChunks([]*copyTable{small, big, mid}, 200*page, 3, true, true, page)
+	chunks := planChunks([]*copyTable{small, big, mid}, 200*page, 3, true, true, page, adaptiveTuning{})
 
 	// big: 5 chunks of 200 pages would leave workers idle: 6, a multiple of the jobs.
 	if big.chunks != 6 || mid.chunks != 2 || small.chunks != 1 {
@@ -124,7 +124,7 @@ func TestCopyPlanChunks(t *testing.T) {
 
 	// Before PostgreSQL 14 (no TID range scans), or when binary is off.
 	big.binarySafe = true
-	for _, ch := range planChunks([]*copyTable{big}, 200*page, 3, false, false, page) {
+	for _, ch := range planChunks([]*copyTable{big}, 200*page, 3, false, false, page, adaptiveTuning{}) {
 		if big.chunks != 1 || ch.binary || !ch.freeze {
 			t.Errorf("cannot split: %d chunks, binary %v", big.chunks, ch.binary)
 		}

@@ -341,7 +341,9 @@ func (b *bench) planrunCopy(ctx context.Context, target string, r *result) error
 
 // planrunCopyWith is planrunCopy with other arguments for the step.
 func (b *bench) planrunCopyWith(args string) func(context.Context, string, *result) error {
-	return func(ctx context.Context, target string, r *result) error { return b.planrunCopyArgs(ctx, target, r, args) }
+	return func(ctx context.Context, target string, r *result) error {
+		return b.planrunCopyArgs(ctx, target, r, args)
+	}
 }
 
 func (b *bench) planrunCopyArgs(ctx context.Context, target string, r *result, args string) error {

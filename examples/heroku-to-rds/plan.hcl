@@ -79,6 +79,8 @@ locals {
     Accept        = "application/vnd.heroku+json; version=3"
   }
   transient = [429, 500, 502, 503, 504]
+  # How many of the tables given ($1) have row-level security not FORCE'd.
+  unforced = "SELECT count(*) AS unforced FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE format('%I.%I', n.nspname, c.relname) = ANY($1) AND NOT c.relforcerowsecurity"
   # The app's add-on attachments, as step.attachments read them.
   attached = local.platform ? [for a in step.attachments.output.json : { name = a.name, id = a.id, addon = a.addon.id }] : []
   # The attachment that owns DATABASE_URL today: the Heroku database.
@@ -88,11 +90,34 @@ locals {
 database "heroku" { url = var.source_url }
 database "rds" { url = var.target_url }
 
+# 0. Row-level security that the owner is subject to (FORCE) would hide
+#    rows from pg_dump, and Heroku's role cannot have BYPASSRLS: lift
+#    FORCE for the move, as the owner, and put it back afterwards (step
+#    force_rls; the rollback puts it back too).
+step "forced_rls" {
+  uses     = "sql"
+  database = database.heroku
+  query    = "SELECT format('%I.%I', n.nspname, c.relname) AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND c.relforcerowsecurity AND pg_has_role(c.relowner, 'USAGE') ORDER BY 1"
+}
+
+step "no_force_rls" {
+  uses     = "sql"
+  when     = length(step.forced_rls.output.rows) > 0
+  database = database.heroku
+  script   = join(";\n", [for r in step.forced_rls.output.rows : "ALTER TABLE ${r.t} NO FORCE ROW LEVEL SECURITY"])
+  rollback {
+    uses     = "sql"
+    database = database.heroku
+    script   = join(";\n", [for r in step.forced_rls.output.rows : "ALTER TABLE ${r.t} FORCE ROW LEVEL SECURITY"])
+  }
+}
+
 # 1. Before the window: what would make the move fail or lose data.
 check "preflight" {
-  uses   = "preflight"
-  source = database.heroku
-  target = database.rds
+  uses       = "preflight"
+  source     = database.heroku
+  target     = database.rds
+  depends_on = [step.no_force_rls]
   assert {
     that    = "output.errors == 0"
     message = "fix these before the window: {{ map(filter(output.findings, {.severity == 'error'}), {(.object == '' ? '' : .object + ': ') + .message + ' Fix: ' + .fix}) }}"
@@ -215,6 +240,59 @@ check "verify" {
   }
 }
 
+# 7b. What pg_dump does not carry: the source database's own settings
+#     (Heroku sets search_path = "$user", public, heroku_ext, where its
+#     extensions live): set on the target database, as its owner.
+step "db_settings" {
+  uses       = "sql"
+  database   = database.heroku
+  query      = "SELECT unnest(setconfig) AS s FROM pg_db_role_setting WHERE setrole = 0 AND setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())"
+  depends_on = [step.restore]
+}
+
+step "carry_settings" {
+  uses       = "sql"
+  when       = length(step.db_settings.output.rows) > 0
+  database   = database.rds
+  script     = join(";\n", [for r in step.db_settings.output.rows : "DO $do$ BEGIN EXECUTE format('ALTER DATABASE %I SET %s', current_database(), $set$ ${r.s} $set$); END $do$"])
+  depends_on = [step.db_settings]
+}
+
+# 7c. FORCE again on both sides, and proof that it is on.
+step "force_rls" {
+  uses       = "sql"
+  when       = length(step.forced_rls.output.rows) > 0
+  database   = database.rds
+  script     = join(";\n", [for r in step.forced_rls.output.rows : "ALTER TABLE ${r.t} FORCE ROW LEVEL SECURITY"])
+  depends_on = [check.verify]
+}
+
+step "force_rls_source" {
+  uses       = "sql"
+  when       = length(step.forced_rls.output.rows) > 0
+  database   = database.heroku
+  script     = join(";\n", [for r in step.forced_rls.output.rows : "ALTER TABLE ${r.t} FORCE ROW LEVEL SECURITY"])
+  depends_on = [check.verify]
+}
+
+check "rls_forced_target" {
+  uses       = "sql"
+  database   = database.rds
+  query      = local.unforced
+  params     = [[for r in step.forced_rls.output.rows : r.t]]
+  depends_on = [step.force_rls]
+  assert { that = "output.rows[0].unforced == 0" }
+}
+
+check "rls_forced_source" {
+  uses       = "sql"
+  database   = database.heroku
+  query      = local.unforced
+  params     = [[for r in step.forced_rls.output.rows : r.t]]
+  depends_on = [step.force_rls_source]
+  assert { that = "output.rows[0].unforced == 0" }
+}
+
 # 8. The app's attachments, read again in this window (a rollback
 #    attaches the Heroku database anew).
 step "attachments" {
@@ -223,7 +301,7 @@ step "attachments" {
   url        = "${local.app_url}/addon-attachments"
   headers    = local.headers
   retry_on   = local.transient
-  depends_on = [check.verify]
+  depends_on = [check.verify, check.rls_forced_target, check.rls_forced_source, step.carry_settings]
   assert {
     that    = "len(filter(output.json, {.name == 'DATABASE'})) == 1"
     message = "the app has no DATABASE attachment any more"

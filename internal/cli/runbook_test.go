@@ -136,6 +136,18 @@ func assertNotRecorded(t *testing.T, dir string, secrets ...string) {
 
 func TestHerokuToRDSRunbook(t *testing.T) {
 	srcURL, dstURL, api, apiURL, planPath := runbookSetup(t, sampleapp.Default)
+	// Heroku's traps, as its roles meet them: extensions a superuser put in
+	// schema heroku_ext, the database's search_path set to reach them, and
+	// a table whose row-level security its owner is subject to (FORCE),
+	// with no BYPASSRLS to be had.
+	srcDB := strings.TrimPrefix(mustParseURL(t, srcURL).Path, "/")
+	steptest.MustExec(t, Source.URL(srcDB), "CREATE SCHEMA heroku_ext; CREATE EXTENSION hstore SCHEMA heroku_ext")
+	steptest.MustExec(t, srcURL, `ALTER DATABASE `+srcDB+` SET search_path = "$user", public, heroku_ext;
+CREATE TABLE tenant_notes (id int PRIMARY KEY, tenant text NOT NULL, note text);
+INSERT INTO tenant_notes SELECT g, 't' || (g % 3), 'note ' || g FROM generate_series(1, 30) g;
+ALTER TABLE tenant_notes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenant_notes FORCE ROW LEVEL SECURITY;
+CREATE POLICY own_tenant ON tenant_notes USING (tenant = current_setting('app.tenant', true))`)
 	// The first "maintenance off" meets a 503: retried, the run succeeds.
 	api.Fail("PATCH /apps/{app}", 2, http.StatusServiceUnavailable)
 	code, out, errOut := applyRunbook(t, planPath, srcURL, dstURL, apiURL)
@@ -170,6 +182,21 @@ func TestHerokuToRDSRunbook(t *testing.T) {
 	}
 	assertSameData(t, srcURL, dstURL)
 	assertSequencesWork(t, dstURL)
+	// Every row of the FORCE'd table arrived (read as the superuser, whom
+	// no policy filters), FORCE is on again on both sides, and the target
+	// database reaches heroku_ext unqualified, as the app will.
+	dstDB := strings.TrimPrefix(mustParseURL(t, dstURL).Path, "/")
+	if got := steptest.Query(t, Target.URL(dstDB), "SELECT count(*) FROM tenant_notes"); got[0] != "30" {
+		t.Errorf("tenant_notes on the target: %v rows", got)
+	}
+	for side, u := range map[string]string{"source": Source.URL(srcDB), "target": Target.URL(dstDB)} {
+		if got := steptest.Query(t, u, "SELECT relforcerowsecurity FROM pg_class WHERE relname = 'tenant_notes'"); got[0] != "true" {
+			t.Errorf("%s: FORCE ROW LEVEL SECURITY is off", side)
+		}
+	}
+	if got := steptest.Query(t, dstURL, "SELECT (hstore('a', 'b') -> 'a')"); got[0] != "b" {
+		t.Errorf("hstore unqualified on the target: %v", got)
+	}
 
 	assertNotRecorded(t, filepath.Dir(planPath), appSecret, herokuToken, password(t, srcURL), password(t, dstURL))
 

@@ -332,7 +332,7 @@ func (r *run) checkAssertions(st *plan.Step, a *plan.Action, out any) ([]event.A
 				}
 				res.Values = append(res.Values, event.ReadValue{Expr: read.Expr, Value: r.opts.Redactor.Cut(shown, 300)})
 			}
-			res.Message = r.opts.Redactor.Cut(renderMessage(as.Msg, env), 2000)
+			res.Message = r.opts.Redactor.Cut(renderMessage(as.Msg, env), 64<<10) // every finding a message lists, in full
 			if as.Severity == plan.SeverityError && firstErr == nil {
 				firstErr = &AssertionError{Step: st.Addr, Result: res}
 			}

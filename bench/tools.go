@@ -363,7 +363,10 @@ func (b *bench) planrunCopyArgs(ctx context.Context, target string, r *result, a
 			Analyze      float64 `json:"analyze"`
 		} `json:"phases"`
 		Tables []struct {
-			Chunks int `json:"chunks"`
+			Name   string  `json:"name"`
+			Chunks int     `json:"chunks"`
+			Split  string  `json:"split"`
+			Rate   float64 `json:"stream_bytes_per_second"`
 		} `json:"tables"`
 	}
 	if err := json.Unmarshal(out, &o); err != nil {
@@ -372,6 +375,15 @@ func (b *bench) planrunCopyArgs(ctx context.Context, target string, r *result, a
 	p := o.Phases
 	r.detail = fmt.Sprintf("schema %.1fs, data %.1fs (%s streamed), large objects %.1fs, sequences %.1fs, post-data %.1fs, analyze %.1fs",
 		p.Schema, p.Data, human(o.Bytes), p.LargeObjects, p.Sequences, p.PostData, p.Analyze)
+	for _, t := range o.Tables {
+		if t.Split != "" {
+			verdict := "kept whole"
+			if strings.HasPrefix(t.Split, "link-bound") {
+				verdict = "link-bound, split"
+			}
+			r.detail += fmt.Sprintf("; %s: first stream %s/s, %s, %d chunks", t.Name, human(int64(t.Rate)), verdict, t.Chunks)
+		}
+	}
 	return nil
 }
 

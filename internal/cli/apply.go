@@ -82,7 +82,7 @@ func runApply(c *CLI, args []string) int {
 		return code
 	}
 	if !af.autoApprove {
-		writePlan(c.stdout, p, sel, nil)
+		writePlan(c.stdout, p, sel, nil, nil)
 		if resume != nil {
 			fmt.Fprintf(c.stdout, "\nResuming run %s: %s completed earlier will be skipped.\n", resume.id, plural(len(resume.reused), "step"))
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/planrun/planrun/internal/event"
 	"github.com/planrun/planrun/internal/journal"
+	"github.com/planrun/planrun/internal/report"
 	"github.com/planrun/planrun/plan"
 )
 
@@ -32,9 +33,9 @@ func runPlan(c *CLI, args []string) int {
 		return ExitFailed
 	}
 	defer store.Close()
-	took, from := c.rehearsal(store, p)
+	took, notes, from := c.rehearsal(store, p)
 	sel = c.whatApplyWouldDo(store, p, sel)
-	writePlan(c.stdout, p, sel, took)
+	writePlan(c.stdout, p, sel, took, notes)
 	if from != "" {
 		fmt.Fprintf(c.stdout, "\nTimings from run %s.\n", from)
 	}
@@ -42,13 +43,14 @@ func runPlan(c *CLI, args []string) int {
 }
 
 // rehearsal returns how long each step took in the newest run that
-// succeeded: a rehearsal against a test target tells how long the real
-// run's window will be.
-func (c *CLI) rehearsal(store journal.Store, p *plan.Plan) (map[string]time.Duration, string) {
+// succeeded, and what its output says to expect (a copy's rate): a
+// rehearsal against a test target tells how long the real run's window
+// will be.
+func (c *CLI) rehearsal(store journal.Store, p *plan.Plan) (map[string]time.Duration, map[string]string, string) {
 	runs, err := store.Runs(c.ctx, p.Name)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "planrun: no rehearsal timings: %v\n", err)
-		return nil, ""
+		return nil, nil, ""
 	}
 	for _, info := range runs {
 		if info.Status != event.StatusSucceeded {
@@ -56,17 +58,20 @@ func (c *CLI) rehearsal(store journal.Store, p *plan.Plan) (map[string]time.Dura
 		}
 		events, err := store.Events(c.ctx, p.Name, info.ID)
 		if err != nil {
-			return nil, ""
+			return nil, nil, ""
 		}
-		took := map[string]time.Duration{}
+		took, notes := map[string]time.Duration{}, map[string]string{}
 		for addr, s := range journal.Replay(info.ID, events).Steps {
 			if s.Status == event.StatusSucceeded {
 				took[addr] = secs(s.Seconds)
+				if note := report.Expectation(s.Uses, s.Output); note != "" {
+					notes[addr] = note
+				}
 			}
 		}
-		return took, info.ID
+		return took, notes, info.ID
 	}
-	return nil, ""
+	return nil, nil, ""
 }
 
 // whatApplyWouldDo says, before the plan is shown, what apply would do with

@@ -20,15 +20,15 @@ import (
 // writePlan shows what apply would do: waves of steps that can run
 // together, each with its arguments as known now, its assertions and its
 // rollback. took, when given, holds each step's duration in a recorded
-// rehearsal. Everything it shows is redacted of the plan's secrets: a
+// rehearsal, and notes what its output said to expect. Everything it shows is redacted of the plan's secrets: a
 // plain argument may carry one (command = ["echo", database.x.url]).
-func writePlan(w io.Writer, p *plan.Plan, selected func(*plan.Step) bool, took map[string]time.Duration) {
+func writePlan(w io.Writer, p *plan.Plan, selected func(*plan.Step) bool, took map[string]time.Duration, notes map[string]string) {
 	var b strings.Builder
-	writePlanText(&b, p, selected, took)
+	writePlanText(&b, p, selected, took, notes)
 	_, _ = io.WriteString(w, redact.New(p.Secrets()...).String(b.String()))
 }
 
-func writePlanText(w io.Writer, p *plan.Plan, selected func(*plan.Step) bool, took map[string]time.Duration) {
+func writePlanText(w io.Writer, p *plan.Plan, selected func(*plan.Step) bool, took map[string]time.Duration, notes map[string]string) {
 	fmt.Fprintf(w, "Plan %q", p.Name)
 	if p.Description != "" {
 		fmt.Fprintf(w, ": %s", p.Description)
@@ -53,7 +53,7 @@ func writePlanText(w io.Writer, p *plan.Plan, selected func(*plan.Step) bool, to
 		n++
 		fmt.Fprintf(w, "\nWave %d\n", n)
 		for _, st := range shown {
-			writeStep(w, p, st, took)
+			writeStep(w, p, st, took, notes)
 		}
 	}
 	if len(took) > 0 && p.Downtime != nil {
@@ -91,12 +91,15 @@ func rehearsalDowntime(p *plan.Plan, took map[string]time.Duration) (time.Durati
 	return 0, false
 }
 
-func writeStep(w io.Writer, p *plan.Plan, st *plan.Step, took map[string]time.Duration) {
+func writeStep(w io.Writer, p *plan.Plan, st *plan.Step, took map[string]time.Duration, notes map[string]string) {
 	fmt.Fprintf(w, "  + %s (%s)", st.Addr, st.Uses)
 	if d, ok := took[st.Addr]; ok {
 		fmt.Fprintf(w, "  [rehearsal: %s]", report.FormatDuration(d))
 	}
 	fmt.Fprintln(w)
+	if note := notes[st.Addr]; note != "" {
+		fmt.Fprintf(w, "      rehearsal: %s\n", note)
+	}
 	if len(st.Deps) > 0 {
 		fmt.Fprintf(w, "      after: %s\n", strings.Join(st.Deps, ", "))
 	}

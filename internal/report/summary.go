@@ -201,3 +201,59 @@ func cutString(s string, n int) string {
 }
 
 func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// Expectation says, from a step's output in a rehearsal, what a run of it
+// on the same data should expect beyond its duration: for a copy, the
+// volume and rate, where the time went, and how each probed table was
+// copied (a capped link splits it; a CPU-bound machine keeps it whole).
+// It is "" for other types.
+func Expectation(uses string, out any) string {
+	if uses != "copy" || out == nil {
+		return ""
+	}
+	raw, err := json.Marshal(out)
+	if err != nil {
+		return ""
+	}
+	var o struct {
+		Bytes          int64   `json:"bytes"`
+		BytesPerSecond float64 `json:"bytes_per_second"`
+		Phases         struct {
+			Schema   float64 `json:"schema"`
+			Data     float64 `json:"data"`
+			PostData float64 `json:"post_data"`
+		} `json:"phases"`
+		Tables []struct {
+			Schema string  `json:"schema"`
+			Name   string  `json:"name"`
+			Chunks int     `json:"chunks"`
+			Split  string  `json:"split"`
+			Rate   float64 `json:"stream_bytes_per_second"`
+		} `json:"tables"`
+		Resumed bool `json:"resumed"`
+	}
+	if json.Unmarshal(raw, &o) != nil || o.Bytes == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s at %s/s (schema %s, data %s, post-data %s)", bytesize.Format(o.Bytes), bytesize.Format(int64(o.BytesPerSecond)),
+		FormatDuration(secs(o.Phases.Schema)), FormatDuration(secs(o.Phases.Data)), FormatDuration(secs(o.Phases.PostData)))
+	var probed []string
+	for _, t := range o.Tables {
+		if t.Split == "" {
+			continue
+		}
+		how := "kept whole"
+		if strings.HasPrefix(t.Split, "link-bound") {
+			how = fmt.Sprintf("link-bound, split into %d chunks", t.Chunks)
+		}
+		probed = append(probed, fmt.Sprintf("%s.%s %s (one stream: %s/s)", t.Schema, t.Name, how, bytesize.Format(int64(t.Rate))))
+	}
+	if len(probed) > 0 {
+		b.WriteString("; " + joinCut(probed, 3))
+	}
+	if o.Resumed {
+		b.WriteString("; that run resumed an interrupted copy, so its figures cover only part of it")
+	}
+	return b.String()
+}

@@ -16,12 +16,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/planrun/planrun/internal/event"
-	"github.com/planrun/planrun/internal/report"
-
 	"github.com/planrun/planrun/internal/engine"
+	"github.com/planrun/planrun/internal/event"
 	"github.com/planrun/planrun/internal/journal"
+	"github.com/planrun/planrun/internal/plural"
 	"github.com/planrun/planrun/internal/redact"
+	"github.com/planrun/planrun/internal/report"
 	"github.com/planrun/planrun/plan"
 	"github.com/planrun/planrun/plan/yamlhcl"
 )
@@ -84,7 +84,7 @@ func runApply(c *CLI, args []string) int {
 	if !af.autoApprove {
 		writePlan(c.stdout, p, sel, nil, nil)
 		if resume != nil {
-			fmt.Fprintf(c.stdout, "\nResuming run %s: %s completed earlier will be skipped.\n", resume.id, plural(len(resume.reused), "step"))
+			fmt.Fprintf(c.stdout, "\nResuming run %s: %s completed earlier will be skipped.\n", resume.id, plural.Of(len(resume.reused), "step"))
 		}
 		if !c.confirm("\nApply this plan? Only 'yes' is accepted: ") {
 			fmt.Fprintln(c.stdout, "Apply cancelled.")

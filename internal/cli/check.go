@@ -5,6 +5,7 @@ import (
 
 	"github.com/planrun/planrun/internal/engine"
 	"github.com/planrun/planrun/internal/event"
+	"github.com/planrun/planrun/internal/plural"
 	"github.com/planrun/planrun/internal/redact"
 	"github.com/planrun/planrun/plan"
 )
@@ -140,9 +141,9 @@ func runCheck(c *CLI, args []string) int {
 			}
 		}
 		if failed == 0 {
-			fmt.Fprintf(c.stdout, "\nAll %s held.\n", plural(n, "check"))
+			fmt.Fprintf(c.stdout, "\nAll %s held.\n", plural.Of(n, "check"))
 		} else {
-			fmt.Fprintf(c.stdout, "\n%d of %s did not hold.\n", failed, plural(n, "check"))
+			fmt.Fprintf(c.stdout, "\n%d of %s did not hold.\n", failed, plural.Of(n, "check"))
 		}
 	}
 	if res.Err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/planrun/planrun/internal/event"
 	"github.com/planrun/planrun/internal/journal"
+	"github.com/planrun/planrun/internal/plural"
 	"github.com/planrun/planrun/internal/report"
 	"github.com/planrun/planrun/plan"
 )
@@ -109,7 +110,7 @@ func (c *CLI) whatApplyWouldDo(store journal.Store, p *plan.Plan, sel func(*plan
 		}
 	}
 	fmt.Fprintf(c.stdout, "apply would resume run %s: %s completed earlier and %s reused (%s); the rest is shown below.\n\n",
-		resume.id, plural(len(reused), "step"), map[bool]string{true: "is", false: "are"}[len(reused) == 1], strings.Join(reused, ", "))
+		resume.id, plural.Of(len(reused), "step"), plural.Choose(len(reused), "is", "are"), strings.Join(reused, ", "))
 	return func(st *plan.Step) bool {
 		_, done := resume.reused[st.Addr]
 		return !done && (sel == nil || sel(st))

@@ -3,20 +3,19 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-
-	"golang.org/x/term"
-
 	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/planrun/planrun/internal/bytesize"
-	"github.com/planrun/planrun/internal/event"
-	"github.com/planrun/planrun/internal/report"
+	"golang.org/x/term"
 
+	"github.com/planrun/planrun/internal/bytesize"
 	"github.com/planrun/planrun/internal/engine"
+	"github.com/planrun/planrun/internal/event"
+	"github.com/planrun/planrun/internal/plural"
+	"github.com/planrun/planrun/internal/report"
 	"github.com/planrun/planrun/plan"
 )
 
@@ -41,9 +40,9 @@ func textRenderer(w io.Writer, verb string) func(event.Event) {
 		pv.clear()
 		switch ev.Type {
 		case event.RunStarted:
-			what := plural(len(ev.Steps), "step")
+			what := plural.Of(len(ev.Steps), "step")
 			if verb == "Checking" {
-				what = plural(len(ev.Steps), "check")
+				what = plural.Of(len(ev.Steps), "check")
 			}
 			fmt.Fprintf(w, "%s plan %q (%s)\n\n", verb, ev.Plan, what)
 		case event.StepStarted:

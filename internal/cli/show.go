@@ -12,6 +12,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/planrun/planrun/internal/pgkit"
+	"github.com/planrun/planrun/internal/plural"
 	"github.com/planrun/planrun/internal/redact"
 	"github.com/planrun/planrun/internal/report"
 	"github.com/planrun/planrun/plan"
@@ -118,7 +119,7 @@ func writeStep(w io.Writer, p *plan.Plan, st *plan.Step, took map[string]time.Du
 		fmt.Fprintf(w, "      timeout: %s\n", st.Timeout)
 	}
 	if st.Retry.Attempts > 1 {
-		fmt.Fprintf(w, "      retry: %d attempts, backoff %s\n", st.Retry.Attempts, st.Retry.Backoff)
+		fmt.Fprintf(w, "      retry: %s, backoff %s\n", plural.Of(st.Retry.Attempts, "attempt"), st.Retry.Backoff)
 	}
 	writeArgs(w, st.Args, "      ")
 	for _, as := range st.Asserts {

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+
+	"github.com/planrun/planrun/internal/plural"
 )
 
 func runValidate(c *CLI, args []string) int {
@@ -22,13 +24,6 @@ func runValidate(c *CLI, args []string) int {
 		}
 	}
 	fmt.Fprintf(c.stdout, "%s is valid: plan %q, %s, %s, %s in %s.\n",
-		path, p.Name, plural(nSteps, "step"), plural(nChecks, "check"), plural(len(p.Variables), "variable"), plural(len(waves), "wave"))
+		path, p.Name, plural.Of(nSteps, "step"), plural.Of(nChecks, "check"), plural.Of(len(p.Variables), "variable"), plural.Of(len(waves), "wave"))
 	return ExitOK
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return fmt.Sprintf("1 %s", word)
-	}
-	return fmt.Sprintf("%d %ss", n, word)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/planrun/planrun/internal/pgkit"
+	"github.com/planrun/planrun/internal/plural"
 	copystep "github.com/planrun/planrun/steps/copy"
 	"github.com/planrun/planrun/steps/steptype"
 )
@@ -47,8 +48,8 @@ func (r *run) runStart(ctx context.Context) error {
 	if err := r.install(ctx, tables); err != nil {
 		return steptype.Refused(fmt.Errorf("%w; nothing was created", err)) // one transaction: rolled back whole
 	}
-	r.out.Created = append(r.out.Created, "schema "+schema+" on "+r.srcName, fmt.Sprintf("triggers on %d tables", len(tables)))
-	r.env.Logf("capturing %d tables of %s: %s", len(tables), r.srcName, shortList(r.out.Tables, 10))
+	r.out.Created = append(r.out.Created, "schema "+schema+" on "+r.srcName, fmt.Sprintf("triggers on %s", plural.Of(len(tables), "table")))
+	r.env.Logf("capturing %s of %s: %s", plural.Of(len(tables), "table"), r.srcName, shortList(r.out.Tables, 10))
 	if err := r.copyInSnapshot(ctx); err != nil {
 		return r.undoStart(ctx, err)
 	}
@@ -160,7 +161,7 @@ func (r *run) runCatchUp(ctx context.Context) error {
 		}
 	}
 	r.progress(true)
-	r.env.Logf("caught up: %d changes applied, %d behind (%.1fs)", r.out.Applied, r.out.LagRows, r.out.LagSeconds)
+	r.env.Logf("caught up: %s applied, %d behind (%.1fs)", plural.Of(r.out.Applied, "change"), r.out.LagRows, r.out.LagSeconds)
 	return nil
 }
 
@@ -192,7 +193,7 @@ func (r *run) runCutover(ctx context.Context) error {
 	}
 	fenced := time.Now()
 	r.out.Fenced, r.out.FencedAt = true, fenced.UTC().Format(time.RFC3339Nano)
-	r.out.Created = append(r.out.Created, fmt.Sprintf("write fence on %d tables", len(r.tables)))
+	r.out.Created = append(r.out.Created, fmt.Sprintf("write fence on %s", plural.Of(len(r.tables), "table")))
 	r.env.Logf("writes to the %d captured tables of %s are fenced; draining the log", len(r.tables), r.srcName)
 	deadline := time.Now().Add(r.maxWait)
 	drained := false
@@ -223,7 +224,7 @@ func (r *run) runCutover(ctx context.Context) error {
 	r.out.CaughtUp = true
 	r.out.FenceSeconds = time.Since(fenced).Seconds()
 	r.progress(true)
-	r.env.Logf("drained: %d changes applied with writes fenced, %d sequences set, in %.2fs; the fence stays on for the switch", r.out.Applied, r.out.Sequences, r.out.FenceSeconds)
+	r.env.Logf("drained: %s applied with writes fenced, %s set, in %.2fs; the fence stays on for the switch", plural.Of(r.out.Applied, "change"), plural.Of(r.out.Sequences, "sequence"), r.out.FenceSeconds)
 	return nil
 }
 
@@ -276,7 +277,7 @@ func (r *run) runUnfence(ctx context.Context) error {
 	if err := r.withLocks(ctx, "lift the fence", r.tables, b.String()); err != nil {
 		return err
 	}
-	r.out.Dropped = append(r.out.Dropped, fmt.Sprintf("write fence on %d tables", len(r.tables)))
+	r.out.Dropped = append(r.out.Dropped, fmt.Sprintf("write fence on %s", plural.Of(len(r.tables), "table")))
 	r.env.Logf("writes to %s are allowed again", r.srcName)
 	return nil
 }

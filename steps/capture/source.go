@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/planrun/planrun/internal/pgkit"
+	"github.com/planrun/planrun/internal/plural"
 )
 
 // table is a captured table.
@@ -106,7 +107,7 @@ ORDER BY 2, 3`, oids, schema)
 	var problems []string
 	if len(noKey) > 0 {
 		problems = append(problems, fmt.Sprintf("%s %s no primary key and no unique key on NOT NULL columns: its UPDATEs and DELETEs could not be matched on the target. Add a primary key, or leave it out with tables",
-			strings.Join(noKey, ", "), plural(len(noKey), "has", "have")))
+			strings.Join(noKey, ", "), plural.Choose(len(noKey), "has", "have")))
 	}
 	if len(notTable) > 0 {
 		problems = append(problems, fmt.Sprintf("%s: not an ordinary table (a partitioned table is captured by its partitions; name them)", strings.Join(notTable, ", ")))
@@ -121,13 +122,6 @@ ORDER BY 2, 3`, oids, schema)
 		return nil, fmt.Errorf("source %s: no table to capture (the role owns none; name them with tables)", r.srcName)
 	}
 	return out, nil
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }
 
 // install creates the schema, the registry, the log, the functions and

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/planrun/planrun/internal/pgkit"
+	"github.com/planrun/planrun/internal/plural"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -224,7 +225,7 @@ func cmpChecksum(ctx context.Context, env *steptype.Env, src, tgt *cmpSide, o *c
 	}()
 	progress := &cmpProgress{env: env}
 	progress.start("checksums on both sides", len(work[0])+len(work[1]), bytes)
-	env.Logf("checksumming %d tables on the source and %d on the target, %d at a time on each", len(work[0]), len(work[1]), o.jobs)
+	env.Logf("checksumming %s on the source and %d on the target, %d at a time on each", plural.Of(len(work[0]), "table"), len(work[1]), o.jobs)
 
 	err := cmpOnBoth(func(i int) error {
 		return cmpParallel(ctx, o.jobs, len(work[i]), func(ctx context.Context, n int) error {
@@ -257,7 +258,7 @@ func cmpChecksum(ctx context.Context, env *steptype.Env, src, tgt *cmpSide, o *c
 	}
 	if len(differ) > 0 {
 		sort.Slice(differ, func(a, b int) bool { return differ[a].rel.key() < differ[b].rel.key() })
-		env.Logf("narrowing the differences in %d tables", len(differ))
+		env.Logf("narrowing the differences in %s", plural.Of(len(differ), "table"))
 		progress.start("narrowing differences", len(differ), 0)
 		err := cmpParallel(ctx, o.jobs, len(differ), func(ctx context.Context, n int) error {
 			progress.begin(differ[n].rel.key())
@@ -279,7 +280,7 @@ func cmpChecksum(ctx context.Context, env *steptype.Env, src, tgt *cmpSide, o *c
 		}
 	}
 	sums = append(sums, cmpPartitioned(sides, sums)...)
-	env.Logf("checksummed %d tables in %.1fs", len(sums), time.Since(start).Seconds())
+	env.Logf("checksummed %s in %.1fs", plural.Of(len(sums), "table"), time.Since(start).Seconds())
 	return sums, nil
 }
 

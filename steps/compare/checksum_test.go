@@ -329,7 +329,7 @@ func TestCompareChecksumRanges(t *testing.T) {
 			finished = append(finished, fmt.Sprintf("%s: %d %s", p.Message, p.Done, p.Unit))
 		}
 	}
-	if n := len(finished); n < 2 || !strings.HasPrefix(finished[n-2], "checksums on both sides, 14 of 14 tables: ") || finished[n-1] != "narrowing differences, 1 of 1 tables: 1 tables" {
+	if n := len(finished); n < 2 || !strings.HasPrefix(finished[n-2], "checksums on both sides, 14 of 14 tables: ") || finished[n-1] != "narrowing differences, 1 of 1 table: 1 tables" {
 		t.Errorf("progress %q", finished)
 	}
 	c := cmpChecksumOf(out, "public.items")

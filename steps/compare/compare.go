@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/planrun/planrun/internal/pgkit"
+	"github.com/planrun/planrun/internal/plural"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -352,7 +353,7 @@ func cmpCount(ctx context.Context, env *steptype.Env, db *pgkit.Database, snapsh
 	}
 	jobs = min(jobs, len(tables))
 	start := time.Now()
-	env.Logf("database %s: counting the rows of %d tables, %d at a time", db.Name, len(tables), jobs)
+	env.Logf("database %s: counting the rows of %s, %d at a time", db.Name, plural.Of(len(tables), "table"), jobs)
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -367,7 +368,7 @@ func cmpCount(ctx context.Context, env *steptype.Env, db *pgkit.Database, snapsh
 	if err := context.Cause(ctx); err != nil {
 		return nil, err
 	}
-	env.Logf("database %s: counted %d tables in %.1fs", db.Name, len(tables), time.Since(start).Seconds())
+	env.Logf("database %s: counted %s in %.1fs", db.Name, plural.Of(len(tables), "table"), time.Since(start).Seconds())
 	return rows, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/planrun/planrun/internal/event"
+	"github.com/planrun/planrun/internal/plural"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -59,7 +60,7 @@ func (p *cmpProgress) report(force bool) {
 	}
 	p.last = time.Now()
 	ev := event.Progress{Unit: "bytes", Done: p.bytesDone, Total: p.bytesTotal,
-		Message: fmt.Sprintf("%s, %d of %d tables", p.phase, p.tablesDone, p.tablesTotal)}
+		Message: fmt.Sprintf("%s, %d of %s", p.phase, p.tablesDone, plural.Of(p.tablesTotal, "table"))}
 	if p.bytesTotal == 0 {
 		ev.Unit, ev.Done, ev.Total = "tables", int64(p.tablesDone), int64(p.tablesTotal)
 	}

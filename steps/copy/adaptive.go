@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/planrun/planrun/internal/bytesize"
+	"github.com/planrun/planrun/internal/plural"
 )
 
 // Adaptive splitting. A table copied whole is loaded frozen, which saves
@@ -74,8 +75,8 @@ func (p probeResult) describe(jobs int) string {
 		return fmt.Sprintf("kept whole and frozen: one stream reached %s/s (the source waited on the target %.0f%% of the time)",
 			bytesize.Format(int64(p.rate())), waited)
 	}
-	return fmt.Sprintf("link-bound: one stream reached %s/s (the source waited on the target %.0f%% of the time); the rest was split into %d chunks, up to %d streams",
-		bytesize.Format(int64(p.rate())), waited, p.split, jobs)
+	return fmt.Sprintf("link-bound: one stream reached %s/s (the source waited on the target %.0f%% of the time); the rest was split into %s, up to %s",
+		bytesize.Format(int64(p.rate())), waited, plural.Of(p.split, "chunk"), plural.Of(jobs, "stream"))
 }
 
 // splitRest cuts the pages of ch's table from page from on into chunks,

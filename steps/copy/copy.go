@@ -10,6 +10,7 @@ import (
 
 	"github.com/planrun/planrun/internal/bytesize"
 	"github.com/planrun/planrun/internal/pgkit"
+	"github.com/planrun/planrun/internal/plural"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -216,8 +217,8 @@ func (c *copyRun) run(ctx context.Context) (*CopyOutput, error) {
 		return c.finish(), err
 	}
 	out := c.finish()
-	c.env.Logf("copied %d tables, %d rows, %s in %.1fs (data at %s/s)",
-		len(out.Tables), out.Rows, bytesize.Format(out.Bytes), out.Seconds, bytesize.Format(int64(out.BytesPerSecond)))
+	c.env.Logf("copied %s, %s, %s in %.1fs (data at %s/s)",
+		plural.Of(len(out.Tables), "table"), plural.Of(out.Rows, "row"), bytesize.Format(out.Bytes), out.Seconds, bytesize.Format(int64(out.BytesPerSecond)))
 	return out, nil
 }
 

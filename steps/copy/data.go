@@ -13,6 +13,7 @@ import (
 
 	"github.com/planrun/planrun/internal/bytesize"
 	"github.com/planrun/planrun/internal/pgkit"
+	"github.com/planrun/planrun/internal/plural"
 )
 
 // phaseData streams every table not copied yet, jobs chunks at a time.
@@ -34,8 +35,8 @@ func (c *copyRun) phaseData(ctx context.Context) error {
 		for _, ch := range chunks {
 			total += ch.estimate
 		}
-		c.env.Logf("data: copying %d tables (%s on disk) in %d chunks, %d at a time, %s COPY",
-			len(todo), bytesize.Format(total), len(chunks), min(c.o.jobs, len(chunks)), c.formats(todo))
+		c.env.Logf("data: copying %s (%s on disk) in %s, %d at a time, %s COPY",
+			plural.Of(len(todo), "table"), bytesize.Format(total), plural.Of(len(chunks), "chunk"), min(c.o.jobs, len(chunks)), c.formats(todo))
 		if c.state.resumed {
 			// A table cut off by the crash may hold some of its rows:
 			// empty it. (Tables copied whole are emptied in the same
@@ -69,7 +70,7 @@ func (c *copyRun) formats(tables []*copyTable) string {
 	if text == 0 {
 		return "binary"
 	}
-	return fmt.Sprintf("binary (text for %d tables whose column types binary cannot carry between databases)", text)
+	return fmt.Sprintf("binary (text for %s whose column types binary cannot carry between databases)", plural.Of(text, "table"))
 }
 
 // truncateSplit empties the tables that will be copied in several chunks.

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/planrun/planrun/internal/pgkit"
+	"github.com/planrun/planrun/internal/plural"
 )
 
 // listLargeObjects lists the large objects in the snapshot.
@@ -214,7 +215,7 @@ func (c *copyRun) phaseAnalyze(ctx context.Context) error {
 		if len(names) == 0 {
 			return c.state.update(func(s *copyState) { s.AnalyzeDone = true })
 		}
-		c.env.Logf("analyze: %d tables, %d at a time", len(names), min(c.o.jobs, len(names)))
+		c.env.Logf("analyze: %s, %d at a time", plural.Of(len(names), "table"), min(c.o.jobs, len(names)))
 		ctx, cancel := context.WithCancelCause(ctx)
 		defer cancel(nil)
 		pgkit.RunWorkers(ctx, cancel, c.o.jobs, names, func(work <-chan string) error {

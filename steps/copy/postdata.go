@@ -15,6 +15,7 @@ import (
 
 	"github.com/planrun/planrun/internal/event"
 	"github.com/planrun/planrun/internal/pgkit"
+	"github.com/planrun/planrun/internal/plural"
 )
 
 // phasePostData restores the post-data section with index_jobs parallel
@@ -198,7 +199,7 @@ SELECT 'TRIGGER', n.nspname, t.relname || ' ' || tg.tgname FROM pg_catalog.pg_tr
 		b.WriteString("\n")
 	}
 	if kept > 0 {
-		c.env.Logf("post-data: %d indexes, constraints and triggers exist already and are kept", kept)
+		c.env.Logf("post-data: %d %s already and %s kept", kept, plural.Choose(kept, "index, constraint or trigger exists", "indexes, constraints and triggers exist"), plural.Choose(kept, "is", "are"))
 	}
 	path := filepath.Join(c.workDir, "post-data.list")
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {

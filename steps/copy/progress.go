@@ -9,6 +9,7 @@ import (
 
 	"github.com/planrun/planrun/internal/bytesize"
 	"github.com/planrun/planrun/internal/event"
+	"github.com/planrun/planrun/internal/plural"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -154,7 +155,7 @@ func (p *copyProgress) report() {
 	p.lastDone, p.lastAt = done, now
 
 	ev := event.Progress{Unit: "bytes", Done: done, Total: total, Rate: p.rate,
-		Message: fmt.Sprintf("data: %d of %d tables", tablesDone, p.tables)}
+		Message: fmt.Sprintf("data: %d of %s", tablesDone, plural.Of(p.tables, "table"))}
 	if len(decided) > 0 {
 		ev.Message += "; " + strings.Join(decided, "; ")
 	}

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/planrun/planrun/internal/plural"
 )
 
 // copyState is what a copy has done, saved in the step's state directory
@@ -213,7 +215,7 @@ func (s *copyState) summary() string {
 	if len(done) > 0 {
 		phases = strings.Join(done, ", ")
 	}
-	return fmt.Sprintf("%d tables copied, phases done: %s", len(s.Tables), phases)
+	return fmt.Sprintf("%s copied, phases done: %s", plural.Of(len(s.Tables), "table"), phases)
 }
 
 // tableList is the tables copied, sorted.

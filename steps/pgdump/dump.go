@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/planrun/planrun/internal/pgkit"
+	"github.com/planrun/planrun/internal/plural"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -143,7 +144,7 @@ func pgDump(ctx context.Context, env *steptype.Env, a *PgDumpArgs) (*PgDumpOutpu
 	if out.Tables, err = dumpTableCount(ctx, path, format, binMajor); err != nil {
 		return nil, err
 	}
-	env.Logf("dumped %d tables, %d bytes in %.1fs", out.Tables, out.Bytes, out.Seconds)
+	env.Logf("dumped %s, %s in %.1fs", plural.Of(out.Tables, "table"), plural.Of(out.Bytes, "byte"), out.Seconds)
 	return out, nil
 }
 

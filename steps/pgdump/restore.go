@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/planrun/planrun/internal/pgkit"
+	"github.com/planrun/planrun/internal/plural"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -103,7 +104,7 @@ func pgRestore(ctx context.Context, env *steptype.Env, a *PgRestoreArgs) (*PgRes
 	if runErr != nil {
 		return out, runErr // not started, or cancelled
 	}
-	env.Logf("restored in %.1fs: %d errors, %d warnings", out.Seconds, out.Errors, out.Warnings)
+	env.Logf("restored in %.1fs: %s, %s", out.Seconds, plural.Of(out.Errors, "error"), plural.Of(out.Warnings, "warning"))
 	return out, p.Verdict(res)
 }
 

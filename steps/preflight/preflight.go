@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/planrun/planrun/internal/pgkit"
+	"github.com/planrun/planrun/internal/plural"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -176,7 +177,7 @@ func runPreflight(ctx context.Context, env *steptype.Env, a *PreflightArgs) (*Pr
 		}
 		env.Logf("%s: %s (fix: %s)", f.Severity, what, f.Fix)
 	}
-	env.Logf("%s, %s, %s in all", plural(p.out.Errors, "error"), plural(p.out.Warnings, "warning"), plural(len(p.out.Findings), "finding"))
+	env.Logf("%s, %s, %s in all", plural.Of(p.out.Errors, "error"), plural.Of(p.out.Warnings, "warning"), plural.Of(len(p.out.Findings), "finding"))
 	return p.out, nil
 }
 
@@ -435,7 +436,7 @@ func (p *preflight) target(ctx context.Context, srcConn, tgtConn *pgx.Conn, src,
 	p.add("statistics", "info", "", "pg_restore does not copy the planner's statistics (unless pg_dump 18+ ran with --with-statistics): until ANALYZE runs, the target may pick slow plans",
 		"run vacuumdb --analyze-in-stages (or ANALYZE) on the target right after the restore, inside the window")
 	if tables > 0 {
-		p.add("target_not_empty", "warning", "", fmt.Sprintf("the target already holds %s (%s...): is it the right database?", plural(int(tables), "table"), some),
+		p.add("target_not_empty", "warning", "", fmt.Sprintf("the target already holds %s (%s...): is it the right database?", plural.Of(int(tables), "table"), some),
 			"restore with --clean --if-exists to replace them, or into an empty database")
 	}
 	return nil
@@ -485,12 +486,4 @@ func (p *preflight) extensions(ctx context.Context, srcConn, tgtConn *pgx.Conn) 
 		}
 	}
 	return nil
-}
-
-// plural writes n thing, or n things.
-func plural(n int, thing string) string {
-	if n == 1 {
-		return "1 " + thing
-	}
-	return fmt.Sprintf("%d %ss", n, thing)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/planrun/planrun/internal/event"
+	"github.com/planrun/planrun/internal/plural"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -73,18 +74,18 @@ func (r *replication) waitCaughtUp(ctx context.Context) error {
 			break
 		}
 		if time.Since(lastLog) > 5*time.Second {
-			r.env.Logf("initial copy: %d of %d tables ready", ready, total)
+			r.env.Logf("initial copy: %d of %s ready", ready, plural.Of(total, "table"))
 			lastLog = time.Now()
 		}
 		r.progress(event.Progress{Unit: "tables", Done: int64(ready), Total: int64(total), Message: "initial copy"})
 		if err := checkErrors(); err != nil {
-			return giveUp(fmt.Sprintf("initial copy: %d of %d tables ready", ready, total), err)
+			return giveUp(fmt.Sprintf("initial copy: %d of %s ready", ready, plural.Of(total, "table")), err)
 		}
 		if err := steptype.Pause(wctx, nextPause()); err != nil {
-			return giveUp(fmt.Sprintf("initial copy: %d of %d tables ready", ready, total), err)
+			return giveUp(fmt.Sprintf("initial copy: %d of %s ready", ready, plural.Of(total, "table")), err)
 		}
 	}
-	r.env.Logf("initial copy done: %d tables ready", r.out.Tables)
+	r.env.Logf("initial copy done: %s ready", plural.Of(r.out.Tables, "table"))
 
 	// 2. The barrier.
 	lsn, canNudge, err := r.barrier(wctx)

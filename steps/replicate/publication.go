@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/planrun/planrun/internal/pgkit"
+	"github.com/planrun/planrun/internal/plural"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -104,9 +105,9 @@ func (r *replication) publish(ctx context.Context, forCopy bool) error {
 	if !exists {
 		r.createdPub = true
 		r.out.Created = append(r.out.Created, "publication "+r.pub)
-		r.env.Logf("created publication %s on %s (%d tables)", r.pub, r.srcName, len(published))
+		r.env.Logf("created publication %s on %s (%s)", r.pub, r.srcName, plural.Of(len(published), "table"))
 	} else {
-		r.env.Logf("publication %s on %s already exists with these settings (%d tables)", r.pub, r.srcName, len(published))
+		r.env.Logf("publication %s on %s already exists with these settings (%s)", r.pub, r.srcName, plural.Of(len(published), "table"))
 	}
 	return nil
 }

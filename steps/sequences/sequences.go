@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/planrun/planrun/internal/pgkit"
+	"github.com/planrun/planrun/internal/plural"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -123,7 +124,7 @@ func syncSequences(ctx context.Context, env *steptype.Env, a *SequencesArgs) (*S
 			return nil, fmt.Errorf("target %s: setval: %w", a.Target.Name, err)
 		}
 	}
-	env.Logf("%d of %d sequences updated on %s", out.Updated, len(out.Sequences), a.Target.Name)
+	env.Logf("%d of %s updated on %s", out.Updated, plural.Of(len(out.Sequences), "sequence"), a.Target.Name)
 	return out, nil
 }
 

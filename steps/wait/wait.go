@@ -11,6 +11,7 @@ import (
 	"github.com/expr-lang/expr/vm"
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/planrun/planrun/internal/plural"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -98,7 +99,7 @@ func runWait(ctx context.Context, env *steptype.Env, a *WaitArgs) (*WaitOutput, 
 		last, err := env.RunNested(pctx, a.Probe.Uses, a.Probe.Rest)
 		out.Seconds = time.Since(start).Seconds()
 		if ctx.Err() != nil {
-			return out, out.fail(env, lastErr, ctx.Err(), "stopped after %d attempts", out.Attempts)
+			return out, out.fail(env, lastErr, ctx.Err(), "stopped after %s", plural.Of(out.Attempts, "attempt"))
 		}
 		var done, stop bool
 		if err == nil {
@@ -118,7 +119,7 @@ func runWait(ctx context.Context, env *steptype.Env, a *WaitArgs) (*WaitOutput, 
 		}
 		switch {
 		case stop:
-			return out, out.fail(env, nil, nil, "fail_fast (%s) is true after %d attempts", a.FailFast, out.Attempts)
+			return out, out.fail(env, nil, nil, "fail_fast (%s) is true after %s", a.FailFast, plural.Of(out.Attempts, "attempt"))
 		case done:
 			return out, nil
 		case err != nil:
@@ -130,11 +131,11 @@ func runWait(ctx context.Context, env *steptype.Env, a *WaitArgs) (*WaitOutput, 
 		// No time left for another probe after the pause: give up now
 		// rather than sleep only to fail.
 		if !time.Now().Add(interval).Before(deadline) {
-			return out, out.fail(env, lastErr, nil, "gave up after %s (max_wait %s): until (%s) did not hold in %d attempts",
-				time.Since(start).Round(time.Millisecond), maxWait, a.Until, out.Attempts)
+			return out, out.fail(env, lastErr, nil, "gave up after %s (max_wait %s): until (%s) did not hold in %s",
+				time.Since(start).Round(time.Millisecond), maxWait, a.Until, plural.Of(out.Attempts, "attempt"))
 		}
 		if err := steptype.Pause(ctx, interval); err != nil {
-			return out, out.fail(env, lastErr, err, "stopped after %d attempts", out.Attempts)
+			return out, out.fail(env, lastErr, err, "stopped after %s", plural.Of(out.Attempts, "attempt"))
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
+	"github.com/planrun/planrun/internal/plural"
 	"github.com/planrun/planrun/internal/steptest"
 	"github.com/planrun/planrun/steps/exec"
 	httpstep "github.com/planrun/planrun/steps/http"
@@ -201,7 +202,7 @@ func TestWaitGivesUpWithLastOutput(t *testing.T) {
 		t.Errorf("gave up after %s, want about 150ms", d)
 	}
 	msg := err.Error()
-	for _, want := range []string{"gave up", "max_wait 150ms", "until (output.json.ready) did not hold", fmt.Sprintf("in %d attempts", out.Attempts), `"ready":false`} {
+	for _, want := range []string{"gave up", "max_wait 150ms", "until (output.json.ready) did not hold", "in "+plural.Of(out.Attempts, "attempt"), `"ready":false`} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q does not mention %q", msg, want)
 		}
@@ -262,7 +263,7 @@ func TestWaitContextCancelledWhilePausing(t *testing.T) {
 		Interval: "1h",
 		MaxWait:  "2h",
 	})
-	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "stopped after 1 attempts") {
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "stopped after 1 attempt") {
 		t.Fatalf("err = %v", err)
 	}
 	if d := time.Since(start); d > time.Second || out.Attempts != 1 {

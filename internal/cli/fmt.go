@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/aymanbagabas/go-udiff"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclwrite"
 
@@ -15,8 +16,9 @@ import (
 )
 
 func runFmt(c *CLI, args []string) int {
-	flags := c.newFlags("fmt", "[--check] [PATH...]")
+	flags := c.newFlags("fmt", "[--check] [--diff] [PATH...]")
 	check := flags.Bool("check", false, "do not write; exit 1 if any file would change")
+	diff := flags.Bool("diff", false, "do not write; print what would change as a unified diff (with --check, exit 1 if any file would change)")
 	pos, code, ok := c.parseFlags(flags, args, 1<<20)
 	if !ok {
 		return code
@@ -81,6 +83,10 @@ func runFmt(c *CLI, args []string) int {
 			continue
 		}
 		changed++
+		if *diff {
+			fmt.Fprint(c.stdout, udiff.Unified(path, path+" (formatted)", string(src), string(out)))
+			continue
+		}
 		fmt.Fprintln(c.stdout, path)
 		if *check {
 			continue

@@ -202,7 +202,7 @@ func TestWaitGivesUpWithLastOutput(t *testing.T) {
 		t.Errorf("gave up after %s, want about 150ms", d)
 	}
 	msg := err.Error()
-	for _, want := range []string{"gave up", "max_wait 150ms", "until (output.json.ready) did not hold", "in "+plural.Of(out.Attempts, "attempt"), `"ready":false`} {
+	for _, want := range []string{"gave up", "max_wait 150ms", "until (output.json.ready) did not hold", "in " + plural.Of(out.Attempts, "attempt"), `"ready":false`} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q does not mention %q", msg, want)
 		}

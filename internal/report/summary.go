@@ -72,6 +72,12 @@ func summarizeOutput(uses string, out any) []Fact {
 					Kind string `json:"kind"`
 				} `json:"differing_keys"`
 			} `json:"checksums"`
+			Tables []struct {
+				Schema     string `json:"schema"`
+				Name       string `json:"name"`
+				SourceRows *int64 `json:"source_rows"`
+				TargetRows *int64 `json:"target_rows"`
+			} `json:"tables"`
 			Seconds float64 `json:"seconds"`
 		}
 		if json.Unmarshal(raw, &o) != nil {
@@ -79,6 +85,23 @@ func summarizeOutput(uses string, out any) []Fact {
 		}
 		add("equal", o.Equal, fmt.Sprint(o.Equal))
 		list("mismatched", o.Mismatched)
+		// Each table's rows on both sides, differing ones first: the
+		// figure a reader of the report checks against the source.
+		if len(o.Tables) > 0 {
+			rows := map[string]map[string]*int64{}
+			var differ, same []string
+			for _, t := range o.Tables {
+				name := t.Schema + "." + t.Name
+				rows[name] = map[string]*int64{"source": t.SourceRows, "target": t.TargetRows}
+				src, dst := rowCount(t.SourceRows), rowCount(t.TargetRows)
+				if src == dst {
+					same = append(same, name+" "+src)
+				} else {
+					differ = append(differ, name+" "+src+" ≠ "+dst)
+				}
+			}
+			add("table_rows", rows, joinCut(append(differ, same...), 10))
+		}
 		if len(o.SequencesBehind) > 0 {
 			list("sequences_behind", o.SequencesBehind)
 		}
@@ -256,4 +279,13 @@ func Expectation(uses string, out any) string {
 		b.WriteString("; that run resumed an interrupted copy, so its figures cover only part of it")
 	}
 	return b.String()
+}
+
+// rowCount prints a row count, or "-" for a side without the table (or
+// not counted).
+func rowCount(n *int64) string {
+	if n == nil {
+		return "-"
+	}
+	return fmt.Sprint(*n)
 }

@@ -137,11 +137,8 @@ func (p *copyProgress) report() {
 			tablesDone++
 		}
 	}
-	ratio := 1.0
-	if finishedDisk > 0 {
-		ratio = float64(finishedStream) / float64(finishedDisk)
-	}
-	total := max(int64(float64(p.disk)*ratio), done)
+	total := p.estimateTotal(chunks, finishedDisk, finishedStream)
+	ratio := streamRatio(p.disk, finishedDisk, finishedStream)
 
 	now := time.Now()
 	if dt := now.Sub(p.lastAt).Seconds(); dt > 0 {
@@ -168,4 +165,36 @@ func (p *copyProgress) report() {
 		})
 	}
 	p.env.Progress(ev)
+}
+
+// streamRatio is COPY data per byte on disk, as measured by the chunks
+// finished, once they are enough to tell: the first tables done are often
+// tiny, whose pages are mostly empty, and their ratio would shrink the
+// estimate of the rest to what is already done (a display stuck at 100 %
+// with no time left for most of a copy). Until then, one to one: the
+// size on disk, from the catalog, is the estimate.
+func streamRatio(disk, finishedDisk, finishedStream int64) float64 {
+	if finishedDisk <= 0 || finishedDisk < max(disk/20, 8<<20) {
+		return 1
+	}
+	return float64(finishedStream) / float64(finishedDisk)
+}
+
+// estimateTotal is what the data phase will stream: what the finished
+// chunks streamed, and for every other chunk its size on disk scaled by
+// the ratio, never less than it has streamed so far.
+func (p *copyProgress) estimateTotal(chunks []*copyChunk, finishedDisk, finishedStream int64) int64 {
+	ratio := streamRatio(p.disk, finishedDisk, finishedStream)
+	total := finishedStream
+	for _, ch := range chunks {
+		if ch.finished.Load() {
+			continue
+		}
+		disk := ch.estimate
+		if d := ch.probeDisk.Load(); d > 0 {
+			disk = d // split: the rest is counted in the new chunks
+		}
+		total += max(int64(float64(disk)*ratio), ch.streamed.Load())
+	}
+	return total
 }

@@ -199,7 +199,7 @@ func TestLoadContextStops(t *testing.T) {
 		}
 		// Slack for the stretch between two checks of the context (a
 		// parse of one body), which a loaded 2-core machine stretches to
-		// half a second and more; the whole load takes several seconds.
+		// half a second and more.
 		if took > after+1500*time.Millisecond {
 			t.Errorf("cancelled after %s: returned after %s", after, took)
 		}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,17 +11,19 @@ import (
 	"github.com/planrun/planrun/internal/pgtest"
 	"github.com/planrun/planrun/internal/report"
 	"github.com/planrun/planrun/internal/sampleapp"
+	"github.com/planrun/planrun/steps/steptype"
 )
 
 // demoExamples are the runbooks demo can run, by name.
 var demoExamples = map[string]struct {
-	plan []byte
-	note string
+	plan   []byte
+	note   string
+	writer bool // an app writes to the source throughout, then to the target (demo_writer.go)
 }{
-	"heroku-to-rds": {examples.HerokuToRDS, "no Heroku app given: the platform calls are skipped"},
-	"zero-downtime": {examples.ZeroDowntime, "no app API given: the maintenance and switch calls are skipped"},
+	"heroku-to-rds": {examples.HerokuToRDS, "no Heroku app given: the platform calls are skipped", false},
+	"zero-downtime": {examples.ZeroDowntime, "no app API given: the maintenance and switch calls are skipped", false},
 	"heroku-zero-downtime": {examples.HerokuZeroDowntime,
-		"trigger-based capture, as a source without logical replication needs; no app API given: the switch is skipped"},
+		"trigger-based capture, as a source without logical replication needs; no app API given: the switch is skipped", true},
 }
 
 // runDemo runs the main job end to end on this machine: two throwaway
@@ -94,8 +97,28 @@ func runDemo(c *CLI, args []string) int {
 		return ExitFailed
 	}
 	fmt.Fprintf(c.stdout, "Applying examples/%s/plan.hcl (%s).\n", *example, ex.note)
-	code := c.Main([]string{"apply", "--auto-approve",
+	run := c
+	var w *demoWriter
+	var stopWriter context.CancelFunc
+	if ex.writer {
+		fmt.Fprintln(c.stdout, "A writer inserts orders and renames customers on the source throughout, as the app would, and moves to the target once the switch is done.")
+		w = newDemoWriter(srcURL, dstURL, data.Customers)
+		var wctx context.Context
+		wctx, stopWriter = context.WithCancel(ctx)
+		defer stopWriter()
+		go w.run(wctx)
+		sub := *c
+		sub.registry = c.registry.With(map[string]steptype.Type{"capture": w.captureType()})
+		run = &sub
+	}
+	code := run.Main([]string{"apply", "--auto-approve",
 		"-var", "source_url=" + srcURL, "-var", "target_url=" + dstURL, "-var", fmt.Sprintf("jobs=%d", *jobs), planPath})
+	if w != nil {
+		w.stop(ctx, stopWriter, code == ExitOK)
+		if wcode := reportWriter(c, w, code); code == ExitOK {
+			code = wcode
+		}
+	}
 	fmt.Fprintf(c.stdout, "\nDemo finished in %s (exit code %d).\n", report.FormatDuration(time.Since(start)), code)
 	if *keep {
 		fmt.Fprintf(c.stdout, "Source: %s\nTarget: %s\nThe plan and its record: %s (planrun report %s)\nPress Ctrl-C to stop both servers and remove them.\n",
@@ -106,4 +129,37 @@ func runDemo(c *CLI, args []string) int {
 		fmt.Fprintln(c.stdout, "The demo's plan and run record are removed with its servers; --keep keeps them until Ctrl-C.")
 	}
 	return code
+}
+
+// reportWriter prints what the demo's writer saw and checks, after a
+// successful run, that the target has every acknowledged write.
+func reportWriter(c *CLI, w *demoWriter, code int) int {
+	refused := fmt.Sprintf("%s refused while fenced", groupDigits(w.refused))
+	if w.err != nil {
+		fmt.Fprintf(c.stdout, "\nWriter: %s writes acknowledged, %s, then stopped by an error.\n", groupDigits(w.acked), refused)
+		fmt.Fprintf(c.stderr, "planrun demo: %v\n", w.err)
+		return ExitFailed
+	}
+	if code != ExitOK {
+		fmt.Fprintf(c.stdout, "\nWriter: %s writes acknowledged, %s; the run failed, so the app stays on the source: not checked against the target.\n", groupDigits(w.acked), refused)
+		return code
+	}
+	lost, err := w.lost(c.ctx)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "planrun demo: %v\n", err)
+		return ExitFailed
+	}
+	window := "no write was refused"
+	if d, ok := w.blocked(); ok {
+		window = fmt.Sprintf("writes were blocked for %.2f s", d.Seconds())
+	} else if w.refused > 0 {
+		window = "the writer never reached the target"
+	}
+	if lost > 0 {
+		fmt.Fprintf(c.stdout, "\nWriter: %s writes acknowledged (%s of them NOT on the target), %s; %s.\n", groupDigits(w.acked), groupDigits(lost), refused, window)
+		fmt.Fprintf(c.stderr, "planrun demo: %s acknowledged writes are missing from the target\n", groupDigits(lost))
+		return ExitFailed
+	}
+	fmt.Fprintf(c.stdout, "\nWriter: %s writes acknowledged (all %s on the target), %s; %s.\n", groupDigits(w.acked), groupDigits(w.acked), refused, window)
+	return ExitOK
 }

@@ -39,14 +39,7 @@ func summarizeOutput(uses string, out any) []Fact {
 	}
 	switch uses {
 	case "copy":
-		var o struct {
-			Tables         []json.RawMessage `json:"tables"`
-			Rows           int64             `json:"rows"`
-			Bytes          int64             `json:"bytes"`
-			BytesPerSecond float64           `json:"bytes_per_second"`
-			Seconds        float64           `json:"seconds"`
-			Resumed        bool              `json:"resumed"`
-		}
+		var o copyOutput
 		if json.Unmarshal(raw, &o) != nil {
 			break
 		}
@@ -225,6 +218,27 @@ func cutString(s string, n int) string {
 
 func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
+// copyOutput is what the report reads of a copy step's output.
+type copyOutput struct {
+	Rows           int64   `json:"rows"`
+	Bytes          int64   `json:"bytes"`
+	BytesPerSecond float64 `json:"bytes_per_second"`
+	Seconds        float64 `json:"seconds"`
+	Resumed        bool    `json:"resumed"`
+	Phases         struct {
+		Schema   float64 `json:"schema"`
+		Data     float64 `json:"data"`
+		PostData float64 `json:"post_data"`
+	} `json:"phases"`
+	Tables []struct {
+		Schema string  `json:"schema"`
+		Name   string  `json:"name"`
+		Chunks int     `json:"chunks"`
+		Split  string  `json:"split"`
+		Rate   float64 `json:"stream_bytes_per_second"`
+	} `json:"tables"`
+}
+
 // Expectation says, from a step's output in a rehearsal, what a run of it
 // on the same data should expect beyond its duration: for a copy, the
 // volume and rate, where the time went, and how each probed table was
@@ -238,23 +252,7 @@ func Expectation(uses string, out any) string {
 	if err != nil {
 		return ""
 	}
-	var o struct {
-		Bytes          int64   `json:"bytes"`
-		BytesPerSecond float64 `json:"bytes_per_second"`
-		Phases         struct {
-			Schema   float64 `json:"schema"`
-			Data     float64 `json:"data"`
-			PostData float64 `json:"post_data"`
-		} `json:"phases"`
-		Tables []struct {
-			Schema string  `json:"schema"`
-			Name   string  `json:"name"`
-			Chunks int     `json:"chunks"`
-			Split  string  `json:"split"`
-			Rate   float64 `json:"stream_bytes_per_second"`
-		} `json:"tables"`
-		Resumed bool `json:"resumed"`
-	}
+	var o copyOutput
 	if json.Unmarshal(raw, &o) != nil || o.Bytes == 0 {
 		return ""
 	}

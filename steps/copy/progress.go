@@ -137,8 +137,8 @@ func (p *copyProgress) report() {
 			tablesDone++
 		}
 	}
-	total := p.estimateTotal(chunks, finishedDisk, finishedStream)
 	ratio := streamRatio(p.disk, finishedDisk, finishedStream)
+	total := estimateTotal(chunks, finishedStream, ratio)
 
 	now := time.Now()
 	if dt := now.Sub(p.lastAt).Seconds(); dt > 0 {
@@ -174,7 +174,7 @@ func (p *copyProgress) report() {
 // with no time left for most of a copy). Until then, one to one: the
 // size on disk, from the catalog, is the estimate.
 func streamRatio(disk, finishedDisk, finishedStream int64) float64 {
-	if finishedDisk <= 0 || finishedDisk < max(disk/20, 8<<20) {
+	if finishedDisk < max(disk/20, 8<<20) {
 		return 1
 	}
 	return float64(finishedStream) / float64(finishedDisk)
@@ -183,8 +183,7 @@ func streamRatio(disk, finishedDisk, finishedStream int64) float64 {
 // estimateTotal is what the data phase will stream: what the finished
 // chunks streamed, and for every other chunk its size on disk scaled by
 // the ratio, never less than it has streamed so far.
-func (p *copyProgress) estimateTotal(chunks []*copyChunk, finishedDisk, finishedStream int64) int64 {
-	ratio := streamRatio(p.disk, finishedDisk, finishedStream)
+func estimateTotal(chunks []*copyChunk, finishedStream int64, ratio float64) int64 {
 	total := finishedStream
 	for _, ch := range chunks {
 		if ch.finished.Load() {

@@ -234,14 +234,6 @@ func closingBraces(s string) int {
 	return end
 }
 
-type chainCollector struct {
-	nodes   []ast.Node
-	covered map[ast.Node]bool
-	// computed says the expression has a predicate ({.rows > 0}) or reads
-	// a field of a computed value (first(output.tables).rows).
-	computed bool
-}
-
 func (c *chainCollector) Visit(n *ast.Node) {
 	switch v := (*n).(type) {
 	case *ast.MemberNode:
@@ -255,70 +247,6 @@ func (c *chainCollector) Visit(n *ast.Node) {
 	case *ast.PredicateNode:
 		c.computed = true
 	}
-}
-
-type pathElem struct {
-	name    string
-	isIndex bool
-	dynamic bool
-	loc     file.Location // of the name or index, in runes
-}
-
-// chainPath reads output.tables[0].name as a root (with its location) and a
-// path; ok is false for chains that do not start at an identifier.
-func chainPath(n ast.Node) (string, file.Location, []pathElem, bool) {
-	switch v := n.(type) {
-	case *ast.IdentifierNode:
-		return v.Value, v.Location(), nil, true
-	case *ast.PointerNode:
-		// # (the element a predicate runs on), #index, #acc.
-		return "#" + v.Name, v.Location(), nil, true
-	case *ast.MemberNode:
-		root, rootLoc, path, ok := chainPath(v.Node)
-		if !ok {
-			return "", rootLoc, nil, false
-		}
-		loc := v.Location()
-		switch p := v.Property.(type) {
-		case *ast.StringNode:
-			path = append(path, pathElem{name: p.Value, loc: loc})
-		case *ast.IntegerNode:
-			path = append(path, pathElem{isIndex: true, loc: loc})
-		default:
-			path = append(path, pathElem{isIndex: true, dynamic: true, loc: loc})
-		}
-		return root, rootLoc, path, true
-	}
-	return "", file.Location{}, nil, false
-}
-
-// chain is one value an expression reads: output.tables[0].name.
-type chain struct {
-	text    string // as expr-lang prints it
-	root    string
-	rootLoc file.Location
-	path    []pathElem
-}
-
-// readChains lists the values an expression reads from the assertion
-// roots (output, steps, checks, var), outermost chains only.
-// computed says whether it has predicates or reads fields of computed
-// values, which checkPredicates checks.
-func readChains(node ast.Node) (chains []chain, computed bool) {
-	c := &chainCollector{covered: map[ast.Node]bool{}}
-	ast.Walk(&node, c)
-	var out []chain
-	for _, n := range c.nodes {
-		if c.covered[n] {
-			continue
-		}
-		root, rootLoc, path, ok := chainPath(n)
-		if !ok || !assertRoots[root] {
-			continue
-		}
-		out = append(out, chain{text: n.String(), root: root, rootLoc: rootLoc, path: path})
-	}
-	return out, c.computed
 }
 
 // compiledExpr is an expression compiled once per Load, whatever the number
@@ -458,30 +386,6 @@ func (l *loader) checkAssertReads(chains []chain, st *Step, out *Shape, hclExpr 
 	return refs, reads, diags
 }
 
-// walkExprPath checks a path against a shape and returns the shape at its
-// end (nil when not known before the run); a problem is reported from the
-// start of the chain (at from) to the name or index that does not fit.
-func walkExprPath(shape *Shape, path []pathElem, base string, from int, rangeOf func(from, to int) hcl.Range) (*Shape, *hcl.Diagnostic) {
-	cur := base
-	for _, p := range path {
-		if shape == nil || p.dynamic {
-			return nil, nil
-		}
-		next, d := stepShape(shape, p.name, p.isIndex, cur, hcl.Range{})
-		if d != nil {
-			d.Subject = rangeOf(from, p.loc.To).Ptr()
-			return nil, d
-		}
-		shape = next
-		if p.isIndex {
-			cur += "[…]"
-		} else {
-			cur += "." + p.name
-		}
-	}
-	return shape, nil
-}
-
 // exprDiag turns an expr-lang error into a diagnostic at its place in the file.
 func (l *loader) exprDiag(summary string, hclExpr hcl.Expression, src string, err error) *hcl.Diagnostic {
 	return l.exprDiagAt(summary, hclExpr, src, 0, err)
@@ -557,22 +461,6 @@ func (l *loader) stringRange(hclExpr hcl.Expression, value string, from, to int)
 	}
 }
 
-// literalCompare is a value read from a root (output.status) compared with
-// a literal ("200"): when the output's shape says the value is of another
-// kind, the comparison can never hold (==) or always does (!=), whatever
-// the run, which is a mistake worth a diagnostic before it.
-type literalCompare struct {
-	read    string // the value read, as a chain's text (see readChains)
-	op      string
-	kind    Kind   // the literal's
-	literal string // as expr-lang prints it
-	loc     file.Location
-}
-
-var comparisonOps = map[string]bool{"==": true, "!=": true, "<": true, "<=": true, ">": true, ">=": true}
-
-type compareCollector struct{ out []literalCompare }
-
 func (c *compareCollector) Visit(n *ast.Node) {
 	b, ok := (*n).(*ast.BinaryNode)
 	if !ok || !comparisonOps[b.Operator] {
@@ -597,38 +485,4 @@ func (c *compareCollector) Visit(n *ast.Node) {
 			read: pair[0].String(), op: b.Operator, kind: kind, literal: pair[1].String(), loc: pair[1].Location(),
 		})
 	}
-}
-
-func literalCompares(node ast.Node) []literalCompare {
-	c := &compareCollector{}
-	ast.Walk(&node, c)
-	return c.out
-}
-
-// checkLiteralCompares reports comparisons of a value whose shape is known
-// (shapes, from checkAssertReads) with a literal of another kind.
-func (l *loader) checkLiteralCompares(compares []literalCompare, shapes map[string]*Shape, hclExpr hcl.Expression, src string) hcl.Diagnostics {
-	var diags hcl.Diagnostics
-	for _, c := range compares {
-		shape := shapes[c.read]
-		if shape == nil || (shape.Kind != KindNumber && shape.Kind != KindString && shape.Kind != KindBool) || shape.Kind == c.kind {
-			continue
-		}
-		to := c.loc.To
-		if to <= c.loc.From {
-			to = c.loc.From + len([]rune(c.literal))
-		}
-		rng := l.stringRange(hclExpr, src, runeOffset(src, c.loc.From), runeOffset(src, to))
-		verdict := "is never true"
-		if c.op == "!=" {
-			verdict = "is always true"
-		}
-		diags = append(diags, &hcl.Diagnostic{
-			Severity: hcl.DiagError, Summary: "Comparison of different kinds",
-			Detail: fmt.Sprintf("%s is a %s and %s a %s: %s %s %s %s. Compare it with a %s.",
-				c.read, shape.Kind, c.literal, c.kind, c.read, c.op, c.literal, verdict, shape.Kind),
-			Subject: rng.Ptr(),
-		})
-	}
-	return diags
 }

@@ -3,9 +3,10 @@
 # table owner can create log every change in a schema of planrun's own on
 # the source (planrun_capture); planrun's copy fills the empty target in
 # one snapshot; the log is replayed onto the target in commit order while
-# the app keeps writing. At cut-over a write fence (a trigger that raises)
-# stops the app's writes, the log drains, sequences are set, every row is
-# verified, the app is switched; then the capture is removed.
+# the app keeps writing. Every row is verified while the app writes; at
+# cut-over a write fence (a trigger that raises) stops the app's writes,
+# the log drains, sequences are set, the rows changed since the verify
+# are checked, the app is switched; then the capture is removed.
 #
 #   planrun apply examples/heroku-zero-downtime/plan.hcl \
 #     -var source_url=... -var target_url=... \
@@ -133,25 +134,58 @@ step "sync" {
   }
 }
 
-# 3. Cut over when you choose: apply waits here (--auto-approve passes).
-step "go" {
-  uses       = "approve"
-  message    = "The target is ${step.sync.output.lag_seconds}s behind on ${length(step.sync.output.tables)} tables. Fence the writes and cut over now?"
+# 3. Every row, while the app writes: the target is replayed up to a
+#    snapshot of the source and held there while every captured table is
+#    checksummed on both sides (the source in that snapshot). A difference
+#    fails here, before any downtime. The cut-over then checks only the
+#    rows changed since.
+step "verify" {
+  uses       = "capture"
+  action     = "verify"
+  source     = database.heroku
+  target     = database.new
+  jobs       = var.jobs
   depends_on = [step.sync]
+  assert {
+    that    = "len(output.differing) == 0"
+    message = "the target differs: {{ output.differing }}"
+  }
 }
 
-# 4. The window opens: a trigger on every captured table makes writes fail
+# 4. The verify held the replay: catch up again.
+step "resync" {
+  uses       = "capture"
+  action     = "catch_up"
+  source     = database.heroku
+  target     = database.new
+  max_lag    = "1s"
+  max_wait   = var.sync_max_wait
+  depends_on = [step.verify]
+}
+
+# 5. Cut over when you choose: apply waits here (--auto-approve passes).
+step "go" {
+  uses       = "approve"
+  message    = "The target is ${step.resync.output.lag_seconds}s behind on ${length(step.resync.output.tables)} tables, all ${step.verify.output.verified_rows} rows verified. Fence the writes and cut over now?"
+  depends_on = [step.resync]
+}
+
+# 6. The window opens: a trigger on every captured table makes writes fail
 #    (SQLSTATE 25006, read-only transaction; reads go on). The log drains,
-#    the definitions are checked again, the sequences are set. The fence
-#    stays on through the switch; the rollback lifts it.
+#    the definitions are checked again, the sequences are set, and the
+#    rows changed since the verify are read by key on both sides and
+#    compared (verify = "full" would checksum every table instead, in the
+#    window). The fence stays on through the switch; the rollback lifts it.
 step "cutover" {
   uses       = "capture"
   action     = "cutover"
   source     = database.heroku
   target     = database.new
+  verify     = "changed"
+  jobs       = var.jobs
   max_wait   = var.cutover_max_wait
   depends_on = [step.go]
-  assert { that = "output.fenced && output.lag_rows == 0" }
+  assert { that = "output.fenced && output.lag_rows == 0 && len(output.differing) == 0" }
   rollback {
     uses   = "capture"
     action = "unfence"
@@ -160,20 +194,20 @@ step "cutover" {
   }
 }
 
-# 5. Every row's content, hashed in both databases, and the schema
-#    objects; capture's own schema left out. Any difference rolls back:
+# 7. The schema objects and the sequences, capture's own schema left out
+#    (the data was checked by the cut-over). Any difference rolls back:
 #    the fence is lifted, the capture removed, the app stays on Heroku.
-check "verify" {
+check "objects" {
   uses            = "compare"
   source          = database.heroku
   target          = database.new
-  data            = "checksum"
+  counts          = false
   jobs            = var.jobs
   exclude_schemas = ["planrun_capture"]
   depends_on      = [step.cutover]
   assert {
-    that    = "len(output.mismatched) == 0"
-    message = "data differs in {{ output.mismatched }}: {{ filter(output.checksums, {!.match}) }}"
+    that    = "len(output.mismatched) == 0 && len(output.columns.missing) == 0 && len(output.indexes.missing) == 0 && len(output.constraints.missing) == 0 && len(output.foreign_keys.missing) == 0"
+    message = "the target lacks {{ output.mismatched }} {{ output.columns.missing }} {{ output.indexes.missing }} {{ output.constraints.missing }} {{ output.foreign_keys.missing }}"
   }
   assert {
     that    = "len(output.sequences_behind) == 0"
@@ -181,7 +215,7 @@ check "verify" {
   }
 }
 
-# 6. Point the app at the target, as Heroku allows it: keep the Heroku
+# 8. Point the app at the target, as Heroku allows it: keep the Heroku
 #    database attached under a second name (Heroku keeps an add-on only
 #    while it is attached; a fresh one is also HEROKU_POSTGRESQL_<COLOR>),
 #    detach it from DATABASE, then set DATABASE_URL, now a plain config
@@ -192,7 +226,7 @@ step "attachments" {
   url        = "${local.app_url}/addon-attachments"
   headers    = local.headers
   retry_on   = local.transient
-  depends_on = [check.verify]
+  depends_on = [check.objects]
   assert {
     that    = "len(filter(output.json, {.name == 'DATABASE'})) == 1"
     message = "the app has no DATABASE attachment"
@@ -248,7 +282,7 @@ step "switch" {
   }
 }
 
-# 7. Remove the capture: triggers, functions, the log and the schema on
+# 9. Remove the capture: triggers, functions, the log and the schema on
 #    the source (the fence with them), the bookkeeping on the target.
 step "stop" {
   uses       = "capture"

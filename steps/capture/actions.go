@@ -133,7 +133,7 @@ func (r *run) runCatchUp(ctx context.Context) error {
 	}
 	deadline := r.start.Add(r.maxWait)
 	for {
-		res, err := r.applyBatch(ctx)
+		res, err := r.applyBatch(ctx, "")
 		if err != nil {
 			return err
 		}
@@ -166,7 +166,8 @@ func (r *run) runCatchUp(ctx context.Context) error {
 }
 
 // runCutover fences the writes, drains the log, checks the tables'
-// definitions and sets the sequences. The fence stays on.
+// definitions, sets the sequences and checks the data. The fence stays
+// on.
 func (r *run) runCutover(ctx context.Context) error {
 	if err := r.registry(ctx); err != nil {
 		return err
@@ -176,6 +177,16 @@ func (r *run) runCutover(ctx context.Context) error {
 	}
 	if err := r.checkDefinitions(ctx); err != nil {
 		return err
+	}
+	if r.verify == "changed" {
+		at, err := r.verifyRecorded(ctx)
+		if err != nil {
+			return err
+		}
+		if at == "" {
+			return refuseUnverified(r.dstName)
+		}
+		r.out.VerifiedAt = at
 	}
 	var b strings.Builder
 	for _, t := range r.tables {
@@ -198,7 +209,7 @@ func (r *run) runCutover(ctx context.Context) error {
 	deadline := time.Now().Add(r.maxWait)
 	drained := false
 	for fresh := false; !drained; {
-		res, err := r.applyBatch(ctx)
+		res, err := r.applyBatch(ctx, "")
 		if err != nil {
 			return err
 		}
@@ -222,9 +233,15 @@ func (r *run) runCutover(ctx context.Context) error {
 		return err
 	}
 	r.out.CaughtUp = true
-	r.out.FenceSeconds = time.Since(fenced).Seconds()
 	r.progress(true)
-	r.env.Logf("drained: %s applied with writes fenced, %s set, in %.2fs; the fence stays on for the switch", plural.Of(r.out.Applied, "change"), plural.Of(r.out.Sequences, "sequence"), r.out.FenceSeconds)
+	drainedIn := time.Since(fenced)
+	err := r.verifyAtCutover(ctx)
+	r.out.FenceSeconds = time.Since(fenced).Seconds()
+	if err != nil {
+		return err
+	}
+	r.env.Logf("drained: %s applied with writes fenced, %s set, in %.2fs; %s; the fence stays on for the switch",
+		plural.Of(r.out.Applied, "change"), plural.Of(r.out.Sequences, "sequence"), drainedIn.Seconds(), r.verifiedLine(time.Since(fenced)-drainedIn))
 	return nil
 }
 

@@ -23,7 +23,13 @@ import (
 //     (the copy's at first);
 //   - epoch_to: the snapshot the epoch under way replays up to, when it
 //     took more than one batch (NULL between epochs);
-//   - after_pos: the last log position applied of that epoch.
+//   - after_pos: the last log position applied of that epoch;
+//   - verified, verified_at: the boundary at which the last full verify
+//     found the target equal to the source, and when (NULL before one).
+//
+// touched holds the key of every row a change has been applied to since
+// the last full verify (key ” for a TRUNCATE: the whole table), so that
+// the cut-over can check those rows alone.
 const targetSchemaSQL = `CREATE SCHEMA %[1]s;
 COMMENT ON SCHEMA %[1]s IS 'planrun capture: the replay position; planrun capture action = "stop" removes it';
 CREATE TABLE %[1]s.state (
@@ -32,8 +38,11 @@ CREATE TABLE %[1]s.state (
 	epoch_to text,
 	after_pos bigint NOT NULL DEFAULT 0,
 	applied bigint NOT NULL DEFAULT 0,
+	verified text,
+	verified_at timestamptz,
 	started timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	updated timestamptz NOT NULL DEFAULT pg_catalog.now());
+CREATE TABLE %[1]s.touched (tab int NOT NULL, key text NOT NULL, PRIMARY KEY (tab, key));
 INSERT INTO %[1]s.state (boundary) VALUES (%[2]s);`
 
 // applySQL is how one table's changes are written on the target.
@@ -169,8 +178,10 @@ type batchResult struct {
 // that also moves the bookkeeping. A batch that ends an epoch makes its
 // end snapshot the boundary; the source's log rows it covers are then
 // deleted (after the commit: a crash before the deletion leaves rows the
-// boundary already skips).
-func (r *run) applyBatch(ctx context.Context) (*batchResult, error) {
+// boundary already skips). A new epoch ends at until when given (verify
+// replays to the snapshot it compares in), else at the source's current
+// snapshot.
+func (r *run) applyBatch(ctx context.Context, until string) (*batchResult, error) {
 	if err := r.checkDefinitions(ctx); err != nil {
 		return nil, err
 	}
@@ -188,6 +199,8 @@ func (r *run) applyBatch(ctx context.Context) (*batchResult, error) {
 	to := ""
 	if st.epochTo != nil {
 		to = *st.epochTo
+	} else if until != "" {
+		to, res.newEpoch = until, true
 	} else {
 		if err := r.src.QueryRow(ctx, "SELECT pg_catalog.pg_current_snapshot()::text").Scan(&to); err != nil {
 			return nil, fmt.Errorf("source %s: take a snapshot: %w", r.srcName, err)
@@ -256,6 +269,7 @@ func (r *run) applyChanges(ctx context.Context, tx pgx.Tx, changes []change) err
 		byID[t.id] = t
 	}
 	b := &pgx.Batch{}
+	touched := map[touchedKey]bool{}
 	for _, c := range changes {
 		t := byID[c.tab]
 		if t == nil {
@@ -264,19 +278,29 @@ func (r *run) applyChanges(ctx context.Context, tx pgx.Tx, changes []change) err
 		switch c.op {
 		case "I":
 			b.Queue(t.apply.upsert, c.newRow)
+			touched[touchedKey{t.id, t.keyOf(c.newRow)}] = true
 		case "U":
 			if c.oldKey != nil { // the key changed: the row moves
 				b.Queue(t.apply.delete, c.oldKey)
+				touched[touchedKey{t.id, keyLiteral(c.oldKey)}] = true
 			}
 			b.Queue(t.apply.upsert, c.newRow)
+			touched[touchedKey{t.id, t.keyOf(c.newRow)}] = true
 		case "D":
 			b.Queue(t.apply.delete, c.oldKey)
+			touched[touchedKey{t.id, keyLiteral(c.oldKey)}] = true
 		case "T":
 			b.Queue(t.apply.truncate)
+			touched[touchedKey{t.id, wholeTable}] = true
 		default:
 			return fmt.Errorf("source %s: log position %d: unknown operation %q", r.srcName, c.pos, c.op)
 		}
 	}
+	tabs, keys := make([]int32, 0, len(touched)), make([]string, 0, len(touched))
+	for k := range touched {
+		tabs, keys = append(tabs, int32(k.tab)), append(keys, k.key)
+	}
+	b.Queue("INSERT INTO "+pgkit.QuoteIdent(schema)+".touched (tab, key) SELECT * FROM unnest($1::int[], $2::text[]) AS u(tab, key) ON CONFLICT DO NOTHING", tabs, keys)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("target %s: apply %d changes (log positions %d to %d): %w", r.dstName, len(changes), changes[0].pos, changes[len(changes)-1].pos, err)
 	}

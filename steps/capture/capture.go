@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/planrun/planrun/internal/pgkit"
+	"github.com/planrun/planrun/steps/compare"
 	copystep "github.com/planrun/planrun/steps/copy"
 	"github.com/planrun/planrun/steps/steptype"
 )
@@ -17,37 +18,43 @@ import (
 type CaptureArgs struct {
 	Source      *pgkit.Database `hcl:"source" doc:"The database captured from. Its role needs only to own the captured tables (no superuser, no REPLICATION, no extension): it creates the schema planrun_capture (the change log, the trigger functions) and triggers on the tables. PostgreSQL 13 or newer."`
 	Target      *pgkit.Database `hcl:"target" doc:"The database the changes are replayed into. start fills it with planrun's copy (it must be empty, or clean = true); the replay position is kept there, in the schema planrun_capture. Its role should be allowed to SET session_replication_role (a superuser, rds_superuser), so that the target's own triggers and foreign keys do not fire on replayed rows; without it they do, and a warning says so."`
-	Action      string          `hcl:"action,optional" doc:"start (default): refuse tables without a primary key or a unique key on NOT NULL columns, create the log and the triggers, copy the source in one snapshot and record it as the replay boundary; catch_up: replay the log until the target is caught up (lag under max_lag) or, with follow, keep replaying for that long; cutover: fence the source's writes on the captured tables (a trigger that raises), replay what is left, check the tables' definitions and set the target's sequences, leaving the fence on for the switch; unfence: remove the fence (cutover's rollback); stop: drop the triggers, the functions, the log and the schema on the source and the bookkeeping on the target (start's rollback; nothing to drop is fine)."`
+	Action      string          `hcl:"action,optional" doc:"start (default): refuse tables without a primary key or a unique key on NOT NULL columns, create the log and the triggers, copy the source in one snapshot and record it as the replay boundary; catch_up: replay the log until the target is caught up (lag under max_lag) or, with follow, keep replaying for that long; verify: while the application writes, replay up to a snapshot of the source, checksum every captured table on both sides (the source in that snapshot) and record the match, from which cutover checks only the rows changed since; cutover: fence the source's writes on the captured tables (a trigger that raises), replay what is left, check the tables' definitions, set the target's sequences and check the data as verify says, leaving the fence on for the switch; unfence: remove the fence (cutover's rollback); stop: drop the triggers, the functions, the log and the schema on the source and the bookkeeping on the target (start's rollback; nothing to drop is fine)."`
 	Tables      []string        `hcl:"tables,optional" doc:"start: capture (and copy) only these tables, \"schema.table\" or \"table\" for the search path; default: every table the source role owns. The target must then have their schemas."`
 	BatchRows   *int            `hcl:"batch_rows,optional" doc:"How many changes are applied in one target transaction (default 5000)."`
 	MaxLag      string          `hcl:"max_lag,optional" doc:"catch_up: caught up once the oldest change not yet applied is younger than this (default \"1s\"); an empty log is always caught up."`
 	Follow      string          `hcl:"follow,optional" doc:"catch_up: keep replaying for this long, then return (caught up or not), instead of returning once caught up: a sync running beside the plan's other steps."`
 	MaxWait     string          `hcl:"max_wait,optional" doc:"catch_up and cutover: fail if not caught up (drained, for cutover) within this (default \"1h\" for catch_up, \"5m\" for cutover)."`
 	LockTimeout string          `hcl:"lock_timeout,optional" doc:"start, cutover, unfence and stop: how long creating or dropping the triggers may wait for each table's lock, held by the application's open transactions (default \"200ms\", below deadlock_timeout, so that a deadlock with a writer costs this step a try and the writer nothing); tried again for 30s, or 10 times this. While it waits, new writes to that table queue behind it."`
-	Jobs        *int            `hcl:"jobs,optional" doc:"start: how many table chunks the initial copy copies at once (default 4), as copy's jobs."`
+	Jobs        *int            `hcl:"jobs,optional" doc:"start: how many table chunks the initial copy copies at once (default 4), as copy's jobs; verify and cutover: how many checksum queries run at once on each side, as compare's jobs."`
+	Verify      string          `hcl:"verify,optional" doc:"cutover: how the data is checked with writes fenced, after the drain: changed (default): only the rows changed since the last verify action, each read by key on both sides (a table truncated since is checksummed whole), which needs a verify recorded since start (else cutover refuses before fencing); full: a checksum of every captured table; none: no data check (the plan checks it itself)."`
 	Clean       bool            `hcl:"clean,optional" doc:"start: let the copy drop the copied tables that the target has first (a rehearsal run again), as copy's clean = true, and drop an earlier run's bookkeeping on the target."`
 }
 
 // CaptureOutput is the output of capture.
 type CaptureOutput struct {
-	Action       string               `json:"action" doc:"What ran: start, catch_up, cutover, unfence or stop."`
-	Tables       []string             `json:"tables" doc:"The captured tables, schema.name."`
-	Applied      int64                `json:"applied" doc:"How many changes this run applied to the target."`
-	AppliedTotal int64                `json:"applied_total" doc:"How many changes have been applied since start."`
-	Batches      int                  `json:"batches" doc:"How many target transactions this run committed."`
-	LagRows      int64                `json:"lag_rows" doc:"Changes committed on the source and not yet applied, at the end."`
-	LagSeconds   float64              `json:"lag_seconds" doc:"Age of the oldest of them (0 when none)."`
-	LagMax       float64              `json:"lag_max_seconds" doc:"The largest lag in seconds measured during this run (after each epoch: catch_up, cutover)."`
-	Boundary     string               `json:"boundary" doc:"The replay boundary at the end: the source snapshot (pg_snapshot) whose transactions are all on the target."`
-	CaughtUp     bool                 `json:"caught_up" doc:"Whether the lag was under max_lag at the end (cutover: drained, always true on success)."`
-	Fenced       bool                 `json:"fenced" doc:"Whether the source's writes on the captured tables are fenced at the end."`
-	FencedAt     string               `json:"fenced_at" doc:"cutover: when the fence took hold (RFC 3339); writes fail from then until unfence or stop."`
-	FenceSeconds float64              `json:"fence_seconds" doc:"cutover: how long the step ran with writes fenced (drain, checks, sequences); the window lasts on until the switch."`
-	Sequences    int                  `json:"sequences" doc:"cutover: how many target sequences were set from the source."`
-	Seconds      float64              `json:"seconds" doc:"How long the step took."`
-	Copy         *copystep.CopyOutput `json:"copy" doc:"start: the initial copy's output, as the copy step's; null otherwise."`
-	Created      []string             `json:"created" doc:"What this run created."`
-	Dropped      []string             `json:"dropped" doc:"What this run dropped."`
+	Action       string                 `json:"action" doc:"What ran: start, catch_up, cutover, unfence or stop."`
+	Tables       []string               `json:"tables" doc:"The captured tables, schema.name."`
+	Applied      int64                  `json:"applied" doc:"How many changes this run applied to the target."`
+	AppliedTotal int64                  `json:"applied_total" doc:"How many changes have been applied since start."`
+	Batches      int                    `json:"batches" doc:"How many target transactions this run committed."`
+	LagRows      int64                  `json:"lag_rows" doc:"Changes committed on the source and not yet applied, at the end."`
+	LagSeconds   float64                `json:"lag_seconds" doc:"Age of the oldest of them (0 when none)."`
+	LagMax       float64                `json:"lag_max_seconds" doc:"The largest lag in seconds measured during this run (after each epoch: catch_up, cutover)."`
+	Boundary     string                 `json:"boundary" doc:"The replay boundary at the end: the source snapshot (pg_snapshot) whose transactions are all on the target."`
+	CaughtUp     bool                   `json:"caught_up" doc:"Whether the lag was under max_lag at the end (cutover: drained, always true on success)."`
+	Fenced       bool                   `json:"fenced" doc:"Whether the source's writes on the captured tables are fenced at the end."`
+	FencedAt     string                 `json:"fenced_at" doc:"cutover: when the fence took hold (RFC 3339); writes fail from then until unfence or stop."`
+	FenceSeconds float64                `json:"fence_seconds" doc:"cutover: how long the step ran with writes fenced (drain, checks, sequences); the window lasts on until the switch."`
+	Sequences    int                    `json:"sequences" doc:"cutover: how many target sequences were set from the source."`
+	Verify       string                 `json:"verify" doc:"verify: full; cutover: what its data check was (changed, full or none); empty otherwise."`
+	VerifiedRows int64                  `json:"verified_rows" doc:"verify and cutover: how many source rows the data check compared (changed: the rows changed since the last verify)."`
+	VerifiedAt   string                 `json:"verified_at" doc:"verify: when the match was recorded; cutover with verify = changed: when the verify its check starts from was recorded (RFC 3339)."`
+	Differing    []string               `json:"differing" doc:"verify and cutover: the first rows found to differ (at most 10), \"schema.table key (missing|extra|changed)\"; the step fails when there is one."`
+	Checksum     *compare.CompareOutput `json:"checksum" doc:"verify, and cutover's whole-table checks: the comparison's output, as the compare step's; null otherwise."`
+	Seconds      float64                `json:"seconds" doc:"How long the step took."`
+	Copy         *copystep.CopyOutput   `json:"copy" doc:"start: the initial copy's output, as the copy step's; null otherwise."`
+	Created      []string               `json:"created" doc:"What this run created."`
+	Dropped      []string               `json:"dropped" doc:"What this run dropped."`
 }
 
 // Type is the capture step type.
@@ -55,7 +62,8 @@ var Type = steptype.Def[CaptureArgs, CaptureOutput]{
 	Summary: "Keeps the target in sync with a source that cannot publish (Heroku) by triggers and a change log that the table owner can create: start captures and copies, catch_up replays, cutover fences writes and drains, stop (also its rollback) removes everything.",
 	Fn:      runCapture,
 	ArgChecks: map[string]func(string) error{
-		"action":       steptype.CheckOneOf("", "start", "catch_up", "cutover", "unfence", "stop"),
+		"action":       steptype.CheckOneOf("", "start", "catch_up", "verify", "cutover", "unfence", "stop"),
+		"verify":       steptype.CheckOneOf("", "changed", "full", "none"),
 		"max_lag":      steptype.CheckDuration,
 		"follow":       steptype.CheckDuration,
 		"max_wait":     steptype.CheckDuration,
@@ -93,6 +101,7 @@ type run struct {
 	lastProgress      time.Time
 	tables            []*table // the captured tables, from the source's registry
 	appliedAtRunStart int64
+	verify            string // cutover's data check
 }
 
 func runCapture(ctx context.Context, env *steptype.Env, a *CaptureArgs) (*CaptureOutput, error) {
@@ -120,6 +129,8 @@ func runCapture(ctx context.Context, env *steptype.Env, a *CaptureArgs) (*Captur
 		err = r.runStart(ctx)
 	case "catch_up":
 		err = r.runCatchUp(ctx)
+	case "verify":
+		err = r.runVerify(ctx)
 	case "cutover":
 		err = r.runCutover(ctx)
 	case "unfence":
@@ -142,12 +153,25 @@ func newRun(env *steptype.Env, a *CaptureArgs) (*run, error) {
 	if a.Action == "" {
 		a.Action = "start"
 	}
-	if err := steptype.CheckOneOf("start", "catch_up", "cutover", "unfence", "stop")(a.Action); err != nil {
+	if err := steptype.CheckOneOf("start", "catch_up", "verify", "cutover", "unfence", "stop")(a.Action); err != nil {
 		return nil, fmt.Errorf("action: %w", err)
 	}
 	r := &run{a: a, env: env, batch: defaultBatch, maxLag: time.Second, lockWait: defaultLockWait, start: time.Now(),
-		srcName: a.Source.Name, dstName: a.Target.Name,
-		out: &CaptureOutput{Action: a.Action, Tables: []string{}, Created: []string{}, Dropped: []string{}}}
+		srcName: a.Source.Name, dstName: a.Target.Name, verify: a.Verify,
+		out: &CaptureOutput{Action: a.Action, Tables: []string{}, Created: []string{}, Dropped: []string{}, Differing: []string{}}}
+	switch {
+	case a.Verify != "" && a.Action != "cutover":
+		return nil, errors.New(`verify: only for action = "cutover" (action = "verify" is the full check that runs while the application writes)`)
+	case a.Action == "verify":
+		r.out.Verify = "full"
+	case a.Action == "cutover":
+		if r.verify == "" {
+			r.verify = "changed"
+		}
+		if err := steptype.CheckOneOf("changed", "full", "none")(r.verify); err != nil {
+			return nil, fmt.Errorf("verify: %w", err)
+		}
+	}
 	if a.Action == "cutover" {
 		r.maxWait = 5 * time.Minute
 	} else {
@@ -181,8 +205,13 @@ func newRun(env *steptype.Env, a *CaptureArgs) (*run, error) {
 			return nil, fmt.Errorf("initial copy: %w", err)
 		}
 		r.copy = p
-	} else if a.Jobs != nil || a.Clean {
-		return nil, errors.New("jobs, clean: only for action = \"start\"")
+	} else if a.Clean {
+		return nil, errors.New("clean: only for action = \"start\"")
+	} else if a.Jobs != nil && a.Action != "verify" && a.Action != "cutover" {
+		return nil, errors.New("jobs: only for action = \"start\", \"verify\" and \"cutover\"")
+	}
+	if a.Jobs != nil && *a.Jobs < 1 {
+		return nil, fmt.Errorf("jobs must be at least 1, not %d", *a.Jobs)
 	}
 	return r, nil
 }

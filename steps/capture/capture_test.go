@@ -84,8 +84,13 @@ UPDATE app."We""ird tab,le" SET "k ey" = 3, "{x}" = '{}' WHERE "k ey" = 1;
 		t.Errorf("TOASTed values: %v", got)
 	}
 
+	// Every kind of value checksummed alike on both sides.
+	if v := mustRun(t, src, dst, "verify", nil); v.VerifiedRows != 47+18+1+2 || len(v.Differing) != 0 || v.VerifiedAt == "" {
+		t.Errorf("verify: %d rows, differing %v", v.VerifiedRows, v.Differing)
+	}
+	steptest.MustExec(t, src, "UPDATE app.items SET doc = '[1, {\"a\": null}]', f = -0.0 WHERE id = 7; DELETE FROM app.pairs WHERE a = 998")
 	cut := mustRun(t, src, dst, "cutover", nil)
-	if !cut.Fenced || !cut.CaughtUp || cut.Sequences != 1 {
+	if !cut.Fenced || !cut.CaughtUp || cut.Sequences != 1 || cut.Verify != "changed" || cut.VerifiedRows != 2 {
 		t.Errorf("cutover: %+v", cut)
 	}
 	err := steptest.Exec(t, src, "INSERT INTO app.pairs VALUES (1, 'fenced', 'no')")
@@ -292,4 +297,62 @@ func TestCaptureKilledDuringApply(t *testing.T) {
 	same(t, src, dst, dumpPairs)
 	t.Logf("killed after %s of %d changes", before, changes)
 	mustRun(t, src, dst, "stop", nil)
+}
+
+// TestCutoverChecksChangedRows follows the verified point: cutover
+// refuses to narrow its check without a verify, verify finds a target
+// row that differs, and after a verify cutover checks exactly the rows
+// changed since, finding one changed on the target alone.
+func TestCutoverChecksChangedRows(t *testing.T) {
+	t.Parallel()
+	src, dst, _ := ownerPair(t, typesSchema)
+	mustRun(t, src, dst, "start", nil)
+	_, err := capRun(t, steptest.Ctx(t), nil, src, dst, "cutover", nil)
+	if !steptype.IsRefusal(err) || !strings.Contains(err.Error(), `action = "verify"`) {
+		t.Fatalf("cutover without a verify: want a refusal, got %v", err)
+	}
+	if got := steptest.Query(t, src, "SELECT count(*) FROM pg_trigger WHERE tgname = 'planrun_capture_fence'"); got[0] != "0" {
+		t.Errorf("a refused cutover fenced: %v", got)
+	}
+
+	steptest.MustExec(t, dst, "UPDATE app.uniq SET v = -1 WHERE code = 'c3'")
+	out, err := capRun(t, steptest.Ctx(t), nil, src, dst, "verify", nil)
+	if err == nil || strings.Join(out.Differing, ";") != "app.uniq code=c3 (changed)" {
+		t.Fatalf("verify over a differing target: %v; differing %v", err, out.Differing)
+	}
+	steptest.MustExec(t, dst, "UPDATE app.uniq SET v = 3 WHERE code = 'c3'")
+	if v := mustRun(t, src, dst, "verify", nil); v.VerifiedRows != 50+20+10 {
+		t.Errorf("verify: %d rows", v.VerifiedRows)
+	}
+
+	steptest.MustExec(t, src, `UPDATE app.items SET name = 'x' WHERE id = 1; DELETE FROM app.pairs WHERE a = 1;
+		INSERT INTO app.uniq VALUES ('new', 1); UPDATE app.uniq SET code = 'c2 renamed' WHERE code = 'c2'`)
+	mustRun(t, src, dst, "catch_up", nil)
+	steptest.MustExec(t, dst, "UPDATE app.items SET name = 'tampered' WHERE id = 1")
+	out, err = capRun(t, steptest.Ctx(t), nil, src, dst, "cutover", nil)
+	if err == nil || strings.Join(out.Differing, ";") != "app.items id=1 (changed)" || !out.Fenced {
+		t.Fatalf("cutover over a changed row: %v; differing %v, fenced %v", err, out.Differing, out.Fenced)
+	}
+	mustRun(t, src, dst, "unfence", nil)
+	steptest.MustExec(t, dst, "UPDATE app.items SET name = 'x' WHERE id = 1")
+	// items 1, pairs (1, b1), (1, b6), (1, b11), (1, b16), uniq new, c2 and c2 renamed.
+	if cut := mustRun(t, src, dst, "cutover", nil); cut.Verify != "changed" || cut.VerifiedRows != 8 || cut.Checksum != nil || cut.VerifiedAt == "" {
+		t.Errorf("cutover: verify %q, %d rows, checksum %v, verified at %q", cut.Verify, cut.VerifiedRows, cut.Checksum != nil, cut.VerifiedAt)
+	}
+	mustRun(t, src, dst, "unfence", nil)
+
+	// A TRUNCATE since the verify: the table is checked whole.
+	steptest.MustExec(t, src, "TRUNCATE app.uniq; INSERT INTO app.uniq VALUES ('only', 1)")
+	cut := mustRun(t, src, dst, "cutover", nil)
+	if cut.Checksum == nil || len(cut.Checksum.Checksums) != 1 || !cut.Checksum.Checksums[0].Match || cut.VerifiedRows != 1+4+1 {
+		t.Errorf("cutover after a truncate: checksum %+v, %d rows", cut.Checksum, cut.VerifiedRows)
+	}
+	full := mustRun(t, src, dst, "cutover", func(a *CaptureArgs) { a.Verify = "full" })
+	if full.Verify != "full" || full.VerifiedRows != 50+16+1 {
+		t.Errorf("cutover, verify = full: %q, %d rows", full.Verify, full.VerifiedRows)
+	}
+	mustRun(t, src, dst, "stop", nil)
+	if left := append(leftOn(t, src), leftOn(t, dst)...); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
 }

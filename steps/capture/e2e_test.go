@@ -64,8 +64,14 @@ func TestHerokuZeroDowntimeExample(t *testing.T) {
 	}
 	capture.Same(t, src, dst, "SELECT t::text FROM app.events t ORDER BY id")
 	capture.Same(t, src, dst, "SELECT t::text FROM app.accounts t ORDER BY id")
-	if cmp := e2etest.OutputOf(t, res, "check.verify"); len(cmp["mismatched"].([]any)) != 0 {
-		t.Errorf("verify: %v", cmp["mismatched"])
+	if v := e2etest.OutputOf(t, res, "step.verify"); fmt.Sprint(v["verified_rows"]) == "0" || len(v["differing"].([]any)) != 0 {
+		t.Errorf("verify: %v rows, differing %v", v["verified_rows"], v["differing"])
+	}
+	if cut := e2etest.OutputOf(t, res, "step.cutover"); cut["verify"] != "changed" || len(cut["differing"].([]any)) != 0 {
+		t.Errorf("cutover's check: %v, differing %v", cut["verify"], cut["differing"])
+	}
+	if cmp := e2etest.OutputOf(t, res, "check.objects"); len(cmp["mismatched"].([]any)) != 0 {
+		t.Errorf("objects: %v", cmp["mismatched"])
 	}
 	if left := append(capture.LeftOn(t, src), capture.LeftOn(t, dst)...); len(left) != 0 {
 		t.Errorf("left behind: %v", left)
@@ -73,8 +79,8 @@ func TestHerokuZeroDowntimeExample(t *testing.T) {
 	// The target works on its own: its sequence is past the copied keys.
 	steptest.MustExec(t, dst, "INSERT INTO app.events (account, amount) VALUES (1, 1)")
 	cut := e2etest.OutputOf(t, res, "step.cutover")
-	t.Logf("%d inserts, %d deletes; sync applied %v; cutover drained %v changes in %.3fs; window (cutover to switch) %s",
-		inserted, deleted, e2etest.OutputOf(t, res, "step.sync")["applied"], cut["applied"], cut["fence_seconds"],
+	t.Logf("%d inserts, %d deletes; sync applied %v; cutover drained %v changes and checked %v rows in %.3fs; window (cutover to switch) %s",
+		inserted, deleted, e2etest.OutputOf(t, res, "step.sync")["applied"], cut["applied"], cut["verified_rows"], cut["fence_seconds"],
 		res.Steps["step.switch"].Finished.Sub(res.Steps["step.cutover"].Started).Round(time.Millisecond))
 }
 

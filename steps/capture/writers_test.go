@@ -115,8 +115,16 @@ func TestCaptureWithWritersLosesNothing(t *testing.T) {
 	start := mustRun(t, src, dst, "start", nil)
 	time.Sleep(500 * time.Millisecond)
 	up := mustRun(t, src, dst, "catch_up", func(a *CaptureArgs) { a.MaxLag = "500ms"; a.BatchRows = ptr(300) })
+	// The full check, with the writers writing on.
+	v := mustRun(t, src, dst, "verify", func(a *CaptureArgs) { a.Jobs = ptr(2) })
+	if v.VerifiedRows == 0 || len(v.Differing) != 0 {
+		t.Errorf("verify with writers: %d rows, differing %v", v.VerifiedRows, v.Differing)
+	}
 	time.Sleep(500 * time.Millisecond)
 	cut := mustRun(t, src, dst, "cutover", nil)
+	if cut.Verify != "changed" || cut.VerifiedRows == 0 || len(cut.Differing) != 0 {
+		t.Errorf("cutover's check: %s, %d rows, differing %v", cut.Verify, cut.VerifiedRows, cut.Differing)
+	}
 	w.wg.Wait()
 	if w.fenced != 4 {
 		t.Errorf("%d of 4 writers stopped at the fence", w.fenced)

@@ -48,7 +48,7 @@ func BenchmarkCompareChecksum(b *testing.B) {
 	o, _ := newCompareOptions(&CompareArgs{Source: src, Target: tgt})
 	var tables [2][]cmpRelation
 	for i, db := range []*pgkit.Database{src, tgt} {
-		s, err := cmpInspect(ctx, env, db, &compareOptions{schemas: []string{}, excludeSchemas: []string{}})
+		s, err := cmpInspect(ctx, env, db, &compareOptions{schemas: []string{}, excludeSchemas: []string{}}, "")
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -148,6 +148,14 @@ type compareOptions struct {
 }
 
 func Run(ctx context.Context, env *steptype.Env, a *CompareArgs) (*CompareOutput, error) {
+	return RunInSnapshot(ctx, env, a, "")
+}
+
+// RunInSnapshot is Run with the source read in sourceSnapshot, a snapshot
+// exported by a transaction the caller keeps open until it returns (""
+// takes one of its own): capture's verify compares the target with the
+// source as of the point the target was replayed to.
+func RunInSnapshot(ctx context.Context, env *steptype.Env, a *CompareArgs, sourceSnapshot string) (*CompareOutput, error) {
 	start := time.Now()
 	o, err := newCompareOptions(a)
 	if err != nil {
@@ -163,13 +171,13 @@ func Run(ctx context.Context, env *steptype.Env, a *CompareArgs) (*CompareOutput
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		var err error
-		if src, err = cmpInspect(ctx, env, a.Source, o); err != nil {
+		if src, err = cmpInspect(ctx, env, a.Source, o, sourceSnapshot); err != nil {
 			cancel(fmt.Errorf("source: %w", err))
 		}
 	})
 	wg.Go(func() {
 		var err error
-		if tgt, err = cmpInspect(ctx, env, a.Target, o); err != nil {
+		if tgt, err = cmpInspect(ctx, env, a.Target, o, ""); err != nil {
 			cancel(fmt.Errorf("target: %w", err))
 		}
 	})
@@ -284,8 +292,9 @@ SET LOCAL idle_in_transaction_session_timeout = 0; -- the exporting transaction 
 // "counts") every table counted in it. Counting and checksum connections
 // import the snapshot (as pg_dump --jobs does), so the data and the schema
 // describe a single instant even while the application writes. The side
-// stays open until closed, even when an error is returned.
-func cmpInspect(ctx context.Context, env *steptype.Env, db *pgkit.Database, o *compareOptions) (*cmpSide, error) {
+// stays open until closed, even when an error is returned. With a
+// snapshot given, the side reads in it and its workers import it.
+func cmpInspect(ctx context.Context, env *steptype.Env, db *pgkit.Database, o *compareOptions, snapshot string) (*cmpSide, error) {
 	conn, err := pgkit.Connect(ctx, env, db, true)
 	if err != nil {
 		return nil, err
@@ -298,11 +307,13 @@ func cmpInspect(ctx context.Context, env *steptype.Env, db *pgkit.Database, o *c
 	if major < 12 {
 		return s, fmt.Errorf("database %s runs PostgreSQL %d; compare needs 12 or newer", db.Name, major)
 	}
-	tx, err := cmpBegin(ctx, conn, "")
+	tx, err := cmpBegin(ctx, conn, snapshot)
 	if err != nil {
 		return s, fmt.Errorf("database %s: begin a read-only transaction: %w", db.Name, err)
 	}
-	if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&s.snapshot); err != nil {
+	if snapshot != "" {
+		s.snapshot = snapshot
+	} else if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&s.snapshot); err != nil {
 		if ctx.Err() != nil {
 			return s, ctx.Err()
 		}

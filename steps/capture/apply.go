@@ -28,8 +28,10 @@ import (
 //     found the target equal to the source, and when (NULL before one).
 //
 // touched holds the key of every row a change has been applied to since
-// the last full verify (key ” for a TRUNCATE: the whole table), so that
-// the cut-over can check those rows alone.
+// the last full verify (an empty key for a TRUNCATE: the whole table), so
+// that the cut-over can check those rows alone. Before the first verify
+// it stays empty: the cut-over's narrowed check needs one, and the long
+// first catch-up then costs no more.
 const targetSchemaSQL = `CREATE SCHEMA %[1]s;
 COMMENT ON SCHEMA %[1]s IS 'planrun capture: the replay position; planrun capture action = "stop" removes it';
 CREATE TABLE %[1]s.state (
@@ -164,6 +166,7 @@ type replayState struct {
 	epochTo  *string
 	afterPos int64
 	applied  int64
+	verified bool // a full verify is recorded: touched is kept
 }
 
 // batchResult is what one batch did.
@@ -191,8 +194,8 @@ func (r *run) applyBatch(ctx context.Context, until string) (*batchResult, error
 	}
 	defer pgkit.Rollback(ctx, tx)
 	var st replayState
-	if err := tx.QueryRow(ctx, "SELECT boundary, epoch_to, after_pos, applied FROM "+pgkit.QuoteIdent(schema)+".state FOR UPDATE").
-		Scan(&st.boundary, &st.epochTo, &st.afterPos, &st.applied); err != nil {
+	if err := tx.QueryRow(ctx, "SELECT boundary, epoch_to, after_pos, applied, verified IS NOT NULL FROM "+pgkit.QuoteIdent(schema)+".state FOR UPDATE").
+		Scan(&st.boundary, &st.epochTo, &st.afterPos, &st.applied, &st.verified); err != nil {
 		return nil, fmt.Errorf("target %s: read the replay position: %w", r.dstName, err)
 	}
 	res := &batchResult{}
@@ -226,7 +229,7 @@ func (r *run) applyBatch(ctx context.Context, until string) (*batchResult, error
 			return nil, fmt.Errorf("target %s: %w", r.dstName, err)
 		}
 	}
-	if err := r.applyChanges(ctx, tx, changes); err != nil {
+	if err := r.applyChanges(ctx, tx, changes, st.verified); err != nil {
 		return nil, err
 	}
 	if h, ok := testHooks.Load(r.env); ok {
@@ -259,8 +262,9 @@ func (r *run) applyBatch(ctx context.Context, until string) (*batchResult, error
 	return res, nil
 }
 
-// applyChanges writes changes on the target, in log order, in one round trip.
-func (r *run) applyChanges(ctx context.Context, tx pgx.Tx, changes []change) error {
+// applyChanges writes changes on the target, in log order, in one round
+// trip, and with keep adds the rows they touch to touched.
+func (r *run) applyChanges(ctx context.Context, tx pgx.Tx, changes []change, keep bool) error {
 	if len(changes) == 0 {
 		return nil
 	}
@@ -296,11 +300,13 @@ func (r *run) applyChanges(ctx context.Context, tx pgx.Tx, changes []change) err
 			return fmt.Errorf("source %s: log position %d: unknown operation %q", r.srcName, c.pos, c.op)
 		}
 	}
-	tabs, keys := make([]int32, 0, len(touched)), make([]string, 0, len(touched))
-	for k := range touched {
-		tabs, keys = append(tabs, int32(k.tab)), append(keys, k.key)
+	if keep {
+		tabs, keys := make([]int32, 0, len(touched)), make([]string, 0, len(touched))
+		for k := range touched {
+			tabs, keys = append(tabs, int32(k.tab)), append(keys, k.key)
+		}
+		b.Queue("INSERT INTO "+pgkit.QuoteIdent(schema)+".touched (tab, key) SELECT * FROM unnest($1::int[], $2::text[]) AS u(tab, key) ON CONFLICT DO NOTHING", tabs, keys)
 	}
-	b.Queue("INSERT INTO "+pgkit.QuoteIdent(schema)+".touched (tab, key) SELECT * FROM unnest($1::int[], $2::text[]) AS u(tab, key) ON CONFLICT DO NOTHING", tabs, keys)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("target %s: apply %d changes (log positions %d to %d): %w", r.dstName, len(changes), changes[0].pos, changes[len(changes)-1].pos, err)
 	}

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -42,21 +43,29 @@ func BenchmarkCaptureCost(b *testing.B) {
 		b.Fatal(err)
 	}
 	tpsRe := regexp.MustCompile(`tps = ([0-9.]+)`)
-	pgbench := func(args ...string) float64 {
+	// runPgbench returns an error rather than failing: it also runs on a
+	// goroutine of its own, where b.Fatal may not be called.
+	runPgbench := func(args ...string) (float64, error) {
 		cmd := exec.CommandContext(ctx, bin, append(append([]string{"-n"}, args...), conn)...)
 		cmd.Env = environ
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			b.Fatalf("pgbench: %v\n%s", err, out)
+			return 0, fmt.Errorf("pgbench: %v\n%s", err, out)
 		}
 		m := tpsRe.FindSubmatch(out)
 		if m == nil {
-			b.Fatalf("pgbench: no tps in\n%s", out)
+			return 0, fmt.Errorf("pgbench: no tps in\n%s", out)
 		}
-		tps, _ := strconv.ParseFloat(string(m[1]), 64)
+		return strconv.ParseFloat(string(m[1]), 64)
+	}
+	pgbench := func(args ...string) float64 {
+		tps, err := runPgbench(args...)
+		if err != nil {
+			b.Fatal(err)
+		}
 		return tps
 	}
-	for range b.N {
+	for b.Loop() {
 		dst := &pgkit.Database{Name: "target", URL: Target.FreshDB(b)}
 		env := &steptype.Env{Secrets: func(...string) {}}
 		capture := func(action string, more func(*CaptureArgs)) *CaptureOutput {
@@ -81,9 +90,13 @@ func BenchmarkCaptureCost(b *testing.B) {
 		drain := float64(up.Applied) / time.Since(start).Seconds()
 
 		var wg sync.WaitGroup
-		wg.Go(func() { pgbench("-c", "2", "-j", "2", "-R", "300", "-T", "10") })
+		var steadyErr error
+		wg.Go(func() { _, steadyErr = runPgbench("-c", "2", "-j", "2", "-R", "300", "-T", "10") })
 		follow := capture("catch_up", func(a *CaptureArgs) { a.Follow = "10s" })
 		wg.Wait()
+		if steadyErr != nil {
+			b.Fatal(steadyErr)
+		}
 		final := capture("catch_up", nil)
 		capture("stop", nil)
 		b.ReportMetric(off, "tps_off")

@@ -315,15 +315,20 @@ func TestCutoverChecksChangedRows(t *testing.T) {
 		t.Errorf("a refused cutover fenced: %v", got)
 	}
 
+	if v := mustRun(t, src, dst, "verify", nil); v.VerifiedRows != 50+20+10 {
+		t.Errorf("verify: %d rows", v.VerifiedRows)
+	}
+	// A verify that finds a difference forgets the one before.
 	steptest.MustExec(t, dst, "UPDATE app.uniq SET v = -1 WHERE code = 'c3'")
 	out, err := capRun(t, steptest.Ctx(t), nil, src, dst, "verify", nil)
 	if err == nil || strings.Join(out.Differing, ";") != "app.uniq code=c3 (changed)" {
 		t.Fatalf("verify over a differing target: %v; differing %v", err, out.Differing)
 	}
-	steptest.MustExec(t, dst, "UPDATE app.uniq SET v = 3 WHERE code = 'c3'")
-	if v := mustRun(t, src, dst, "verify", nil); v.VerifiedRows != 50+20+10 {
-		t.Errorf("verify: %d rows", v.VerifiedRows)
+	if _, err := capRun(t, steptest.Ctx(t), nil, src, dst, "cutover", nil); !steptype.IsRefusal(err) {
+		t.Fatalf("cutover after a failed verify: want a refusal, got %v", err)
 	}
+	steptest.MustExec(t, dst, "UPDATE app.uniq SET v = 3 WHERE code = 'c3'")
+	mustRun(t, src, dst, "verify", nil)
 
 	steptest.MustExec(t, src, `UPDATE app.items SET name = 'x' WHERE id = 1; DELETE FROM app.pairs WHERE a = 1;
 		INSERT INTO app.uniq VALUES ('new', 1); UPDATE app.uniq SET code = 'c2 renamed' WHERE code = 'c2'`)

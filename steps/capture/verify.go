@@ -2,6 +2,7 @@ package capture
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -110,15 +111,22 @@ func (r *run) runVerify(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := r.checksumResult(cmp); err != nil {
-		return err
+	// A difference also forgets an earlier verify: a cut-over must not
+	// narrow its check to the rows changed since a point now known wrong.
+	differs := r.checksumResult(cmp)
+	record := "verified = boundary, verified_at = pg_catalog.now()"
+	if differs != nil {
+		record = "verified = NULL, verified_at = NULL"
 	}
-	if _, err := hold.Exec(ctx, "UPDATE "+pgkit.QuoteIdent(schema)+".state SET verified = boundary, verified_at = pg_catalog.now(); DELETE FROM "+pgkit.QuoteIdent(schema)+".touched",
+	if _, err := hold.Exec(ctx, "UPDATE "+pgkit.QuoteIdent(schema)+".state SET "+record+"; DELETE FROM "+pgkit.QuoteIdent(schema)+".touched",
 		pgx.QueryExecModeSimpleProtocol); err != nil {
-		return fmt.Errorf("target %s: record the verify: %w", r.dstName, err)
+		return errors.Join(differs, fmt.Errorf("target %s: record the verify: %w", r.dstName, err))
 	}
 	if err := hold.Commit(ctx); err != nil {
-		return fmt.Errorf("target %s: record the verify: %w", r.dstName, err)
+		return errors.Join(differs, fmt.Errorf("target %s: record the verify: %w", r.dstName, err))
+	}
+	if differs != nil {
+		return differs
 	}
 	pgkit.Rollback(ctx, snap)
 	r.out.VerifiedAt = time.Now().UTC().Format(time.RFC3339Nano)
@@ -234,7 +242,7 @@ func (r *run) verifyAtCutover(ctx context.Context) error {
 }
 
 // touchedKeys reads the keys of t's rows touched since the last verify,
-// in order (” first: the whole table).
+// in order (the empty key, the whole table, first).
 func (r *run) touchedKeys(ctx context.Context, t *table) ([]string, error) {
 	rows, err := r.dst.Query(ctx, "SELECT key FROM "+pgkit.QuoteIdent(schema)+".touched WHERE tab = $1 ORDER BY key COLLATE \"C\"", t.id)
 	if err != nil {

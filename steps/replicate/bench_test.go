@@ -21,7 +21,7 @@ import (
 // accounts, about 130 MB) plus the sample app at its default size (about
 // 307,000 varied rows), into a fresh target database each time:
 //
-//	go test ./steps -run '^$' -bench BenchmarkReplicateInitialCopy -benchtime 3x
+//	go test ./steps/replicate -run '^$' -bench BenchmarkReplicateInitialCopy -benchtime 3x
 //
 // subscription_s is start alone; the schema it needs first (pg_dump
 // --schema-only | pg_restore, indexes included) is schema_s. copy_s is

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 )
 
 // planrunPlan is the plan the benchmark applies: the copy step as a user
@@ -69,6 +68,7 @@ func (b *bench) planrunCopyArgs(ctx context.Context, target string, r *result, a
 			Name   string  `json:"name"`
 			Chunks int     `json:"chunks"`
 			Split  string  `json:"split"`
+			Probe  string  `json:"probe"`
 			Rate   float64 `json:"stream_bytes_per_second"`
 		} `json:"tables"`
 	}
@@ -81,7 +81,7 @@ func (b *bench) planrunCopyArgs(ctx context.Context, target string, r *result, a
 	for _, t := range o.Tables {
 		if t.Split != "" {
 			verdict := "kept whole"
-			if strings.HasPrefix(t.Split, "link-bound") {
+			if t.Probe == "split" {
 				verdict = "link-bound, split"
 			}
 			r.detail += fmt.Sprintf("; %s: first stream %s/s, %s, %d chunks", t.Name, human(int64(t.Rate)), verdict, t.Chunks)

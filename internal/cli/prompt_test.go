@@ -150,6 +150,10 @@ func TestProgressLine(t *testing.T) {
 	if got := progressLine(ev); got != want {
 		t.Fatalf("\n got %s\nwant %s", got, want)
 	}
+	one := event.Event{Type: event.StepProgress, Step: "step.sync", Progress: &event.Progress{Unit: "tables", Done: 1, Total: 1, Message: "initial copy"}}
+	if got, want := progressLine(one), "step.sync: initial copy 1 of 1 table (100%)"; got != want {
+		t.Fatalf("\n got %s\nwant %s", got, want)
+	}
 	var buf bytes.Buffer
 	render := textRenderer(&buf, "Applying")
 	render(ev)

@@ -219,15 +219,20 @@ func progressLine(ev event.Event) string {
 	if p.Message != "" {
 		fmt.Fprintf(&b, " %s", p.Message)
 	}
+	// Units come plural ("tables"); a count of one takes the singular.
 	amount := func(n int64) string {
 		if p.Unit == "bytes" {
 			return bytesize.Format(n)
 		}
-		return fmt.Sprintf("%d %s", n, p.Unit)
+		return fmt.Sprintf("%d %s", n, plural.Choose(n, strings.TrimSuffix(p.Unit, "s"), p.Unit))
 	}
-	fmt.Fprintf(&b, " %s", amount(p.Done))
-	if p.Total > 0 {
-		fmt.Fprintf(&b, " of %s (%.0f%%)", amount(p.Total), 100*float64(p.Done)/float64(p.Total))
+	if p.Total > 0 && p.Unit != "bytes" {
+		fmt.Fprintf(&b, " %d of %s (%.0f%%)", p.Done, amount(p.Total), 100*float64(p.Done)/float64(p.Total))
+	} else {
+		fmt.Fprintf(&b, " %s", amount(p.Done))
+		if p.Total > 0 {
+			fmt.Fprintf(&b, " of %s (%.0f%%)", amount(p.Total), 100*float64(p.Done)/float64(p.Total))
+		}
 	}
 	if p.Rate > 0 {
 		fmt.Fprintf(&b, " at %s/s", amount(int64(p.Rate)))

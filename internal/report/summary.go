@@ -235,6 +235,7 @@ type copyOutput struct {
 		Name   string  `json:"name"`
 		Chunks int     `json:"chunks"`
 		Split  string  `json:"split"`
+		Probe  string  `json:"probe"`
 		Rate   float64 `json:"stream_bytes_per_second"`
 	} `json:"tables"`
 }
@@ -265,7 +266,8 @@ func Expectation(uses string, out any) string {
 			continue
 		}
 		how := "kept whole"
-		if strings.HasPrefix(t.Split, "link-bound") {
+		// Runs recorded before the probe field say it in split's text only.
+		if t.Probe == "split" || (t.Probe == "" && strings.HasPrefix(t.Split, "link-bound")) {
 			how = fmt.Sprintf("link-bound, split into %d chunks", t.Chunks)
 		}
 		probed = append(probed, fmt.Sprintf("%s.%s %s (one stream: %s/s)", t.Schema, t.Name, how, bytesize.Format(int64(t.Rate))))

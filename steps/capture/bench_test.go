@@ -26,7 +26,10 @@ import (
 // drain_rows_s is catch_up's rate on the log the second run left.
 // lag_max_s is the largest lag catch_up (follow = 10s) showed while
 // pgbench wrote at a steady 300 transactions/s (1,500 captured row
-// changes/s). Both servers are local and share the machine's cores.
+// changes/s), after a verify (verify_s), so that the rows it touches are
+// kept for the cut-over's check. fence_s is the cutover's window: the
+// drain, the sequences and the check of the rows changed since the
+// verify. Both servers are local and share the machine's cores.
 func BenchmarkCaptureCost(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
@@ -88,6 +91,7 @@ func BenchmarkCaptureCost(b *testing.B) {
 		start := time.Now()
 		up := capture("catch_up", nil)
 		drain := float64(up.Applied) / time.Since(start).Seconds()
+		verify := capture("verify", nil)
 
 		var wg sync.WaitGroup
 		var steadyErr error
@@ -98,13 +102,17 @@ func BenchmarkCaptureCost(b *testing.B) {
 			b.Fatal(steadyErr)
 		}
 		final := capture("catch_up", nil)
+		cut := capture("cutover", nil)
 		capture("stop", nil)
 		b.ReportMetric(off, "tps_off")
 		b.ReportMetric(on, "tps_on")
 		b.ReportMetric(on/off, "x_tps")
 		b.ReportMetric(drain, "drain_rows_s")
 		b.ReportMetric(follow.LagMax, "lag_max_s")
-		b.Logf("pgbench TPS %.0f without capture, %.0f with (%.2fx); %s changes logged, replayed at %.0f rows/s; at 300 tps: %d changes replayed while following, largest lag %.2fs, %d after",
-			off, on, on/off, logged, drain, follow.Applied, follow.LagMax, final.Applied)
+		b.ReportMetric(verify.Seconds, "verify_s")
+		b.ReportMetric(cut.FenceSeconds, "fence_s")
+		b.Logf("pgbench TPS %.0f without capture, %.0f with (%.2fx); %s changes logged, replayed at %.0f rows/s; verify of %d rows %.2fs; "+
+			"at 300 tps: %d changes replayed while following, largest lag %.2fs, %d after; cutover: fenced %.2fs, %d rows changed since the verify checked",
+			off, on, on/off, logged, drain, verify.VerifiedRows, verify.Seconds, follow.Applied, follow.LagMax, final.Applied, cut.FenceSeconds, cut.VerifiedRows)
 	}
 }

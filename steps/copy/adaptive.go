@@ -64,6 +64,18 @@ func (tune adaptiveTuning) linkBound(p probeResult) bool {
 	return p.seconds > 0 && p.rate() < tune.linkRate && p.waited < 0.5*p.seconds
 }
 
+// verdict is the decision, for the output's probe field: "" when the
+// table was not probed.
+func (p probeResult) verdict() string {
+	switch {
+	case p.seconds <= 0:
+		return ""
+	case p.split == 0:
+		return "whole"
+	}
+	return "split"
+}
+
 // describe says what the probe found and what was decided, for the
 // output, the log and the progress line.
 func (p probeResult) describe(jobs int) string {

@@ -48,7 +48,7 @@ func TestCopyAdaptiveSplitCopiesEveryRowOnce(t *testing.T) {
 			big = tb
 		}
 	}
-	if big.Rows != 40000 || big.Chunks < 4 || !strings.HasPrefix(big.Split, "link-bound") || big.StreamBytesPerSecond <= 0 {
+	if big.Rows != 40000 || big.Chunks < 4 || !strings.HasPrefix(big.Split, "link-bound") || big.Probe != "split" || big.StreamBytesPerSecond <= 0 {
 		t.Fatalf("public.big: %+v; want 40000 rows, split after its probe", big)
 	}
 	if got := copyInserted(t, dst, []string{"public.big"}, map[string]int64{"public.big": 40000}); got["public.big"] != 40000 {

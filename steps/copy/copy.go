@@ -56,6 +56,7 @@ type CopyTable struct {
 	Seconds              float64 `json:"seconds" doc:"From the start of its first chunk to the end of its last."`
 	Chunks               int     `json:"chunks" doc:"How many parts it was copied in, at once."`
 	Split                string  `json:"split" doc:"For a table big enough to be probed (32 MB or more, copied whole as planned): what its first stream measured and what the copy decided, kept whole and loaded frozen, or link-bound and the rest of its pages split into chunks copied jobs at once. Empty otherwise."`
+	Probe                string  `json:"probe" doc:"For a probed table, the decision: whole (kept whole, loaded frozen) or split (link-bound, the rest copied in chunks); empty when the table was not probed."`
 	StreamBytesPerSecond float64 `json:"stream_bytes_per_second" doc:"For a probed table: the rate its first stream reached, COPY data a second (a link capped per connection shows here). 0 otherwise."`
 	Format               string  `json:"format" doc:"binary or text."`
 	Earlier              bool    `json:"earlier" doc:"Copied by an earlier, interrupted run of this step, and not again."`

@@ -395,7 +395,7 @@ func (c *copyRun) tableDone(t *copyTable) {
 	c.state.tableDone(CopyTable{
 		Schema: t.schema, Name: t.name, Rows: t.rows.Load(), Bytes: t.streamed.Load(),
 		Seconds: seconds, Chunks: t.chunkCount(), Format: format,
-		Split: probe.describe(c.o.jobs), StreamBytesPerSecond: probe.rate(),
+		Split: probe.describe(c.o.jobs), Probe: probe.verdict(), StreamBytesPerSecond: probe.rate(),
 	})
 	if c.env.StateDir == "" {
 		c.fin.tableDone(t) // no resume to fear: at once (else persistLoop does, once saved)

@@ -149,6 +149,39 @@ func summarizeOutput(uses string, out any) []Fact {
 		}
 		add("not_replicated", gaps, text)
 		return facts
+	case "capture":
+		var o struct {
+			Action       string      `json:"action"`
+			Tables       []string    `json:"tables"`
+			Applied      int64       `json:"applied"`
+			LagRows      int64       `json:"lag_rows"`
+			LagMax       float64     `json:"lag_max_seconds"`
+			Verify       string      `json:"verify"`
+			VerifiedRows int64       `json:"verified_rows"`
+			Differing    []string    `json:"differing"`
+			FenceSeconds float64     `json:"fence_seconds"`
+			Copy         *copyOutput `json:"copy"`
+		}
+		if json.Unmarshal(raw, &o) != nil {
+			break
+		}
+		add("action", o.Action, o.Action)
+		count("tables", int64(len(o.Tables)))
+		if o.Copy != nil {
+			count("copied_rows", o.Copy.Rows)
+		}
+		count("applied", o.Applied)
+		count("lag_rows", o.LagRows)
+		seconds("lag_max_seconds", o.LagMax)
+		if o.Verify != "" {
+			add("verify", o.Verify, o.Verify)
+			count("verified_rows", o.VerifiedRows)
+			list("differing", o.Differing)
+		}
+		if o.Action == "cutover" {
+			seconds("fence_seconds", o.FenceSeconds)
+		}
+		return facts
 	case "pg_restore":
 		var o struct {
 			Errors   int64 `json:"errors"`

@@ -40,3 +40,26 @@ func TestCompareSummaryHasTableRows(t *testing.T) {
 		t.Errorf("a matching table is left out: %q", rows.text)
 	}
 }
+
+// TestCaptureSummary: a cutover's facts say what its check compared and
+// what differed, and how long writes were fenced.
+func TestCaptureSummary(t *testing.T) {
+	out := map[string]any{
+		"action": "cutover", "tables": []string{"app.a", "app.b"}, "applied": 12, "lag_rows": 0, "lag_max_seconds": 0.25,
+		"verify": "changed", "verified_rows": 40, "differing": []string{"app.a id=1 (changed)"}, "fence_seconds": 1.5,
+	}
+	got := map[string]string{}
+	for _, f := range summarizeOutput("capture", out) {
+		got[f.Name] = f.text
+	}
+	want := map[string]string{"action": "cutover", "tables": "2", "applied": "12", "verify": "changed", "verified_rows": "40",
+		"differing": "app.a id=1 (changed)", "fence_seconds": FormatDuration(secs(1.5))}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: %q, want %q (all: %v)", k, got[k], v, got)
+		}
+	}
+	if _, ok := got["output"]; ok {
+		t.Errorf("capture fell back to the generic summary: %v", got)
+	}
+}

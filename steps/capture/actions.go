@@ -188,24 +188,18 @@ func (r *run) runCutover(ctx context.Context) error {
 		}
 		r.out.VerifiedAt = at
 	}
-	var b strings.Builder
-	for _, t := range r.tables {
-		// Dropped first: a cutover run again finds its fence (CREATE OR
-		// REPLACE TRIGGER needs PostgreSQL 14). ENABLE ALWAYS: replica
-		// sessions are fenced too.
-		fence := pgkit.QuoteIdent(triggerPrefix + "_fence")
-		fmt.Fprintf(&b, "DROP TRIGGER IF EXISTS %[1]s ON %[2]s;\nCREATE TRIGGER %[1]s BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %[2]s FOR EACH STATEMENT EXECUTE FUNCTION %[3]s.fence();\nALTER TABLE %[2]s ENABLE ALWAYS TRIGGER %[1]s;\n",
-			fence, t.qualified(), pgkit.QuoteIdent(schema))
-	}
-	// Creating the fence waits for every transaction that has written to
-	// a captured table: once it commits, none is left, and none can start.
-	if err := r.withLocks(ctx, "fence the writes", r.tables, b.String()); err != nil {
-		return err
-	}
 	fenced := time.Now()
-	r.out.Fenced, r.out.FencedAt = true, fenced.UTC().Format(time.RFC3339Nano)
-	r.out.Created = append(r.out.Created, fmt.Sprintf("write fence on %s", plural.Of(len(r.tables), "table")))
-	r.env.Logf("writes to the %d captured tables of %s are fenced; draining the log", len(r.tables), r.srcName)
+	if r.a.Fence == nil || *r.a.Fence {
+		if err := r.fence(ctx); err != nil {
+			return err
+		}
+		fenced = time.Now()
+		r.out.Fenced, r.out.FencedAt = true, fenced.UTC().Format(time.RFC3339Nano)
+		r.out.Created = append(r.out.Created, fmt.Sprintf("write fence on %s", plural.Of(len(r.tables), "table")))
+		r.env.Logf("writes to the %d captured tables of %s are fenced; draining the log", len(r.tables), r.srcName)
+	} else {
+		r.env.Logf("fence = false: draining the log of %s, whose writers the plan must have stopped", r.srcName)
+	}
 	deadline := time.Now().Add(r.maxWait)
 	drained := false
 	for fresh := false; !drained; {
@@ -224,6 +218,9 @@ func (r *run) runCutover(ctx context.Context) error {
 		return err
 	}
 	if r.out.LagRows != 0 {
+		if !r.out.Fenced {
+			return fmt.Errorf("source %s: %d changes arrived during the drain: with fence = false the application's writers must be stopped first (Heroku's maintenance mode stops the web dynos, not workers or schedulers)", r.srcName, r.out.LagRows)
+		}
 		return fmt.Errorf("source %s: %d changes are still in the log after the drain: a write got past the fence", r.srcName, r.out.LagRows)
 	}
 	if err := r.checkDefinitions(ctx); err != nil {
@@ -240,9 +237,30 @@ func (r *run) runCutover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.env.Logf("drained: %s applied with writes fenced, %s set, in %.2fs; %s; the fence stays on for the switch",
-		plural.Of(r.out.Applied, "change"), plural.Of(r.out.Sequences, "sequence"), drainedIn.Seconds(), r.verifiedLine(time.Since(fenced)-drainedIn))
+	stays := "the fence stays on for the switch"
+	if !r.out.Fenced {
+		stays = "not fenced (fence = false)"
+	}
+	r.env.Logf("drained: %s applied, %s set, in %.2fs; %s; %s",
+		plural.Of(r.out.Applied, "change"), plural.Of(r.out.Sequences, "sequence"), drainedIn.Seconds(), r.verifiedLine(time.Since(fenced)-drainedIn), stays)
 	return nil
+}
+
+// fence creates the write fence: a BEFORE statement trigger on every
+// captured table that raises.
+func (r *run) fence(ctx context.Context) error {
+	var b strings.Builder
+	for _, t := range r.tables {
+		// Dropped first: a cutover run again finds its fence (CREATE OR
+		// REPLACE TRIGGER needs PostgreSQL 14). ENABLE ALWAYS: replica
+		// sessions are fenced too.
+		fence := pgkit.QuoteIdent(triggerPrefix + "_fence")
+		fmt.Fprintf(&b, "DROP TRIGGER IF EXISTS %[1]s ON %[2]s;\nCREATE TRIGGER %[1]s BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %[2]s FOR EACH STATEMENT EXECUTE FUNCTION %[3]s.fence();\nALTER TABLE %[2]s ENABLE ALWAYS TRIGGER %[1]s;\n",
+			fence, t.qualified(), pgkit.QuoteIdent(schema))
+	}
+	// Creating the fence waits for every transaction that has written to
+	// a captured table: once it commits, none is left, and none can start.
+	return r.withLocks(ctx, "fence the writes", r.tables, b.String())
 }
 
 // setSequences sets every target sequence the source has to the source's

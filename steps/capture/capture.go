@@ -26,6 +26,7 @@ type CaptureArgs struct {
 	MaxWait     string          `hcl:"max_wait,optional" doc:"catch_up and cutover: fail if not caught up (drained, for cutover) within this (default \"1h\" for catch_up, \"5m\" for cutover)."`
 	LockTimeout string          `hcl:"lock_timeout,optional" doc:"start, cutover, unfence and stop: how long creating or dropping the triggers may wait for each table's lock, held by the application's open transactions (default \"200ms\", below deadlock_timeout, so that a deadlock with a writer costs this step a try and the writer nothing); tried again for 30s, or 10 times this. While it waits, new writes to that table queue behind it."`
 	Jobs        *int            `hcl:"jobs,optional" doc:"start: how many table chunks the initial copy copies at once (default 4), as copy's jobs; verify and cutover: how many checksum queries run at once on each side, as compare's jobs."`
+	Fence       *bool           `hcl:"fence,optional" doc:"cutover: fence the writes with a trigger on every captured table (default true). false when the plan has stopped every writer itself (the platform's maintenance mode, scaled-down workers): cutover then drains and fails if changes still arrive."`
 	Verify      string          `hcl:"verify,optional" doc:"cutover: how the data is checked with writes fenced, after the drain: changed (default): only the rows changed since the last verify action, each read by key on both sides (a table truncated since is checksummed whole), which needs a verify recorded since start (else cutover refuses before fencing); full: a checksum of every captured table; none: no data check (the plan checks it itself)."`
 	Clean       bool            `hcl:"clean,optional" doc:"start: let the copy drop the copied tables that the target has first (a rehearsal run again), as copy's clean = true, and drop an earlier run's bookkeeping on the target."`
 }
@@ -44,7 +45,7 @@ type CaptureOutput struct {
 	CaughtUp     bool                   `json:"caught_up" doc:"Whether the lag was under max_lag at the end (cutover: drained, always true on success)."`
 	Fenced       bool                   `json:"fenced" doc:"Whether the source's writes on the captured tables are fenced at the end."`
 	FencedAt     string                 `json:"fenced_at" doc:"cutover: when the fence took hold (RFC 3339); writes fail from then until unfence or stop."`
-	FenceSeconds float64                `json:"fence_seconds" doc:"cutover: how long the step ran with writes fenced (drain, checks, sequences); the window lasts on until the switch."`
+	FenceSeconds float64                `json:"fence_seconds" doc:"cutover: how long the step ran with writes fenced (drain, checks, sequences), or with fence = false from the start of the drain; the window lasts on until the switch."`
 	Sequences    int                    `json:"sequences" doc:"cutover: how many target sequences were set from the source."`
 	Verify       string                 `json:"verify" doc:"verify: full; cutover: what its data check was (changed, full or none); empty otherwise."`
 	VerifiedRows int64                  `json:"verified_rows" doc:"verify and cutover: how many source rows the data check compared (changed: the rows changed since the last verify)."`
@@ -160,6 +161,8 @@ func newRun(env *steptype.Env, a *CaptureArgs) (*run, error) {
 		srcName: a.Source.Name, dstName: a.Target.Name, verify: a.Verify,
 		out: &CaptureOutput{Action: a.Action, Tables: []string{}, Created: []string{}, Dropped: []string{}, Differing: []string{}}}
 	switch {
+	case a.Fence != nil && a.Action != "cutover":
+		return nil, errors.New(`fence: only for action = "cutover"`)
 	case a.Verify != "" && a.Action != "cutover":
 		return nil, errors.New(`verify: only for action = "cutover" (action = "verify" is the full check that runs while the application writes)`)
 	case a.Action == "verify":

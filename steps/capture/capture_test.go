@@ -361,3 +361,27 @@ func TestCutoverChecksChangedRows(t *testing.T) {
 		t.Errorf("left behind: %v", left)
 	}
 }
+
+// TestCutoverWithoutFence: with fence = false (the plan stopped the
+// writers itself) cutover drains, checks and sets the sequences without
+// a trigger, and writes still go through; fence is refused elsewhere.
+func TestCutoverWithoutFence(t *testing.T) {
+	t.Parallel()
+	src, dst, _ := ownerPair(t, typesSchema)
+	mustRun(t, src, dst, "start", nil)
+	mustRun(t, src, dst, "verify", nil)
+	steptest.MustExec(t, src, "UPDATE app.pairs SET v = 'late' WHERE a = 2")
+	cut := mustRun(t, src, dst, "cutover", func(a *CaptureArgs) { a.Fence = ptr(false) })
+	if cut.Fenced || cut.FencedAt != "" || !cut.CaughtUp || cut.VerifiedRows != 4 || cut.Sequences != 1 {
+		t.Errorf("cutover, fence = false: %+v", cut)
+	}
+	same(t, src, dst, dumpPairs)
+	if got := steptest.Query(t, src, "SELECT count(*) FROM pg_trigger WHERE tgname = 'planrun_capture_fence'"); got[0] != "0" {
+		t.Errorf("fence = false fenced: %v", got)
+	}
+	steptest.MustExec(t, src, "INSERT INTO app.pairs VALUES (77, 'open', 'yes')")
+	if _, err := capRun(t, steptest.Ctx(t), nil, src, dst, "catch_up", func(a *CaptureArgs) { a.Fence = ptr(false) }); err == nil || !strings.Contains(err.Error(), `fence: only for action = "cutover"`) {
+		t.Errorf("fence on catch_up: %v", err)
+	}
+	mustRun(t, src, dst, "stop", nil)
+}

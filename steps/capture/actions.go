@@ -35,6 +35,11 @@ func (r *run) runStart(ctx context.Context) error {
 	for _, t := range tables {
 		r.out.Tables = append(r.out.Tables, t.String())
 	}
+	if len(r.fullRow) > 0 {
+		r.out.FullRow = r.fullRow
+		r.env.Logf("full_row_match: %s without a key, matched on the target by every column (each UPDATE and DELETE scans the table there): %s",
+			plural.Of(len(r.fullRow), "table"), shortList(r.fullRow, 10))
+	}
 	if r.a.Clean {
 		if _, err := r.dst.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgkit.QuoteIdent(schema)+" CASCADE"); err != nil {
 			return steptype.Refused(fmt.Errorf("target %s: clean: drop schema %s: %w", r.dstName, schema, err))

@@ -128,6 +128,22 @@ func (r *run) prepareTarget(ctx context.Context) error {
 			conflict = "DO UPDATE SET " + strings.Join(set, ", ")
 		}
 		q := t.qualified()
+		if len(t.key) == 0 {
+			// full_row_match: a row is found by every column's text, one
+			// of identical rows at a time.
+			var asText []string
+			for _, c := range t.columns {
+				asText = append(asText, pgkit.QuoteIdent(c)+"::text")
+			}
+			t.apply = &applySQL{
+				upsert: fmt.Sprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM (SELECT $1::text[] AS r) AS v",
+					q, strings.Join(insert, ", "), strings.Join(values, ", ")),
+				delete: fmt.Sprintf("DELETE FROM %[1]s WHERE ctid = (SELECT ctid FROM %[1]s WHERE ARRAY[%[2]s] = $1::text[] LIMIT 1)",
+					q, strings.Join(asText, ", ")),
+				truncate: "TRUNCATE ONLY " + q + " CASCADE",
+			}
+			continue
+		}
 		t.apply = &applySQL{
 			// OVERRIDING SYSTEM VALUE: an identity column GENERATED ALWAYS
 			// takes the source's value.
@@ -284,15 +300,18 @@ func (r *run) applyChanges(ctx context.Context, tx pgx.Tx, changes []change, kee
 			b.Queue(t.apply.upsert, c.newRow)
 			touched[touchedKey{t.id, t.keyOf(c.newRow)}] = true
 		case "U":
+			if c.oldKey == nil && len(t.key) == 0 {
+				continue // full_row_match: no column changed, nothing to do
+			}
 			if c.oldKey != nil { // the key changed: the row moves
 				b.Queue(t.apply.delete, c.oldKey)
-				touched[touchedKey{t.id, keyLiteral(c.oldKey)}] = true
+				touched[touchedKey{t.id, t.keyIn(c.oldKey)}] = true
 			}
 			b.Queue(t.apply.upsert, c.newRow)
 			touched[touchedKey{t.id, t.keyOf(c.newRow)}] = true
 		case "D":
 			b.Queue(t.apply.delete, c.oldKey)
-			touched[touchedKey{t.id, keyLiteral(c.oldKey)}] = true
+			touched[touchedKey{t.id, t.keyIn(c.oldKey)}] = true
 		case "T":
 			b.Queue(t.apply.truncate)
 			touched[touchedKey{t.id, wholeTable}] = true

@@ -16,19 +16,20 @@ import (
 
 // CaptureArgs are the arguments of capture.
 type CaptureArgs struct {
-	Source      *pgkit.Database `hcl:"source" doc:"The database captured from. Its role needs only to own the captured tables (no superuser, no REPLICATION, no extension): it creates the schema planrun_capture (the change log, the trigger functions) and triggers on the tables. PostgreSQL 13 or newer."`
-	Target      *pgkit.Database `hcl:"target" doc:"The database the changes are replayed into. start fills it with planrun's copy (it must be empty, or clean = true); the replay position is kept there, in the schema planrun_capture. Its role should be allowed to SET session_replication_role (a superuser, rds_superuser), so that the target's own triggers and foreign keys do not fire on replayed rows; without it they do, and a warning says so."`
-	Action      string          `hcl:"action,optional" doc:"start (default): refuse tables without a primary key or a unique key on NOT NULL columns, create the log and the triggers, copy the source in one snapshot and record it as the replay boundary; catch_up: replay the log until the target is caught up (lag under max_lag) or, with follow, keep replaying for that long; verify: while the application writes, replay up to a snapshot of the source, checksum every captured table on both sides (the source in that snapshot) and record the match, from which cutover checks only the rows changed since; cutover: fence the source's writes on the captured tables (a trigger that raises), replay what is left, check the tables' definitions, set the target's sequences and check the data as verify says, leaving the fence on for the switch; unfence: remove the fence (cutover's rollback); stop: drop the triggers, the functions, the log and the schema on the source and the bookkeeping on the target (start's rollback; nothing to drop is fine)."`
-	Tables      []string        `hcl:"tables,optional" doc:"start: capture (and copy) only these tables, \"schema.table\" or \"table\" for the search path; default: every table the source role owns. The target must then have their schemas."`
-	BatchRows   *int            `hcl:"batch_rows,optional" doc:"How many changes are applied in one target transaction (default 5000)."`
-	MaxLag      string          `hcl:"max_lag,optional" doc:"catch_up: caught up once the oldest change not yet applied is younger than this (default \"1s\"); an empty log is always caught up."`
-	Follow      string          `hcl:"follow,optional" doc:"catch_up: keep replaying for this long, then return (caught up or not), instead of returning once caught up: a sync running beside the plan's other steps."`
-	MaxWait     string          `hcl:"max_wait,optional" doc:"catch_up and cutover: fail if not caught up (drained, for cutover) within this (default \"1h\" for catch_up, \"5m\" for cutover)."`
-	LockTimeout string          `hcl:"lock_timeout,optional" doc:"start, cutover, unfence and stop: how long creating or dropping the triggers may wait for each table's lock, held by the application's open transactions (default \"200ms\", below deadlock_timeout, so that a deadlock with a writer costs this step a try and the writer nothing); tried again for 30s, or 10 times this. While it waits, new writes to that table queue behind it."`
-	Jobs        *int            `hcl:"jobs,optional" doc:"start: how many table chunks the initial copy copies at once (default 4), as copy's jobs; verify and cutover: how many checksum queries run at once on each side, as compare's jobs."`
-	Fence       *bool           `hcl:"fence,optional" doc:"cutover: fence the writes with a trigger on every captured table (default true). false when the plan has stopped every writer itself (the platform's maintenance mode, scaled-down workers): cutover then drains and fails if changes still arrive."`
-	Verify      string          `hcl:"verify,optional" doc:"cutover: how the data is checked with writes fenced, after the drain: changed (default): only the rows changed since the last verify action, each read by key on both sides (a table truncated since is checksummed whole), which needs a verify recorded since start (else cutover refuses before fencing); full: a checksum of every captured table; none: no data check (the plan checks it itself)."`
-	Clean       bool            `hcl:"clean,optional" doc:"start: let the copy drop the copied tables that the target has first (a rehearsal run again), as copy's clean = true, and drop an earlier run's bookkeeping on the target."`
+	Source       *pgkit.Database `hcl:"source" doc:"The database captured from. Its role needs only to own the captured tables (no superuser, no REPLICATION, no extension): it creates the schema planrun_capture (the change log, the trigger functions) and triggers on the tables. PostgreSQL 13 or newer."`
+	Target       *pgkit.Database `hcl:"target" doc:"The database the changes are replayed into. start fills it with planrun's copy (it must be empty, or clean = true); the replay position is kept there, in the schema planrun_capture. Its role should be allowed to SET session_replication_role (a superuser, rds_superuser), so that the target's own triggers and foreign keys do not fire on replayed rows; without it they do, and a warning says so."`
+	Action       string          `hcl:"action,optional" doc:"start (default): refuse tables without a primary key or a unique key on NOT NULL columns, create the log and the triggers, copy the source in one snapshot and record it as the replay boundary; catch_up: replay the log until the target is caught up (lag under max_lag) or, with follow, keep replaying for that long; verify: while the application writes, replay up to a snapshot of the source, checksum every captured table on both sides (the source in that snapshot) and record the match, from which cutover checks only the rows changed since; cutover: fence the source's writes on the captured tables (a trigger that raises), replay what is left, check the tables' definitions, set the target's sequences and check the data as verify says, leaving the fence on for the switch; unfence: remove the fence (cutover's rollback); stop: drop the triggers, the functions, the log and the schema on the source and the bookkeeping on the target (start's rollback; nothing to drop is fine)."`
+	Tables       []string        `hcl:"tables,optional" doc:"start: capture (and copy) only these tables, \"schema.table\" or \"table\" for the search path; default: every table the source role owns. The target must then have their schemas."`
+	BatchRows    *int            `hcl:"batch_rows,optional" doc:"How many changes are applied in one target transaction (default 5000)."`
+	MaxLag       string          `hcl:"max_lag,optional" doc:"catch_up: caught up once the oldest change not yet applied is younger than this (default \"1s\"); an empty log is always caught up."`
+	Follow       string          `hcl:"follow,optional" doc:"catch_up: keep replaying for this long, then return (caught up or not), instead of returning once caught up: a sync running beside the plan's other steps."`
+	MaxWait      string          `hcl:"max_wait,optional" doc:"catch_up and cutover: fail if not caught up (drained, for cutover) within this (default \"1h\" for catch_up, \"5m\" for cutover)."`
+	LockTimeout  string          `hcl:"lock_timeout,optional" doc:"start, cutover, unfence and stop: how long creating or dropping the triggers may wait for each table's lock, held by the application's open transactions (default \"200ms\", below deadlock_timeout, so that a deadlock with a writer costs this step a try and the writer nothing); tried again for 30s, or 10 times this. While it waits, new writes to that table queue behind it."`
+	Jobs         *int            `hcl:"jobs,optional" doc:"start: how many table chunks the initial copy copies at once (default 4), as copy's jobs; verify and cutover: how many checksum queries run at once on each side, as compare's jobs."`
+	Fence        *bool           `hcl:"fence,optional" doc:"cutover: fence the writes with a trigger on every captured table (default true). false when the plan has stopped every writer itself (the platform's maintenance mode, scaled-down workers): cutover then drains and fails if changes still arrive."`
+	Verify       string          `hcl:"verify,optional" doc:"cutover: how the data is checked with writes fenced, after the drain: changed (default): only the rows changed since the last verify action, each read by key on both sides (a table truncated since is checksummed whole), which needs a verify recorded since start (else cutover refuses before fencing); full: a checksum of every captured table; none: no data check (the plan checks it itself)."`
+	FullRowMatch bool            `hcl:"full_row_match,optional" doc:"start: capture tables without a primary key or a unique key on NOT NULL columns too (refused by default), as logical replication's REPLICA IDENTITY FULL does: an UPDATE or DELETE finds its row on the target by every column's text (one of identical rows), which scans the table: keep such tables small. Their every UPDATE and DELETE logs the whole old row, and the cut-over checks them whole."`
+	Clean        bool            `hcl:"clean,optional" doc:"start: let the copy drop the copied tables that the target has first (a rehearsal run again), as copy's clean = true, and drop an earlier run's bookkeeping on the target."`
 }
 
 // CaptureOutput is the output of capture.
@@ -53,6 +54,7 @@ type CaptureOutput struct {
 	Differing    []string               `json:"differing" doc:"verify and cutover: the first rows found to differ (at most 10), \"schema.table key (missing|extra|changed)\"; the step fails when there is one."`
 	Checksum     *compare.CompareOutput `json:"checksum" doc:"verify, and cutover's whole-table checks: the comparison's output, as the compare step's; null otherwise."`
 	Seconds      float64                `json:"seconds" doc:"How long the step took."`
+	FullRow      []string               `json:"full_row" doc:"start: the tables without a key captured with full_row_match, whose rows are matched on the target by every column."`
 	Copy         *copystep.CopyOutput   `json:"copy" doc:"start: the initial copy's output, as the copy step's; null otherwise."`
 	Created      []string               `json:"created" doc:"What this run created."`
 	Dropped      []string               `json:"dropped" doc:"What this run dropped."`
@@ -102,7 +104,8 @@ type run struct {
 	lastProgress      time.Time
 	tables            []*table // the captured tables, from the source's registry
 	appliedAtRunStart int64
-	verify            string // cutover's data check
+	verify            string   // cutover's data check
+	fullRow           []string // start: the tables matched by every column
 }
 
 func runCapture(ctx context.Context, env *steptype.Env, a *CaptureArgs) (*CaptureOutput, error) {
@@ -159,7 +162,7 @@ func newRun(env *steptype.Env, a *CaptureArgs) (*run, error) {
 	}
 	r := &run{a: a, env: env, batch: defaultBatch, maxLag: time.Second, lockWait: defaultLockWait, start: time.Now(),
 		srcName: a.Source.Name, dstName: a.Target.Name, verify: a.Verify,
-		out: &CaptureOutput{Action: a.Action, Tables: []string{}, Created: []string{}, Dropped: []string{}, Differing: []string{}}}
+		out: &CaptureOutput{Action: a.Action, Tables: []string{}, Created: []string{}, Dropped: []string{}, Differing: []string{}, FullRow: []string{}}}
 	switch {
 	case a.Fence != nil && a.Action != "cutover":
 		return nil, errors.New(`fence: only for action = "cutover"`)
@@ -208,8 +211,8 @@ func newRun(env *steptype.Env, a *CaptureArgs) (*run, error) {
 			return nil, fmt.Errorf("initial copy: %w", err)
 		}
 		r.copy = p
-	} else if a.Clean {
-		return nil, errors.New("clean: only for action = \"start\"")
+	} else if a.Clean || a.FullRowMatch {
+		return nil, errors.New("clean, full_row_match: only for action = \"start\"")
 	} else if a.Jobs != nil && a.Action != "verify" && a.Action != "cutover" {
 		return nil, errors.New("jobs: only for action = \"start\", \"verify\" and \"cutover\"")
 	}

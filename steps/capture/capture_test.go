@@ -123,7 +123,7 @@ func TestCaptureRefusesTableWithoutKey(t *testing.T) {
 	src, dst, _ := ownerPair(t, `CREATE SCHEMA app; CREATE TABLE app.keyed (id int PRIMARY KEY); CREATE TABLE app.loose (a int, b text);
 		CREATE TABLE app.nullable_unique (a int UNIQUE); CREATE TABLE app.unique_ok (a int NOT NULL UNIQUE, b text);`)
 	_, err := capRun(t, steptest.Ctx(t), nil, src, dst, "start", nil)
-	if !steptype.IsRefusal(err) || !strings.Contains(err.Error(), "app.loose, app.nullable_unique have no primary key") {
+	if !steptype.IsRefusal(err) || !strings.Contains(err.Error(), "app.loose, app.nullable_unique have no primary key") || !strings.Contains(err.Error(), "full_row_match = true") {
 		t.Fatalf("want a refusal naming app.loose and app.nullable_unique: %v", err)
 	}
 	if left := leftOn(t, src); len(left) != 0 {
@@ -384,4 +384,40 @@ func TestCutoverWithoutFence(t *testing.T) {
 		t.Errorf("fence on catch_up: %v", err)
 	}
 	mustRun(t, src, dst, "stop", nil)
+}
+
+// TestCaptureFullRowMatch captures a table without a key, identical rows
+// included, when the user opts in: each change finds one matching row on
+// the target, and the cut-over checks the table whole.
+func TestCaptureFullRowMatch(t *testing.T) {
+	t.Parallel()
+	src, dst, _ := ownerPair(t, `CREATE SCHEMA app; CREATE TABLE app.loose (a int, b text, j json, at timestamptz);
+		INSERT INTO app.loose VALUES (1, 'x', '{"a": 1}', '2024-01-01 10:00+02'), (1, 'x', '{"a": 1}', '2024-01-01 10:00+02'), (2, NULL, NULL, NULL), (3, 'w', '[1,  2]', NULL);`)
+	out := mustRun(t, src, dst, "start", func(a *CaptureArgs) { a.FullRowMatch = true })
+	if strings.Join(out.FullRow, ",") != "app.loose" {
+		t.Fatalf("full_row: %v", out.FullRow)
+	}
+	const dump = "SELECT t::text FROM app.loose t ORDER BY 1"
+	steptest.MustExec(t, src, `DELETE FROM app.loose WHERE ctid = (SELECT ctid FROM app.loose WHERE a = 1 LIMIT 1);
+		UPDATE app.loose SET b = 'y' WHERE a = 2;
+		UPDATE app.loose SET a = a WHERE a = 3;
+		UPDATE app.loose SET at = at + interval '1 day' WHERE a = 1;
+		INSERT INTO app.loose VALUES (4, 'z', '[]', NULL), (4, 'z', '[]', NULL);`)
+	mustRun(t, src, dst, "catch_up", nil)
+	if got := same(t, src, dst, dump); len(got) != 5 {
+		t.Errorf("%d rows: %v", len(got), got)
+	}
+	mustRun(t, src, dst, "verify", nil)
+	steptest.MustExec(t, src, "DELETE FROM app.loose WHERE ctid = (SELECT ctid FROM app.loose WHERE a = 4 LIMIT 1)")
+	cut := mustRun(t, src, dst, "cutover", nil)
+	if cut.Checksum == nil || len(cut.Checksum.Checksums) != 1 || !cut.Checksum.Checksums[0].Match {
+		t.Errorf("cutover checks the table whole: %+v", cut.Checksum)
+	}
+	if got := same(t, src, dst, dump); len(got) != 4 {
+		t.Errorf("%d rows after the cutover: %v", len(got), got)
+	}
+	mustRun(t, src, dst, "stop", nil)
+	if _, err := capRun(t, steptest.Ctx(t), nil, src, dst, "catch_up", func(a *CaptureArgs) { a.FullRowMatch = true }); err == nil || !strings.Contains(err.Error(), "full_row_match: only for") {
+		t.Errorf("full_row_match on catch_up: %v", err)
+	}
 }

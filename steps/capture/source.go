@@ -30,6 +30,16 @@ type table struct {
 
 func (t *table) String() string { return t.schema + "." + t.name }
 
+// matchColumns are what a row is found by on the target: its key, or
+// every column of a table without one (full_row_match). The triggers
+// log them as the old row's key.
+func (t *table) matchColumns() []string {
+	if len(t.key) == 0 {
+		return t.columns
+	}
+	return t.key
+}
+
 func (t *table) qualified() string { return pgkit.Qualified(t.schema, t.name) }
 
 // fingerprintSQL is a digest of what the replay relies on in the table c:
@@ -95,8 +105,10 @@ ORDER BY 2, 3`, oids, schema)
 			notTable = append(notTable, t.String())
 		case !owned:
 			notOwned = append(notOwned, t.String())
-		case len(t.key) == 0:
+		case len(t.key) == 0 && !r.a.FullRowMatch:
 			noKey = append(noKey, t.String())
+		case len(t.key) == 0:
+			r.fullRow = append(r.fullRow, t.String())
 		}
 		t.id, t.exists = len(out)+1, true
 		out = append(out, t)
@@ -106,7 +118,7 @@ ORDER BY 2, 3`, oids, schema)
 	}
 	var problems []string
 	if len(noKey) > 0 {
-		problems = append(problems, fmt.Sprintf("%s %s no primary key and no unique key on NOT NULL columns: its UPDATEs and DELETEs could not be matched on the target. Add a primary key, or leave it out with tables",
+		problems = append(problems, fmt.Sprintf("%s %s no primary key and no unique key on NOT NULL columns: its UPDATEs and DELETEs could not be matched on the target by key. Add a primary key, leave it out with tables, or set full_row_match = true (rows matched by every column)",
 			strings.Join(noKey, ", "), plural.Choose(len(noKey), "has", "have")))
 	}
 	if len(notTable) > 0 {
@@ -159,7 +171,7 @@ END $f$;
 		fmt.Fprintf(&b, "INSERT INTO %s.tables VALUES (%d, %d, %s, %s, %s, %s, %s);\n", q, t.id, t.oid,
 			literal(t.schema), literal(t.name), literal("{"+quoteArrayItems(t.key)+"}"), literal("{"+quoteArrayItems(t.columns)+"}"), literal(t.fingerprint))
 		var oldKey, keyNew, newRow []string
-		for _, k := range t.key {
+		for _, k := range t.matchColumns() {
 			oldKey = append(oldKey, "OLD."+pgkit.QuoteIdent(k)+"::text")
 			keyNew = append(keyNew, "NEW."+pgkit.QuoteIdent(k)+"::text")
 		}

@@ -33,8 +33,11 @@ type touchedKey struct {
 }
 
 // keyOf is the key of a logged row (its values in the log's column
-// order), as touched keeps it.
+// order), as touched keeps it; a table without a key is checked whole.
 func (t *table) keyOf(row []*string) string {
+	if len(t.key) == 0 {
+		return wholeTable
+	}
 	vals := make([]*string, len(t.key))
 	for i, k := range t.key {
 		if at := slices.Index(t.columns, k); at >= 0 && at < len(row) {
@@ -42,6 +45,14 @@ func (t *table) keyOf(row []*string) string {
 		}
 	}
 	return keyLiteral(vals)
+}
+
+// keyIn is touched's key for a logged old key.
+func (t *table) keyIn(oldKey []*string) string {
+	if len(t.key) == 0 {
+		return wholeTable
+	}
+	return keyLiteral(oldKey)
 }
 
 // keyLiteral writes key values as a text[] literal.

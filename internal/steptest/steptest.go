@@ -13,6 +13,8 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -198,4 +200,32 @@ func Pgbench(ctx context.Context, b testing.TB, db *pgkit.Database, scale int) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("pgbench: %v\n%s", err, out)
 	}
+}
+
+// pgbenchTPS reads the TPS line of pgbench's report.
+var pgbenchTPS = regexp.MustCompile(`tps = ([0-9.]+)`)
+
+// PgbenchRun runs pgbench's TPC-B-like script (-n: no vacuum first) with
+// args against db and returns its TPS. It returns an error rather than
+// failing the test: benchmarks run it on goroutines of their own too.
+func PgbenchRun(ctx context.Context, db *pgkit.Database, args ...string) (float64, error) {
+	bin, _, err := pgkit.Tool(ctx, "pgbench", 0)
+	if err != nil {
+		return 0, err
+	}
+	conn, environ, err := pgkit.LibPQ(nil, db)
+	if err != nil {
+		return 0, err
+	}
+	cmd := exec.CommandContext(ctx, bin, append(append([]string{"-n"}, args...), conn)...)
+	cmd.Env = environ
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("pgbench: %w\n%s", err, out)
+	}
+	m := pgbenchTPS.FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("pgbench: no tps in\n%s", out)
+	}
+	return strconv.ParseFloat(string(m[1]), 64)
 }

@@ -2,10 +2,6 @@ package capture
 
 import (
 	"context"
-	"fmt"
-	"os/exec"
-	"regexp"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -37,30 +33,7 @@ func BenchmarkCaptureCost(b *testing.B) {
 	steptest.Pgbench(ctx, b, src, 10)
 	steptest.MustExec(b, src.URL, "ALTER TABLE pgbench_history ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
 	steptest.MustExec(b, src.URL, "VACUUM ANALYZE")
-	bin, _, err := pgkit.Tool(ctx, "pgbench", 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	conn, environ, err := pgkit.LibPQ(nil, src)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tpsRe := regexp.MustCompile(`tps = ([0-9.]+)`)
-	// runPgbench returns an error rather than failing: it also runs on a
-	// goroutine of its own, where b.Fatal may not be called.
-	runPgbench := func(args ...string) (float64, error) {
-		cmd := exec.CommandContext(ctx, bin, append(append([]string{"-n"}, args...), conn)...)
-		cmd.Env = environ
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return 0, fmt.Errorf("pgbench: %v\n%s", err, out)
-		}
-		m := tpsRe.FindSubmatch(out)
-		if m == nil {
-			return 0, fmt.Errorf("pgbench: no tps in\n%s", out)
-		}
-		return strconv.ParseFloat(string(m[1]), 64)
-	}
+	runPgbench := func(args ...string) (float64, error) { return steptest.PgbenchRun(ctx, src, args...) }
 	pgbench := func(args ...string) float64 {
 		tps, err := runPgbench(args...)
 		if err != nil {

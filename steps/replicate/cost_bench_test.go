@@ -3,10 +3,7 @@ package replicate
 import (
 	"context"
 	"fmt"
-	"os/exec"
-	"regexp"
 	"sort"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -50,31 +47,9 @@ func BenchmarkReplicateCost(b *testing.B) {
 	steptest.Pgbench(ctx, b, src, 10)
 	steptest.MustExec(b, src.URL, "ALTER TABLE pgbench_history ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
 	steptest.MustExec(b, src.URL, "VACUUM ANALYZE")
-	bin, _, err := pgkit.Tool(ctx, "pgbench", 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	conn, environ, err := pgkit.LibPQ(nil, src)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tpsRe := regexp.MustCompile(`tps = ([0-9.]+)`)
-	runPgbench := func(ctx context.Context, args ...string) (float64, error) {
-		cmd := exec.CommandContext(ctx, bin, append(append([]string{"-n"}, args...), conn)...)
-		cmd.Env = environ
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return 0, fmt.Errorf("pgbench: %v\n%s", err, out)
-		}
-		m := tpsRe.FindSubmatch(out)
-		if m == nil {
-			return 0, fmt.Errorf("pgbench: no tps in\n%s", out)
-		}
-		tps, _ := strconv.ParseFloat(string(m[1]), 64)
-		return tps, nil
-	}
+	runPgbench := func(args ...string) (float64, error) { return steptest.PgbenchRun(ctx, src, args...) }
 	pgbench := func(args ...string) float64 {
-		tps, err := runPgbench(ctx, args...)
+		tps, err := runPgbench(args...)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -121,7 +96,7 @@ func BenchmarkReplicateCost(b *testing.B) {
 
 		checkpoint()
 		lag, err := sampleLag(ctx, src.URL, slot, func(ctx context.Context) (float64, error) {
-			return runPgbench(ctx, "-c", "2", "-j", "2", "-R", "300", "-T", "10")
+			return steptest.PgbenchRun(ctx, src, "-c", "2", "-j", "2", "-R", "300", "-T", "10")
 		})
 		if err != nil {
 			b.Fatal(err)

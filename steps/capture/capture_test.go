@@ -421,3 +421,37 @@ func TestCaptureFullRowMatch(t *testing.T) {
 		t.Errorf("full_row_match on catch_up: %v", err)
 	}
 }
+
+// TestCaptureWriterSettings: a writer whose session prints dates,
+// intervals, floats and bytea its own way is replayed exactly; only the
+// triggers of tables with such columns pin the settings (each pin costs
+// every row), and a table without a key matched by text pins them too.
+func TestCaptureWriterSettings(t *testing.T) {
+	t.Parallel()
+	src, dst, _ := ownerPair(t, `CREATE SCHEMA app;
+		CREATE TABLE app.timed (id int PRIMARY KEY, d date, ts timestamptz, iv interval, f float8, p point, r tstzrange, fs float4[]);
+		CREATE TABLE app.plain (id int PRIMARY KEY, b bytea, m numeric(12, 2), tags text[], doc jsonb);
+		CREATE TABLE app.loose (b bytea, n int);`)
+	mustRun(t, src, dst, "start", func(a *CaptureArgs) { a.FullRowMatch = true })
+	pinned := steptest.Query(t, src, `SELECT c.relname || ' ' || (p.proconfig::text LIKE '%DateStyle%')::text FROM pg_trigger g
+		JOIN pg_class c ON c.oid = g.tgrelid JOIN pg_proc p ON p.oid = g.tgfoid WHERE g.tgname = 'planrun_capture_row' ORDER BY 1`)
+	if strings.Join(pinned, ",") != "loose true,plain false,timed true" {
+		t.Errorf("which triggers pin the print settings: %v", pinned)
+	}
+	steptest.MustExec(t, src, `SET DateStyle = 'SQL, DMY'; SET IntervalStyle = 'sql_standard'; SET extra_float_digits = -15; SET bytea_output = 'escape'; SET TimeZone = 'Asia/Kolkata';
+		INSERT INTO app.timed VALUES (1, '2024-02-03', '2024-02-03 04:05:06.789+01', '1 year 2 days 03:04:05', 0.1 + 0.2, point(1.0/3, 2.0/3), tstzrange('2024-01-01', '2024-01-02'), ARRAY[1.0/3]::float4[]);
+		INSERT INTO app.plain VALUES (1, '\x00ff5c27', 12.5, ARRAY['a'], '{"x": 1.5}');
+		INSERT INTO app.loose VALUES ('\x00ff5c27', 1), ('\x01', 2);
+		UPDATE app.timed SET f = f * 3 WHERE id = 1;
+		UPDATE app.plain SET b = b || '\x01'::bytea WHERE id = 1;
+		DELETE FROM app.loose WHERE n = 1;
+		UPDATE app.loose SET n = 3 WHERE n = 2;`)
+	mustRun(t, src, dst, "catch_up", nil)
+	same(t, src, dst, "SELECT t::text FROM app.timed t ORDER BY id")
+	same(t, src, dst, "SELECT t::text FROM app.plain t ORDER BY id")
+	if got := same(t, src, dst, "SELECT t::text FROM app.loose t ORDER BY 1"); len(got) != 1 {
+		t.Errorf("loose: %v", got)
+	}
+	mustRun(t, src, dst, "verify", nil)
+	mustRun(t, src, dst, "stop", nil)
+}

@@ -26,6 +26,7 @@ type table struct {
 	fingerprint  string
 	apply        *applySQL // on the target
 	exists       bool      // on the source, now
+	printsAlike  bool      // start: no column's text depends on the session's settings
 }
 
 func (t *table) String() string { return t.schema + "." + t.name }
@@ -62,6 +63,22 @@ const keySQL = `(SELECT array_agg(a.attname::text ORDER BY k.ord)
 		ORDER BY i.indisprimary DESC, i.indnkeyatts, i.indexrelid LIMIT 1)) WITH ORDINALITY k(attnum, ord)
 	JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum)`
 
+// settingsFreeSQL says whether no column of the table c prints by the
+// session's date, interval or float settings: none of those types, nor
+// an array, domain, composite or range over one (point prints float8s).
+// The trigger of such a table need not pin them, which costs every row.
+const settingsFreeSQL = `NOT EXISTS (WITH RECURSIVE deps(typ) AS (
+		SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+		UNION
+		SELECT l.x FROM deps d JOIN pg_catalog.pg_type t ON t.oid = d.typ, LATERAL (
+			SELECT t.typelem WHERE t.typelem <> 0
+			UNION ALL SELECT t.typbasetype WHERE t.typbasetype <> 0
+			UNION ALL SELECT a2.atttypid FROM pg_catalog.pg_attribute a2 WHERE t.typrelid <> 0 AND a2.attrelid = t.typrelid AND a2.attnum > 0 AND NOT a2.attisdropped
+			UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid
+			UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = t.oid) l(x))
+	SELECT FROM deps WHERE typ IN ('date'::regtype, 'time'::regtype, 'timetz'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype,
+		'interval'::regtype, 'float4'::regtype, 'float8'::regtype, 'money'::regtype))`
+
 // discover resolves the tables to capture on the source: those given, or
 // every ordinary table the role owns. It refuses (the caller marks it a
 // refusal) tables without a key, naming them.
@@ -80,7 +97,7 @@ func (r *run) discover(ctx context.Context) ([]*table, error) {
 	rows, err := r.src.Query(ctx, `
 SELECT c.oid, n.nspname, c.relname, c.relkind::text, pg_catalog.pg_has_role(c.relowner, 'USAGE'), coalesce(`+keySQL+`, '{}'),
 	coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
-		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '{}'), `+fingerprintSQL+`
+		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '{}'), `+fingerprintSQL+`, `+settingsFreeSQL+`
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE CASE WHEN cardinality($1::oid[]) > 0 THEN c.oid = ANY ($1::oid[]) ELSE
 	c.relkind = 'r' AND pg_catalog.pg_has_role(c.relowner, 'USAGE') AND n.nspname <> $2
@@ -96,7 +113,7 @@ ORDER BY 2, 3`, oids, schema)
 		t := &table{}
 		var kind string
 		var owned bool
-		if err := rows.Scan(&t.oid, &t.schema, &t.name, &kind, &owned, &t.key, &t.columns, &t.fingerprint); err != nil {
+		if err := rows.Scan(&t.oid, &t.schema, &t.name, &kind, &owned, &t.key, &t.columns, &t.fingerprint, &t.printsAlike); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("source %s: list the tables: %w", r.srcName, err)
 		}
@@ -185,11 +202,17 @@ END $f$;
 		// NULL (jsonb would not tell a JSON null from it), and the key
 		// is read by name, not by a conversion of the whole OLD row
 		// (which would detoast every value). The settings that change
-		// how values print are pinned. SECURITY DEFINER: writers other
+		// how values print are pinned, where a column prints by them or
+		// rows are matched by their text (full_row_match: bytea too):
+		// each SET costs every row. SECURITY DEFINER: writers other
 		// than the owner need no rights on the log; search_path pinned
 		// so that they cannot redirect it.
+		pin := "SET search_path = pg_catalog, pg_temp"
+		if !t.printsAlike || len(t.key) == 0 {
+			pin += " SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET extra_float_digits = 3 SET bytea_output = 'hex'"
+		}
 		fmt.Fprintf(&b, `CREATE FUNCTION %[1]s.t%[2]d() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
-	SET search_path = pg_catalog, pg_temp SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET extra_float_digits = 3 SET bytea_output = 'hex' AS $f$
+	%[9]s AS $f$
 BEGIN
 	IF TG_OP = 'INSERT' THEN
 		INSERT INTO %[1]s.log (tab, op, new_row) VALUES (%[2]d, 'I', ARRAY[%[5]s]);
@@ -208,7 +231,7 @@ CREATE TRIGGER %[6]s AFTER INSERT OR UPDATE OR DELETE ON %[7]s FOR EACH ROW EXEC
 CREATE TRIGGER %[8]s AFTER TRUNCATE ON %[7]s FOR EACH STATEMENT EXECUTE FUNCTION %[1]s.truncated('%[2]d');
 ALTER TABLE %[7]s ENABLE ALWAYS TRIGGER %[6]s, ENABLE ALWAYS TRIGGER %[8]s;
 `, q, t.id, strings.Join(oldKey, ", "), strings.Join(keyNew, ", "), strings.Join(newRow, ", "),
-			pgkit.QuoteIdent(triggerPrefix+"_row"), t.qualified(), pgkit.QuoteIdent(triggerPrefix+"_truncate"))
+			pgkit.QuoteIdent(triggerPrefix+"_row"), t.qualified(), pgkit.QuoteIdent(triggerPrefix+"_truncate"), pin)
 	}
 	return r.withLocks(ctx, "create the change log and the triggers", tables, b.String())
 }

@@ -196,40 +196,34 @@ func (w *demoWriter) lost(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("writer: connect to the target: %w", err)
 	}
 	defer pgkit.Close(ctx, conn)
-	ids := make([]int64, 0, len(w.orders))
-	for id := range w.orders {
-		ids = append(ids, id)
-	}
-	found := 0
-	var id int64
-	var notes string
-	err = pgkit.Each(ctx, conn, `SELECT id, coalesce(notes, '') FROM app.orders WHERE id = ANY($1)`, []any{ids}, []any{&id, &notes}, func() error {
-		if w.orders[id] == notes {
-			found++
-		}
-		return nil
-	})
+	orders, err := matching(ctx, conn, "SELECT id, coalesce(notes, '') FROM app.orders WHERE id = ANY($1)", w.orders)
 	if err != nil {
 		return 0, fmt.Errorf("writer: read the orders on the target: %w", err)
 	}
-	lost := len(w.orders) - found
-	cids := make([]int32, 0, len(w.names))
-	for c := range w.names {
-		cids = append(cids, c)
+	customers, err := matching(ctx, conn, "SELECT id, name FROM app.customers WHERE id = ANY($1)", w.names)
+	if err != nil {
+		return 0, fmt.Errorf("writer: read the customers on the target: %w", err)
 	}
-	found = 0
-	var cid int32
-	var name string
-	err = pgkit.Each(ctx, conn, `SELECT id, name FROM app.customers WHERE id = ANY($1)`, []any{cids}, []any{&cid, &name}, func() error {
-		if w.names[cid] == name {
+	return len(w.orders) - orders + len(w.names) - customers, nil
+}
+
+// matching counts the rows of want that query (given want's keys as $1)
+// finds with the value wanted.
+func matching[K int32 | int64](ctx context.Context, conn *pgx.Conn, query string, want map[K]string) (int, error) {
+	keys := make([]K, 0, len(want))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	found := 0
+	var k K
+	var v string
+	err := pgkit.Each(ctx, conn, query, []any{keys}, []any{&k, &v}, func() error {
+		if want[k] == v {
 			found++
 		}
 		return nil
 	})
-	if err != nil {
-		return 0, fmt.Errorf("writer: read the customers on the target: %w", err)
-	}
-	return lost + len(w.names) - found, nil
+	return found, err
 }
 
 // blocked is how long the app could not write: from the first write the

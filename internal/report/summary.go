@@ -154,6 +154,7 @@ func summarizeOutput(uses string, out any) []Fact {
 			Action       string      `json:"action"`
 			Tables       []string    `json:"tables"`
 			Applied      int64       `json:"applied"`
+			NotFound     int64       `json:"not_found"`
 			LagRows      int64       `json:"lag_rows"`
 			LagMax       float64     `json:"lag_max_seconds"`
 			Verify       string      `json:"verify"`
@@ -171,6 +172,9 @@ func summarizeOutput(uses string, out any) []Fact {
 			count("copied_rows", o.Copy.Rows)
 		}
 		count("applied", o.Applied)
+		if o.NotFound > 0 {
+			count("not_found", o.NotFound)
+		}
 		count("lag_rows", o.LagRows)
 		seconds("lag_max_seconds", o.LagMax)
 		if o.Verify != "" {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/planrun/planrun/internal/event"
 	"github.com/planrun/planrun/internal/pgkit"
+	"github.com/planrun/planrun/internal/plural"
 	"github.com/planrun/planrun/steps/steptype"
 )
 
@@ -290,6 +291,18 @@ func (r *run) applyChanges(ctx context.Context, tx pgx.Tx, changes []change, kee
 	}
 	b := &pgx.Batch{}
 	touched := map[touchedKey]bool{}
+	var notFound []string
+	// A delete that finds no row means the target had diverged (no
+	// replayed history deletes a row twice): counted and named, and the
+	// verify or the cut-over's check says what else differs.
+	deleteRow := func(t *table, c change) {
+		b.Queue(t.apply.delete, c.oldKey).Exec(func(tag pgconn.CommandTag) error {
+			if tag.RowsAffected() == 0 {
+				notFound = append(notFound, fmt.Sprintf("%s %s (log position %d)", t, describeKey(t.matchColumns(), keyLiteral(c.oldKey)), c.pos))
+			}
+			return nil
+		})
+	}
 	for _, c := range changes {
 		t := byID[c.tab]
 		if t == nil {
@@ -304,13 +317,13 @@ func (r *run) applyChanges(ctx context.Context, tx pgx.Tx, changes []change, kee
 				continue // full_row_match: no column changed, nothing to do
 			}
 			if c.oldKey != nil { // the key changed: the row moves
-				b.Queue(t.apply.delete, c.oldKey)
+				deleteRow(t, c)
 				touched[touchedKey{t.id, t.keyIn(c.oldKey)}] = true
 			}
 			b.Queue(t.apply.upsert, c.newRow)
 			touched[touchedKey{t.id, t.keyOf(c.newRow)}] = true
 		case "D":
-			b.Queue(t.apply.delete, c.oldKey)
+			deleteRow(t, c)
 			touched[touchedKey{t.id, t.keyIn(c.oldKey)}] = true
 		case "T":
 			b.Queue(t.apply.truncate)
@@ -326,7 +339,12 @@ func (r *run) applyChanges(ctx context.Context, tx pgx.Tx, changes []change, kee
 		}
 		b.Queue("INSERT INTO "+pgkit.QuoteIdent(schema)+".touched (tab, key) SELECT * FROM unnest($1::int[], $2::text[]) AS u(tab, key) ON CONFLICT DO NOTHING", tabs, keys)
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	err := tx.SendBatch(ctx, b).Close()
+	if len(notFound) > 0 && err == nil {
+		r.out.NotFound += int64(len(notFound))
+		r.env.Logf("warning: target %s lacked %s that the source changed, so it had diverged: %s", r.dstName, plural.Of(len(notFound), "row"), shortList(notFound, 3))
+	}
+	if err != nil {
 		return fmt.Errorf("target %s: apply %d changes (log positions %d to %d): %w", r.dstName, len(changes), changes[0].pos, changes[len(changes)-1].pos, err)
 	}
 	return nil

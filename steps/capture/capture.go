@@ -38,6 +38,7 @@ type CaptureOutput struct {
 	Tables       []string               `json:"tables" doc:"The captured tables, schema.name."`
 	Applied      int64                  `json:"applied" doc:"How many changes this run applied to the target."`
 	AppliedTotal int64                  `json:"applied_total" doc:"How many changes have been applied since start."`
+	NotFound     int64                  `json:"not_found" doc:"How many replayed DELETEs (and UPDATEs that moved a row to another key) found no row on the target: it had diverged (a write to the target, say); each is named in the log, and verify or cutover's check finds what else differs."`
 	Batches      int                    `json:"batches" doc:"How many target transactions this run committed."`
 	LagRows      int64                  `json:"lag_rows" doc:"Changes committed on the source and not yet applied, at the end."`
 	LagSeconds   float64                `json:"lag_seconds" doc:"Age of the oldest of them (0 when none)."`

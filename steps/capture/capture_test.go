@@ -369,6 +369,12 @@ func TestCutoverWithoutFence(t *testing.T) {
 	t.Parallel()
 	src, dst, _ := ownerPair(t, typesSchema)
 	mustRun(t, src, dst, "start", nil)
+	// A row gone from the target alone: the replayed DELETE says so.
+	steptest.MustExec(t, dst, "DELETE FROM app.uniq WHERE code = 'c5'")
+	steptest.MustExec(t, src, "DELETE FROM app.uniq WHERE code = 'c5'")
+	if up := mustRun(t, src, dst, "catch_up", nil); up.NotFound != 1 || up.Applied != 1 {
+		t.Errorf("a delete the target could not match: not_found %d, applied %d", up.NotFound, up.Applied)
+	}
 	mustRun(t, src, dst, "verify", nil)
 	steptest.MustExec(t, src, "UPDATE app.pairs SET v = 'late' WHERE a = 2")
 	cut := mustRun(t, src, dst, "cutover", func(a *CaptureArgs) { a.Fence = ptr(false) })

@@ -461,3 +461,27 @@ func TestCaptureWriterSettings(t *testing.T) {
 	mustRun(t, src, dst, "verify", nil)
 	mustRun(t, src, dst, "stop", nil)
 }
+
+// TestVerifyStartsOverWhenReplayMoves: a catch_up that moves the target
+// past verify's snapshot before verify holds it makes verify start over
+// from a new snapshot, not compare a target that is ahead of it.
+func TestVerifyStartsOverWhenReplayMoves(t *testing.T) {
+	t.Parallel()
+	src, dst, _ := ownerPair(t, typesSchema)
+	mustRun(t, src, dst, "start", nil)
+	env := steptest.Env(t)
+	env.Log = t.Logf
+	calls := 0
+	beforeHoldHooks.Store(env, func() {
+		if calls++; calls == 1 {
+			steptest.MustExec(t, src, "UPDATE app.pairs SET v = 'moved on' WHERE a = 1")
+			mustRun(t, src, dst, "catch_up", nil)
+		}
+	})
+	defer beforeHoldHooks.Delete(env)
+	out, err := capRun(t, steptest.Ctx(t), env, src, dst, "verify", nil)
+	if err != nil || calls != 2 || out.VerifiedRows != 80 || out.VerifiedAt == "" {
+		t.Fatalf("verify: %v; %d attempts, %d rows", err, calls, out.VerifiedRows)
+	}
+	mustRun(t, src, dst, "stop", nil)
+}

@@ -81,46 +81,72 @@ func (r *run) runVerify(ctx context.Context) error {
 	if err := r.prepareTarget(ctx); err != nil {
 		return err
 	}
+	for try := 1; ; try++ {
+		held, err := r.verifyOnce(ctx)
+		if err != nil || held {
+			return err
+		}
+		if try == verifyTries {
+			return fmt.Errorf("target %s: another capture step moved the replay on %d times before verify could hold it: run verify while no catch_up runs", r.dstName, try)
+		}
+		r.env.Logf("another capture step moved the replay of %s on; verifying again", r.dstName)
+	}
+}
+
+// beforeHoldHooks lets a test move the replay on between verify's
+// replay and its hold. Keyed by env: it never fires in another test.
+var beforeHoldHooks sync.Map // *steptype.Env -> func()
+
+// verifyTries is how often verify starts over when another replay moved
+// the target past its snapshot before it could hold it.
+const verifyTries = 3
+
+// verifyOnce is one attempt of verify; held is false when another
+// capture step moved the replay past the snapshot first.
+func (r *run) verifyOnce(ctx context.Context) (held bool, err error) {
 	conn, err := pgkit.Connect(ctx, r.env, r.a.Source, true)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer pgkit.Close(ctx, conn)
 	snap, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return fmt.Errorf("source %s: begin the snapshot: %w", r.srcName, err)
+		return false, fmt.Errorf("source %s: begin the snapshot: %w", r.srcName, err)
 	}
 	defer pgkit.Rollback(ctx, snap)
 	var exported, at string
 	if err := snap.QueryRow(ctx, "SELECT pg_catalog.pg_export_snapshot(), pg_catalog.pg_current_snapshot()::text").Scan(&exported, &at); err != nil {
-		return fmt.Errorf("source %s: export a snapshot (a pooler in transaction mode cannot): %w", r.srcName, err)
+		return false, fmt.Errorf("source %s: export a snapshot (a pooler in transaction mode cannot): %w", r.srcName, err)
 	}
 	for {
 		res, err := r.applyBatch(ctx, at)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if res.epochDone && res.boundary == at {
 			break
 		}
 		r.progress(false)
 	}
+	if h, ok := beforeHoldHooks.Load(r.env); ok {
+		h.(func())()
+	}
 	hold, err := r.dst.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("target %s: %w", r.dstName, err)
+		return false, fmt.Errorf("target %s: %w", r.dstName, err)
 	}
 	defer pgkit.Rollback(ctx, hold)
 	var boundary string
 	if err := hold.QueryRow(ctx, "SELECT boundary FROM "+pgkit.QuoteIdent(schema)+".state FOR UPDATE").Scan(&boundary); err != nil {
-		return fmt.Errorf("target %s: read the replay position: %w", r.dstName, err)
+		return false, fmt.Errorf("target %s: read the replay position: %w", r.dstName, err)
 	}
 	if boundary != at {
-		return fmt.Errorf("target %s: another capture step moved the replay on during verify: run verify when no catch_up runs", r.dstName)
+		return false, nil
 	}
 	r.env.Logf("target %s replayed to the source's snapshot; comparing %s by checksum", r.dstName, plural.Of(len(r.tables), "table"))
 	cmp, err := r.compareTables(ctx, r.tables, exported)
 	if err != nil {
-		return err
+		return false, err
 	}
 	// A difference also forgets an earlier verify: a cut-over must not
 	// narrow its check to the rows changed since a point now known wrong.
@@ -131,18 +157,18 @@ func (r *run) runVerify(ctx context.Context) error {
 	}
 	if _, err := hold.Exec(ctx, "UPDATE "+pgkit.QuoteIdent(schema)+".state SET "+record+"; DELETE FROM "+pgkit.QuoteIdent(schema)+".touched",
 		pgx.QueryExecModeSimpleProtocol); err != nil {
-		return errors.Join(differs, fmt.Errorf("target %s: record the verify: %w", r.dstName, err))
+		return false, errors.Join(differs, fmt.Errorf("target %s: record the verify: %w", r.dstName, err))
 	}
 	if err := hold.Commit(ctx); err != nil {
-		return errors.Join(differs, fmt.Errorf("target %s: record the verify: %w", r.dstName, err))
+		return false, errors.Join(differs, fmt.Errorf("target %s: record the verify: %w", r.dstName, err))
 	}
 	if differs != nil {
-		return differs
+		return false, differs
 	}
 	pgkit.Rollback(ctx, snap)
 	r.out.VerifiedAt = time.Now().UTC().Format(time.RFC3339Nano)
 	r.env.Logf("verified: %s, %s, equal on both sides", plural.Of(len(r.tables), "table"), plural.Of(r.out.VerifiedRows, "row"))
-	return r.lag(ctx, at)
+	return true, r.lag(ctx, at)
 }
 
 // compareTables runs compare's checksum over tables, the source read in

@@ -5,9 +5,15 @@
 // (planrun_capture), a change log and triggers on the chosen tables, then
 // fills the target with copy's exported entry point (copy.Prepare, then
 // Prepared.Run) in one snapshot whose pg_snapshot is the first replay
-// boundary; catch_up replays the log onto the target; cutover fences the
-// source's writes, drains the log and sets the sequences; unfence lifts
-// the fence; stop (also start's rollback) removes everything.
+// boundary; catch_up replays the log onto the target; verify, while the
+// application writes, replays the target to a snapshot of the source,
+// holds it there and checksums every table on both sides (compare, the
+// source in that snapshot); cutover fences the source's writes, drains
+// the log, sets the sequences and checks the rows changed since the
+// verify (kept on the target as touched, read by key on both sides);
+// unfence lifts the fence; stop (also start's rollback) removes
+// everything. capture reaches into copy (the initial copy) and compare
+// (the checksums), their exported entry points only.
 //
 // Commit order. A log row carries its transaction's id (xid8). The replay
 // proceeds in epochs, each the difference of two snapshots of the source,

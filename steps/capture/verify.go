@@ -18,7 +18,8 @@ import (
 	"github.com/planrun/planrun/steps/steptype"
 )
 
-// wholeTable is touched's key for a TRUNCATE: every row of the table.
+// wholeTable is touched's key for every row of a table: after a
+// TRUNCATE, and for any change to a table without a key.
 const wholeTable = ""
 
 // touchedKeysPerQuery is how many touched rows one query reads per side.

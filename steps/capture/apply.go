@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -82,19 +83,8 @@ func (r *run) prepareTarget(ctx context.Context) error {
 		return fmt.Errorf("target %s has no schema %s: capture's start did not finish there; run capture with action = \"stop\", then start again", r.dstName, schema)
 	}
 	for _, t := range r.tables {
-		types := map[string]string{}
-		generated := map[string]bool{}
-		rows, err := r.dst.Query(ctx, `SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attgenerated <> '' FROM pg_catalog.pg_attribute a
-			WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`, t.qualified())
+		types, generated, err := readColumns(ctx, r.dst, t)
 		if err != nil {
-			return fmt.Errorf("target %s: read the columns of %s: %w", r.dstName, t, err)
-		}
-		var name, typ string
-		var gen bool
-		if _, err := pgx.ForEachRow(rows, []any{&name, &typ, &gen}, func() error {
-			types[name], generated[name] = typ, gen
-			return nil
-		}); err != nil {
 			return fmt.Errorf("target %s: read the columns of %s: %w", r.dstName, t, err)
 		}
 		if len(types) == 0 {
@@ -111,7 +101,9 @@ func (r *run) prepareTarget(ctx context.Context) error {
 		}
 		isKey := map[string]bool{}
 		var keyEq, quotedKey []string
+		t.keyAt = make([]int, len(t.key))
 		for i, k := range t.key {
+			t.keyAt[i] = slices.Index(t.columns, k)
 			isKey[k] = true
 			quotedKey = append(quotedKey, pgkit.QuoteIdent(k))
 			keyEq = append(keyEq, fmt.Sprintf("%s = ($1::text[])[%d]::%s", pgkit.QuoteIdent(k), i+1, types[k]))
@@ -129,6 +121,15 @@ func (r *run) prepareTarget(ctx context.Context) error {
 			conflict = "DO UPDATE SET " + strings.Join(set, ", ")
 		}
 		q := t.qualified()
+		// OVERRIDING SYSTEM VALUE: an identity column GENERATED ALWAYS
+		// takes the source's value.
+		insertRow := fmt.Sprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM (SELECT $1::text[] AS r) AS v",
+			q, strings.Join(insert, ", "), strings.Join(values, ", "))
+		t.apply = &applySQL{
+			upsert:   insertRow + fmt.Sprintf(" ON CONFLICT (%s) %s", strings.Join(quotedKey, ", "), conflict),
+			delete:   fmt.Sprintf("DELETE FROM %s WHERE %s", q, strings.Join(keyEq, " AND ")),
+			truncate: "TRUNCATE ONLY " + q + " CASCADE",
+		}
 		if len(t.key) == 0 {
 			// full_row_match: a row is found by every column's text, one
 			// of identical rows at a time.
@@ -136,22 +137,9 @@ func (r *run) prepareTarget(ctx context.Context) error {
 			for _, c := range t.columns {
 				asText = append(asText, pgkit.QuoteIdent(c)+"::text")
 			}
-			t.apply = &applySQL{
-				upsert: fmt.Sprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM (SELECT $1::text[] AS r) AS v",
-					q, strings.Join(insert, ", "), strings.Join(values, ", ")),
-				delete: fmt.Sprintf("DELETE FROM %[1]s WHERE ctid = (SELECT ctid FROM %[1]s WHERE ARRAY[%[2]s] = $1::text[] LIMIT 1)",
-					q, strings.Join(asText, ", ")),
-				truncate: "TRUNCATE ONLY " + q + " CASCADE",
-			}
-			continue
-		}
-		t.apply = &applySQL{
-			// OVERRIDING SYSTEM VALUE: an identity column GENERATED ALWAYS
-			// takes the source's value.
-			upsert: fmt.Sprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM (SELECT $1::text[] AS r) AS v ON CONFLICT (%s) %s",
-				q, strings.Join(insert, ", "), strings.Join(values, ", "), strings.Join(quotedKey, ", "), conflict),
-			delete:   fmt.Sprintf("DELETE FROM %s WHERE %s", q, strings.Join(keyEq, " AND ")),
-			truncate: "TRUNCATE ONLY " + q + " CASCADE",
+			t.apply.upsert = insertRow
+			t.apply.delete = fmt.Sprintf("DELETE FROM %[1]s WHERE ctid = (SELECT ctid FROM %[1]s WHERE ARRAY[%[2]s] = $1::text[] LIMIT 1)",
+				q, strings.Join(asText, ", "))
 		}
 	}
 	// A replica session fires neither the target's triggers (the
@@ -290,7 +278,6 @@ func (r *run) applyChanges(ctx context.Context, tx pgx.Tx, changes []change, kee
 		byID[t.id] = t
 	}
 	b := &pgx.Batch{}
-	touched := map[touchedKey]bool{}
 	var notFound []string
 	// A delete that finds no row means the target had diverged (no
 	// replayed history deletes a row twice): counted and named, and the
@@ -311,32 +298,24 @@ func (r *run) applyChanges(ctx context.Context, tx pgx.Tx, changes []change, kee
 		switch c.op {
 		case "I":
 			b.Queue(t.apply.upsert, c.newRow)
-			touched[touchedKey{t.id, t.keyOf(c.newRow)}] = true
 		case "U":
 			if c.oldKey == nil && len(t.key) == 0 {
 				continue // full_row_match: no column changed, nothing to do
 			}
 			if c.oldKey != nil { // the key changed: the row moves
 				deleteRow(t, c)
-				touched[touchedKey{t.id, t.keyIn(c.oldKey)}] = true
 			}
 			b.Queue(t.apply.upsert, c.newRow)
-			touched[touchedKey{t.id, t.keyOf(c.newRow)}] = true
 		case "D":
 			deleteRow(t, c)
-			touched[touchedKey{t.id, t.keyIn(c.oldKey)}] = true
 		case "T":
 			b.Queue(t.apply.truncate)
-			touched[touchedKey{t.id, wholeTable}] = true
 		default:
 			return fmt.Errorf("source %s: log position %d: unknown operation %q", r.srcName, c.pos, c.op)
 		}
 	}
 	if keep {
-		tabs, keys := make([]int32, 0, len(touched)), make([]string, 0, len(touched))
-		for k := range touched {
-			tabs, keys = append(tabs, int32(k.tab)), append(keys, k.key)
-		}
+		tabs, keys := touchedBy(changes, byID)
 		b.Queue("INSERT INTO "+pgkit.QuoteIdent(schema)+".touched (tab, key) SELECT * FROM unnest($1::int[], $2::text[]) AS u(tab, key) ON CONFLICT DO NOTHING", tabs, keys)
 	}
 	err := tx.SendBatch(ctx, b).Close()

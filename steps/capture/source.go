@@ -27,6 +27,7 @@ type table struct {
 	apply        *applySQL // on the target
 	exists       bool      // on the source, now
 	printsAlike  bool      // start: no column's text depends on the session's settings
+	keyAt        []int     // where each key column is in columns (-1: not logged); set with apply
 }
 
 func (t *table) String() string { return t.schema + "." + t.name }

@@ -1,10 +1,10 @@
 package capture
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +33,38 @@ type touchedKey struct {
 	key string
 }
 
+// touchedBy lists, as the columns of an insert into touched, the rows
+// that changes touch, each once.
+func touchedBy(changes []change, byID map[int]*table) (tabs []int32, keys []string) {
+	seen := map[touchedKey]bool{}
+	add := func(t *table, key string) {
+		if k := (touchedKey{t.id, key}); !seen[k] {
+			seen[k] = true
+			tabs, keys = append(tabs, int32(t.id)), append(keys, key)
+		}
+	}
+	for _, c := range changes {
+		t := byID[c.tab]
+		switch c.op {
+		case "I":
+			add(t, t.keyOf(c.newRow))
+		case "U":
+			if c.oldKey == nil && len(t.key) == 0 {
+				continue // not applied (see applyChanges)
+			}
+			if c.oldKey != nil {
+				add(t, t.keyIn(c.oldKey))
+			}
+			add(t, t.keyOf(c.newRow))
+		case "D":
+			add(t, t.keyIn(c.oldKey))
+		case "T":
+			add(t, wholeTable)
+		}
+	}
+	return tabs, keys
+}
+
 // keyOf is the key of a logged row (its values in the log's column
 // order), as touched keeps it; a table without a key is checked whole.
 func (t *table) keyOf(row []*string) string {
@@ -40,8 +72,8 @@ func (t *table) keyOf(row []*string) string {
 		return wholeTable
 	}
 	vals := make([]*string, len(t.key))
-	for i, k := range t.key {
-		if at := slices.Index(t.columns, k); at >= 0 && at < len(row) {
+	for i, at := range t.keyAt {
+		if at >= 0 && at < len(row) {
 			vals[i] = row[at]
 		}
 	}
@@ -145,13 +177,13 @@ func (r *run) verifyOnce(ctx context.Context) (held bool, err error) {
 		return false, nil
 	}
 	r.env.Logf("target %s replayed to the source's snapshot; comparing %s by checksum", r.dstName, plural.Of(len(r.tables), "table"))
-	cmp, err := r.compareTables(ctx, r.tables, exported)
+	compared, err := r.compareTables(ctx, r.tables, exported)
 	if err != nil {
 		return false, err
 	}
 	// A difference also forgets an earlier verify: a cut-over must not
 	// narrow its check to the rows changed since a point now known wrong.
-	differs := r.checksumResult(cmp)
+	differs := r.checksumResult(compared)
 	record := "verified = boundary, verified_at = pg_catalog.now()"
 	if differs != nil {
 		record = "verified = NULL, verified_at = NULL"
@@ -200,7 +232,7 @@ func (r *run) checksumResult(out *compare.CompareOutput) error {
 		}
 		name := c.Schema + "." + c.Name
 		if len(c.DifferingKeys) == 0 {
-			r.addDiffering(name + " (" + orElse(c.Note, "its data differs") + ")")
+			r.addDiffering(name + " (" + cmp.Or(c.Note, "its data differs") + ")")
 		}
 		for _, k := range c.DifferingKeys {
 			r.addDiffering(fmt.Sprintf("%s %s (%s)", name, k.Key, k.Kind))
@@ -216,13 +248,6 @@ func (r *run) addDiffering(what string) {
 	if len(r.out.Differing) < maxDiffering {
 		r.out.Differing = append(r.out.Differing, what)
 	}
-}
-
-func orElse(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // exactPattern escapes compare's wildcards in a name.
@@ -256,12 +281,8 @@ func (r *run) verifyAtCutover(ctx context.Context) error {
 			whole = append(whole, t)
 			continue
 		}
-		for len(keys) > 0 {
-			n := min(len(keys), touchedKeysPerQuery)
-			if err := r.checkRows(ctx, t, keys[:n]); err != nil {
-				return err
-			}
-			keys = keys[n:]
+		if err := r.checkTable(ctx, t, keys); err != nil {
+			return err
 		}
 	}
 	if len(whole) > 0 {
@@ -299,17 +320,40 @@ type rowDigest struct {
 	digest  string
 }
 
+// checkTable compares the rows of t with keys on both sides,
+// touchedKeysPerQuery at a time.
+func (r *run) checkTable(ctx context.Context, t *table, keys []string) error {
+	conns := [2]*pgx.Conn{r.src, r.dst}
+	names := [2]string{"source " + r.srcName, "target " + r.dstName}
+	var queries [2]string
+	for i, conn := range conns {
+		q, err := digestQuery(ctx, conn, t)
+		if err != nil {
+			return fmt.Errorf("%s: read the columns of %s: %w", names[i], t, err)
+		}
+		queries[i] = q
+	}
+	for len(keys) > 0 {
+		n := min(len(keys), touchedKeysPerQuery)
+		if err := r.checkRows(ctx, t, conns, names, queries, keys[:n]); err != nil {
+			return err
+		}
+		keys = keys[n:]
+	}
+	return nil
+}
+
 // checkRows reads the rows of t with keys on both sides, at once, and
 // notes every one that differs.
-func (r *run) checkRows(ctx context.Context, t *table, keys []string) error {
+func (r *run) checkRows(ctx context.Context, t *table, conns [2]*pgx.Conn, names, queries [2]string, keys []string) error {
 	var sides [2]map[string]rowDigest
 	var errs [2]error
 	var wg sync.WaitGroup
-	for i, conn := range []*pgx.Conn{r.src, r.dst} {
-		wg.Go(func() { sides[i], errs[i] = readDigests(ctx, conn, t, keys) })
+	for i, conn := range conns {
+		wg.Go(func() { sides[i], errs[i] = readDigests(ctx, conn, queries[i], keys) })
 	}
 	wg.Wait()
-	for i, name := range []string{"source " + r.srcName, "target " + r.dstName} {
+	for i, name := range names {
 		if errs[i] != nil {
 			return fmt.Errorf("%s: read the rows of %s changed since the last verify: %w", name, t, errs[i])
 		}
@@ -336,12 +380,13 @@ func (r *run) checkRows(ctx context.Context, t *table, keys []string) error {
 	return nil
 }
 
-// readDigests reads, on one side, whether each keyed row is there and a
-// digest of its text (the session settings pinned alike on both sides).
-func readDigests(ctx context.Context, conn *pgx.Conn, t *table, keys []string) (map[string]rowDigest, error) {
-	types, err := columnTypes(ctx, conn, t)
+// digestQuery is the query that reads, on one side, whether each keyed
+// row of t is there and a digest of its text (the session settings pinned
+// alike on both sides); the keys are $1.
+func digestQuery(ctx context.Context, conn *pgx.Conn, t *table) (string, error) {
+	types, _, err := readColumns(ctx, conn, t)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	var on, cols []string
 	for i, k := range t.key {
@@ -350,9 +395,14 @@ func readDigests(ctx context.Context, conn *pgx.Conn, t *table, keys []string) (
 	for _, c := range t.columns {
 		cols = append(cols, "t."+pgkit.QuoteIdent(c))
 	}
-	rows, err := conn.Query(ctx, fmt.Sprintf(`SELECT k.key, t.%s IS NOT NULL, coalesce(pg_catalog.md5(ROW(%s)::text), '')
+	return fmt.Sprintf(`SELECT k.key, t.%s IS NOT NULL, coalesce(pg_catalog.md5(ROW(%s)::text), '')
 	FROM pg_catalog.unnest($1::text[]) AS k(key) LEFT JOIN %s t ON %s`,
-		pgkit.QuoteIdent(t.key[0]), strings.Join(cols, ", "), t.qualified(), strings.Join(on, " AND ")), keys)
+		pgkit.QuoteIdent(t.key[0]), strings.Join(cols, ", "), t.qualified(), strings.Join(on, " AND ")), nil
+}
+
+// readDigests runs a digestQuery for keys.
+func readDigests(ctx context.Context, conn *pgx.Conn, query string, keys []string) (map[string]rowDigest, error) {
+	rows, err := conn.Query(ctx, query, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -366,20 +416,22 @@ func readDigests(ctx context.Context, conn *pgx.Conn, t *table, keys []string) (
 	return out, err
 }
 
-// columnTypes reads the types of t's columns on one side.
-func columnTypes(ctx context.Context, conn *pgx.Conn, t *table) (map[string]string, error) {
-	rows, err := conn.Query(ctx, `SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a
+// readColumns reads, on one side, the type of each of t's columns and
+// whether it is generated; no columns when the side lacks the table.
+func readColumns(ctx context.Context, conn *pgx.Conn, t *table) (types map[string]string, generated map[string]bool, err error) {
+	rows, err := conn.Query(ctx, `SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attgenerated <> '' FROM pg_catalog.pg_attribute a
 		WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`, t.qualified())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	types := map[string]string{}
+	types, generated = map[string]string{}, map[string]bool{}
 	var name, typ string
-	_, err = pgx.ForEachRow(rows, []any{&name, &typ}, func() error {
-		types[name] = typ
+	var gen bool
+	_, err = pgx.ForEachRow(rows, []any{&name, &typ, &gen}, func() error {
+		types[name], generated[name] = typ, gen
 		return nil
 	})
-	return types, err
+	return types, generated, err
 }
 
 // describeKey names a row by its key: "id=42", "a=1, b=x".

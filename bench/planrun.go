@@ -11,10 +11,9 @@ import (
 	"path/filepath"
 )
 
-// planrunPlan is the plan the benchmark applies: the copy step as a user
-// writes it, with the jobs of the run.
-const planrunPlan = `plan "bench" {}
-
+// benchDatabases declares the two databases every plan of the benchmark
+// runs between, their URLs given as variables.
+const benchDatabases = `
 variable "src" {
   type      = string
   sensitive = true
@@ -26,7 +25,12 @@ variable "dst" {
 
 database "source" { url = var.src }
 database "target" { url = var.dst }
+`
 
+// planrunPlan is the plan the benchmark applies: the copy step as a user
+// writes it, with the jobs of the run.
+const planrunPlan = `plan "bench" {}
+` + benchDatabases + `
 step "copy" {
   uses   = "copy"
   source = database.source
@@ -67,7 +71,6 @@ func (b *bench) planrunCopyArgs(ctx context.Context, target string, r *result, a
 		Tables []struct {
 			Name   string  `json:"name"`
 			Chunks int     `json:"chunks"`
-			Split  string  `json:"split"`
 			Probe  string  `json:"probe"`
 			Rate   float64 `json:"stream_bytes_per_second"`
 		} `json:"tables"`
@@ -79,7 +82,7 @@ func (b *bench) planrunCopyArgs(ctx context.Context, target string, r *result, a
 	r.detail = fmt.Sprintf("schema %.1fs, data %.1fs (%s streamed), large objects %.1fs, sequences %.1fs, post-data %.1fs, analyze %.1fs",
 		p.Schema, p.Data, human(o.Bytes), p.LargeObjects, p.Sequences, p.PostData, p.Analyze)
 	for _, t := range o.Tables {
-		if t.Split != "" {
+		if t.Probe != "" {
 			verdict := "kept whole"
 			if t.Probe == "split" {
 				verdict = "link-bound, split"

@@ -10,24 +10,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/planrun/planrun/internal/pgkit"
 )
 
 // comparePlan checks the copy with planrun's compare: checksums of every
 // row, computed in both databases.
 const comparePlan = `plan "verify" {}
-
-variable "src" {
-  type      = string
-  sensitive = true
-}
-variable "dst" {
-  type      = string
-  sensitive = true
-}
-
-database "source" { url = var.src }
-database "target" { url = var.dst }
-
+` + benchDatabases + `
 check "same" {
   uses   = "compare"
   source = database.source
@@ -135,33 +125,18 @@ func parallelCounts(ctx context.Context, url string, jobs int) (map[string]int64
 func parallel[T any](ctx context.Context, items []T, jobs int, url string, fn func(context.Context, *pgx.Conn, T) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	work := make(chan T)
-	var wg sync.WaitGroup
-	for range min(jobs, len(items)) {
-		wg.Go(func() {
-			conn, err := pgx.Connect(ctx, url)
-			if err != nil {
-				cancel(err)
-				return
-			}
-			defer conn.Close(context.WithoutCancel(ctx))
-			for it := range work {
-				if err := fn(ctx, conn, it); err != nil {
-					cancel(err)
-					return
-				}
-			}
-		})
-	}
-feed:
-	for _, it := range items {
-		select {
-		case work <- it:
-		case <-ctx.Done():
-			break feed
+	pgkit.RunWorkers(ctx, cancel, jobs, items, func(work <-chan T) error {
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			return err
 		}
-	}
-	close(work)
-	wg.Wait()
+		defer conn.Close(context.WithoutCancel(ctx))
+		for it := range work {
+			if err := fn(ctx, conn, it); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	return context.Cause(ctx)
 }

@@ -229,3 +229,23 @@ func PgbenchRun(ctx context.Context, db *pgkit.Database, args ...string) (float6
 	}
 	return strconv.ParseFloat(string(m[1]), 64)
 }
+
+// PgbenchKeyed loads pgbench's tables at a scale into db, pgbench_history
+// given a key (capture needs one, so the cost benchmarks of capture and
+// replicate run one workload), and vacuums them.
+func PgbenchKeyed(ctx context.Context, b testing.TB, db *pgkit.Database, scale int) {
+	Pgbench(ctx, b, db, scale)
+	MustExec(b, db.URL, "ALTER TABLE pgbench_history ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
+	MustExec(b, db.URL, "VACUUM ANALYZE")
+}
+
+// MustPgbenchRun is PgbenchRun failing b on an error: only on b's own
+// goroutine.
+func MustPgbenchRun(ctx context.Context, b testing.TB, db *pgkit.Database, args ...string) float64 {
+	b.Helper()
+	tps, err := PgbenchRun(ctx, db, args...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return tps
+}

@@ -30,17 +30,8 @@ func BenchmarkCaptureCost(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	src := &pgkit.Database{Name: "source", URL: Source.FreshDB(b)}
-	steptest.Pgbench(ctx, b, src, 10)
-	steptest.MustExec(b, src.URL, "ALTER TABLE pgbench_history ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
-	steptest.MustExec(b, src.URL, "VACUUM ANALYZE")
-	runPgbench := func(args ...string) (float64, error) { return steptest.PgbenchRun(ctx, src, args...) }
-	pgbench := func(args ...string) float64 {
-		tps, err := runPgbench(args...)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return tps
-	}
+	steptest.PgbenchKeyed(ctx, b, src, 10)
+	pgbench := func(args ...string) float64 { return steptest.MustPgbenchRun(ctx, b, src, args...) }
 	for b.Loop() {
 		dst := &pgkit.Database{Name: "target", URL: Target.FreshDB(b)}
 		env := &steptype.Env{Secrets: func(...string) {}}
@@ -68,7 +59,7 @@ func BenchmarkCaptureCost(b *testing.B) {
 
 		var wg sync.WaitGroup
 		var steadyErr error
-		wg.Go(func() { _, steadyErr = runPgbench("-c", "2", "-j", "2", "-R", "300", "-T", "10") })
+		wg.Go(func() { _, steadyErr = steptest.PgbenchRun(ctx, src, "-c", "2", "-j", "2", "-R", "300", "-T", "10") })
 		follow := capture("catch_up", func(a *CaptureArgs) { a.Follow = "10s" })
 		wg.Wait()
 		if steadyErr != nil {

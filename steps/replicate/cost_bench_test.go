@@ -44,17 +44,8 @@ func BenchmarkReplicateCost(b *testing.B) {
 	defer cancel()
 	replPrepare(b)
 	src := &pgkit.Database{Name: "source", URL: Source.FreshDB(b)}
-	steptest.Pgbench(ctx, b, src, 10)
-	steptest.MustExec(b, src.URL, "ALTER TABLE pgbench_history ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
-	steptest.MustExec(b, src.URL, "VACUUM ANALYZE")
-	runPgbench := func(args ...string) (float64, error) { return steptest.PgbenchRun(ctx, src, args...) }
-	pgbench := func(args ...string) float64 {
-		tps, err := runPgbench(args...)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return tps
-	}
+	steptest.PgbenchKeyed(ctx, b, src, 10)
+	pgbench := func(args ...string) float64 { return steptest.MustPgbenchRun(ctx, b, src, args...) }
 	env := &steptype.Env{Secrets: func(...string) {}}
 
 	var sumOff, sumOn, sumCatch, lagMax float64
